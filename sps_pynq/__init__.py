@@ -1,0 +1,14 @@
+"""sps-pynq: periodic pattern-based sparse CNNs on the SPS accelerator, on PYNQ boards.
+
+Board-side imports stay free of torch and onnx; the workstation-only parts (compiler, prune, zoo) import them
+lazily.
+"""
+__version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # Lazy so that `import sps_pynq` stays cheap and torch-free.
+    if name == "Session":
+        from .runtime.session import Session
+        return Session
+    raise AttributeError(name)

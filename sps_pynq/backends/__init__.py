@@ -1,0 +1,15 @@
+"""Backends of `Session`: one module per backend (`sim`, `rtl`, `board`), each a small `Backend` subclass."""
+import importlib
+
+from ..errors import BackendError
+
+BACKENDS = {"sim": "sps_pynq.backends.sim:SimBackend",
+            "rtl": "sps_pynq.backends.rtl:RtlBackend",
+            "board": "sps_pynq.backends.board:BoardBackend"}
+
+
+def backend_class(name: str):
+    if name not in BACKENDS:
+        raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)} or 'auto'")
+    module, cls = BACKENDS[name].split(":")
+    return getattr(importlib.import_module(module), cls)

@@ -1,0 +1,71 @@
+"""The one narrow interface every backend implements (in the manner of tinygrad's ops_<name>.py).
+
+A backend owns one arena (the DDR buffer of the board, a bytearray in simulation). `Session` drives it:
+
+    backend.load(program)            check the hardware matches, allocate the arena, copy the image
+    backend.write(offset, data)      copy input bytes into the arena
+    backend.run()                    run the whole layer program once (one START on hardware)
+    backend.read(offset, nbytes)     copy output bytes out of the arena
+    backend.stats()                  counters of the last run
+    backend.close()
+
+What a backend does not support raises `BackendError`; it never silently does something else.
+Torch- and onnx-free: this module runs on the board.
+"""
+from __future__ import annotations
+
+import abc
+from typing import Optional
+
+import numpy as np
+
+from ..errors import HardwareMismatchError
+from ..hw.config import HwConfig
+from ..program import Program
+
+
+class Backend(abc.ABC):
+    name = "base"
+
+    def __init__(self, hw: Optional[HwConfig] = None):
+        self.hw = hw              # the hardware this backend offers; None = whatever the program was packed for
+        self.program: Optional[Program] = None
+
+    def check_hardware(self, program: Program, where: str = "") -> None:
+        """Refuse a program packed for different hardware, naming both configurations."""
+        if self.hw is None:
+            return
+        if not self.hw.same_hardware(program.hw):
+            raise HardwareMismatchError(
+                f"{where or 'model'} was packed for {program.hw.describe()}, but the {self.name} backend offers "
+                f"{self.hw.describe()}; re-pack with `sps-pynq pack --hw {self.hw.name}` or load the matching "
+                f"overlay")
+
+    @abc.abstractmethod
+    def load(self, program: Program) -> None:
+        """Check the program's hardware, allocate the arena and copy the program image into it."""
+
+    @abc.abstractmethod
+    def write(self, offset: int, data: np.ndarray) -> None:
+        """Copy `data` (any dtype, as raw bytes) into the arena at byte `offset`."""
+
+    @abc.abstractmethod
+    def read(self, offset: int, nbytes: int) -> np.ndarray:
+        """Copy `nbytes` out of the arena at byte `offset`, as int8."""
+
+    @abc.abstractmethod
+    def run(self) -> None:
+        """Run the whole program once."""
+
+    def stats(self) -> dict:
+        """Counters of the last run: at least `layers` (list of per-layer dicts) and `seconds`."""
+        return {}
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

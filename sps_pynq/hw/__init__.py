@@ -1,0 +1,1 @@
+"""The hardware/software interface, defined once: build parameters, descriptor, weight layout, registers."""

@@ -1,0 +1,93 @@
+"""Hardware build parameters of the SPS core, defined once.
+
+The compiler packs for one `HwConfig`, the runtime refuses a `.spsmodel` packed for another, the RTL is
+elaborated with the same numbers (through the generated SystemVerilog package) and the golden model reads them
+from the generated C header. Torch- and onnx-free: this module runs on the board.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+# Bumped whenever the descriptor layout, the arena layout or the arithmetic changes.
+FORMAT_VERSION = 1
+
+# Magic value of the HW_ID register: ASCII "SPS1".
+HW_ID_MAGIC = 0x31535053
+
+
+@dataclass(frozen=True)
+class HwConfig:
+    name: str                   # short name used on the command line and in overlay folders
+    rows: int                   # R: filters computed at once (rows of the systolic array)
+    cols: int                   # C: output pixels computed at once (columns of the array)
+    axi_data_bits: int = 128    # width of the AXI4 master data bus to DDR
+    act_buf_bytes: int = 131072     # on-chip activation buffer: one whole input feature map must fit
+    weight_buf_bytes: int = 81920   # on-chip weight buffer: one row group (I * K * R bytes) must fit
+    max_patterns: int = 16      # largest P the indexing unit holds
+    act_bits: int = 8           # activation width (signed, zero point 0)
+    weight_bits: int = 8        # weight width (signed, symmetric, per output channel)
+    acc_bits: int = 32          # accumulator and bias width
+    format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        if not (1 <= self.rows <= 255 and 1 <= self.cols <= 255):
+            raise ValueError(f"HwConfig {self.name}: rows and cols must be in 1..255, got {self.rows}x{self.cols}")
+        if self.axi_data_bits not in (64, 128):
+            raise ValueError(f"HwConfig {self.name}: axi_data_bits must be 64 or 128, got {self.axi_data_bits}")
+        if not 1 <= self.max_patterns <= 16:
+            raise ValueError(f"HwConfig {self.name}: max_patterns must be in 1..16, got {self.max_patterns}")
+        if (self.act_bits, self.weight_bits, self.acc_bits) != (8, 8, 32):
+            raise ValueError(f"HwConfig {self.name}: only 8-bit activations/weights with 32-bit accumulators")
+
+    @property
+    def fingerprint(self) -> int:
+        """The 32-bit HW_CONFIG register value: rows[7:0], cols[15:8], format version[23:16],
+        log2(axi bytes)[27:24], max_patterns-1[31:28]."""
+        axi_log2 = (self.axi_data_bits // 8).bit_length() - 1
+        return (self.rows | self.cols << 8 | self.format_version << 16 | axi_log2 << 24
+                | (self.max_patterns - 1) << 28)
+
+    @property
+    def buffers_word(self) -> int:
+        """The 32-bit HW_BUFFERS register value: activation buffer KiB[15:0], weight buffer KiB[31:16]."""
+        return (self.act_buf_bytes // 1024) | (self.weight_buf_bytes // 1024) << 16
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "HwConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def describe(self) -> str:
+        return (f"{self.name}: {self.rows}x{self.cols} array, {self.axi_data_bits}-bit AXI, "
+                f"act buffer {self.act_buf_bytes // 1024} KiB, weight buffer {self.weight_buf_bytes // 1024} KiB, "
+                f"P<={self.max_patterns}, format v{self.format_version}")
+
+    def same_hardware(self, other: "HwConfig") -> bool:
+        """True when a program packed for `other` runs on `self` (the name does not matter)."""
+        a, b = self.to_dict(), other.to_dict()
+        a.pop("name"), b.pop("name")
+        return a == b
+
+
+# Named configurations, shared by compiler, runtime, RTL tests and the overlay build.
+CONFIGS = {
+    # ZCU104 (XCZU7EV): 16 x 16 = 256 int8 MACs.
+    "zcu104": HwConfig(name="zcu104", rows=16, cols=16),
+    # Small array for fast RTL simulation in CI.
+    "small": HwConfig(name="small", rows=2, cols=4, axi_data_bits=64,
+                      act_buf_bytes=16384, weight_buf_bytes=8192),
+}
+
+DEFAULT_CONFIG = "zcu104"
+
+
+def get_config(name_or_cfg: "str | HwConfig | None" = None) -> HwConfig:
+    if isinstance(name_or_cfg, HwConfig):
+        return name_or_cfg
+    name = name_or_cfg or DEFAULT_CONFIG
+    if name not in CONFIGS:
+        raise KeyError(f"unknown hardware configuration {name!r}; known: {', '.join(sorted(CONFIGS))}")
+    return CONFIGS[name]

@@ -1,0 +1,129 @@
+"""How a CONV layer's weights and per-channel parameters are laid out in the arena.
+
+Filters are computed R at a time (R = rows of the array). In PPS mode filter o belongs to residue class
+r = o mod P; filters of one class use the same pattern for every input channel i (pattern (r + i) mod P), so
+they need the same activations in the same order and share the array. Row groups are enumerated class by class:
+
+    for r in 0..P-1:                      (dense mode: P = 1, one class with every filter)
+        filters of class r: o = r, r + P, r + 2P, ... < O      (n_r of them)
+        for g in 0..ceil(n_r / R)-1:      row group g holds filters o = r + P * (g * R + row), row < R
+
+A row group's weights are one block of I * K * R int8 bytes in (input channel i, nonzero k, row) order, padded
+with zeros to a multiple of GROUP_ALIGN bytes: each cycle the array consumes the R bytes of one (i, k).
+Tap k of kernel (o, i) is the k-th set bit of its pattern mask (taps t = ky * kw + kx in increasing order); in
+dense mode it is tap k itself. Idle rows (a class with fewer than R filters left) hold zero weights.
+
+A row group's parameters are R records of PARAM_RECORD_BYTES: bias (int32), multiplier (int32), shift (int32),
+zero; idle rows are all zero. Outputs are written back to their original channel o, so the next layer sees the
+usual channel order and no permutation is stored anywhere.
+
+Torch- and onnx-free: this module runs on the board (it is also what tests use to build layers by hand).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List
+
+import numpy as np
+
+from .descriptor import PARAM_RECORD_BYTES
+
+GROUP_ALIGN = 16
+
+
+@dataclass(frozen=True)
+class RowGroup:
+    residue: int          # r: the class (o mod P)
+    index: int            # g: the group number within its class
+    filters: tuple        # original output channels of rows 0..len-1 (len <= R)
+
+
+def row_groups(out_c: int, patterns: int, rows: int) -> List[RowGroup]:
+    """The row groups of a layer with `out_c` filters, in the order the hardware runs and stores them."""
+    groups = []
+    for r in range(patterns):
+        members = list(range(r, out_c, patterns))
+        for g in range(0, len(members), rows):
+            groups.append(RowGroup(r, g // rows, tuple(members[g:g + rows])))
+    return groups
+
+
+def taps_of_mask(mask: int) -> List[int]:
+    """Tap numbers (ky * 3 + kx) set in a 9-bit pattern mask, in increasing order."""
+    return [t for t in range(9) if mask >> t & 1]
+
+
+def _align(n: int, a: int) -> int:
+    return (n + a - 1) // a * a
+
+
+def group_weight_bytes(in_c: int, nnz: int, rows: int) -> int:
+    return _align(in_c * nnz * rows, GROUP_ALIGN)
+
+
+def pack_weights(w: np.ndarray, rows: int, pattern_masks: "List[int] | None" = None) -> bytes:
+    """Pack int8 weights W[O][I][kh][kw] into row-group blocks.
+
+    With `pattern_masks` (PPS mode, 3x3 only), kernel (o, i) must be zero outside pattern (o + i) mod P; only
+    its K nonzero positions are stored. Without, every tap is stored (dense mode).
+    """
+    w = np.asarray(w)
+    if w.dtype != np.int8 or w.ndim != 4:
+        raise ValueError(f"pack_weights wants int8 W[O][I][kh][kw], got {w.dtype} {w.shape}")
+    out_c, in_c, kh, kw = w.shape
+    flat = w.reshape(out_c, in_c, kh * kw)
+    if pattern_masks:
+        if (kh, kw) != (3, 3):
+            raise ValueError(f"PPS packing needs 3x3 kernels, got {kh}x{kw}")
+        P = len(pattern_masks)
+        tap_lists = [taps_of_mask(m) for m in pattern_masks]
+        nnz = len(tap_lists[0])
+        if any(len(t) != nnz for t in tap_lists):
+            raise ValueError(f"every pattern needs the same number of taps, got {[len(t) for t in tap_lists]}")
+    else:
+        P, nnz = 1, kh * kw
+        tap_lists = [list(range(kh * kw))]
+    blocks = []
+    for grp in row_groups(out_c, P, rows):
+        block = np.zeros((in_c, nnz, rows), dtype=np.int8)
+        for row, o in enumerate(grp.filters):
+            for i in range(in_c):
+                taps = tap_lists[(o + i) % P]
+                if pattern_masks:
+                    mask = np.ones(9, dtype=bool)
+                    mask[taps] = False
+                    if np.any(flat[o, i, mask]):
+                        raise ValueError(f"kernel (o={o}, i={i}) has nonzeros outside pattern {(o + i) % P}")
+                block[i, :, row] = flat[o, i, taps]
+        raw = block.tobytes()
+        blocks.append(raw + bytes(group_weight_bytes(in_c, nnz, rows) - len(raw)))
+    return b"".join(blocks)
+
+
+def pack_params(bias: np.ndarray, mult: np.ndarray, shift: np.ndarray, rows: int, patterns: int) -> bytes:
+    """Pack per-output-channel bias (int32), requant multiplier (0..2^31-1) and shift (0..63) by row group."""
+    bias = np.asarray(bias, dtype=np.int64)
+    mult = np.asarray(mult, dtype=np.int64)
+    shift = np.asarray(shift, dtype=np.int64)
+    out_c = bias.shape[0]
+    if mult.shape != (out_c,) or shift.shape != (out_c,):
+        raise ValueError(f"bias/mult/shift must all have shape ({out_c},), got {bias.shape} {mult.shape} {shift.shape}")
+    if np.any(mult < 0) or np.any(mult >= 2**31) or np.any(shift < 0) or np.any(shift > 63):
+        raise ValueError("multipliers must be in 0..2^31-1 and shifts in 0..63")
+    if np.any(bias < -2**31) or np.any(bias >= 2**31):
+        raise ValueError("biases must fit in int32")
+    out = []
+    for grp in row_groups(out_c, patterns, rows):
+        rec = np.zeros((rows, PARAM_RECORD_BYTES // 4), dtype="<i4")
+        for row, o in enumerate(grp.filters):
+            rec[row, 0:3] = (bias[o], mult[o], shift[o])
+        out.append(rec.tobytes())
+    return b"".join(out)
+
+
+def weight_bytes(out_c: int, in_c: int, nnz: int, patterns: int, rows: int) -> int:
+    return len(row_groups(out_c, patterns, rows)) * group_weight_bytes(in_c, nnz, rows)
+
+
+def param_bytes(out_c: int, patterns: int, rows: int) -> int:
+    return len(row_groups(out_c, patterns, rows)) * rows * PARAM_RECORD_BYTES

@@ -1,0 +1,89 @@
+"""A packed model in memory: the arena image, the layer program and what the host does around it.
+
+The compiler produces a `Program`; `sps_pynq.model_file` stores it as a `.spsmodel`; every backend runs it.
+Torch- and onnx-free: this module runs on the board.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
+
+from .hw.config import HwConfig
+from .hw.descriptor import DESC_BYTES, Descriptor, Op, unpack_program
+
+STATS_RECORD_BYTES = 16   # per layer: cycles, MAC-active cycles, stall cycles, 0 (see regmap STATS_OFFSET)
+
+
+@dataclass
+class TensorInfo:
+    name: str                  # the ONNX/graph name of the tensor
+    shape: Tuple[int, ...]     # (C, H, W) as stored in the arena, int8 CHW, batch excluded
+    scale: float               # real value = int8 value * scale
+    offset: int                # byte offset in the arena
+
+    @property
+    def nbytes(self) -> int:
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "shape": list(self.shape), "scale": self.scale, "offset": self.offset}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TensorInfo":
+        return cls(d["name"], tuple(int(s) for s in d["shape"]), float(d["scale"]), int(d["offset"]))
+
+
+@dataclass
+class LayerInfo:
+    name: str                  # a readable layer name, e.g. "conv3" or the ONNX node name
+    sources: List[str]         # ONNX nodes folded into this layer (Conv, BatchNormalization, Relu, ...)
+    out_scale: float           # scale of the layer's int8 output
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "sources": list(self.sources), "out_scale": self.out_scale}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LayerInfo":
+        return cls(d["name"], list(d.get("sources", [])), float(d["out_scale"]))
+
+
+@dataclass
+class Program:
+    hw: HwConfig               # the hardware this was packed for
+    image: bytes               # initial arena contents from offset 0: descriptors, weights, params
+    arena_size: int            # total arena bytes (image + activation buffers + stats)
+    prog_offset: int           # byte offset of the first descriptor
+    layers: List[LayerInfo]    # one per descriptor, same order
+    inputs: List[TensorInfo]
+    outputs: List[TensorInfo]
+    stats_offset: int          # where the core writes per-layer statistics (STATS_RECORD_BYTES each)
+    host_steps: List[dict] = field(default_factory=list)   # after dequantizing outputs, e.g. {"op": "softmax"}
+    metadata: dict = field(default_factory=dict)            # source model, PPS settings, calibration, ...
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    def descriptors(self) -> List[Descriptor]:
+        end = self.prog_offset + self.num_layers * DESC_BYTES
+        return unpack_program(self.image[self.prog_offset:end], self.num_layers)
+
+    def conv_macs(self) -> Tuple[int, int]:
+        """(nonzero MACs, dense-equivalent MACs) of one inference."""
+        sparse = dense = 0
+        for d in self.descriptors():
+            if d.op == Op.CONV:
+                sparse += d.sparse_macs()
+                dense += d.dense_macs()
+        return sparse, dense
+
+    def input(self, name: Optional[str] = None) -> TensorInfo:
+        if name is None:
+            return self.inputs[0]
+        for t in self.inputs:
+            if t.name == name:
+                return t
+        raise KeyError(name)

@@ -1,0 +1,1 @@
+"""Board-side runtime: Session and helpers. Torch- and onnx-free."""
