@@ -1,0 +1,205 @@
+"""SpsCore (sps_pynq.runtime.driver) against a fake register file: sequence, checks, timeout, errors, access count."""
+import numpy as np
+import pytest
+
+from sps_pynq.errors import DeviceError, DeviceTimeoutError, HardwareMismatchError
+from sps_pynq.hw.config import CONFIGS, HW_ID_MAGIC
+from sps_pynq.hw.regmap import REG, REGISTERS, CtrlBit, ErrorCode
+from sps_pynq.runtime.driver import SpsCore, decode_hw_config, parse_stats_records
+
+NAMES = {r.offset: r.name for r in REGISTERS}
+
+
+class FakeCore:
+    """Registers of a core that finishes `polls_to_finish` CTRL reads after START (never if None)."""
+
+    def __init__(self, hw=CONFIGS["zcu104"], polls_to_finish=1, error=None, hw_id=HW_ID_MAGIC):
+        self.regs = {r.offset: 0 for r in REGISTERS}
+        self.regs[REG["HW_ID"]] = hw_id
+        self.regs[REG["HW_CONFIG"]] = hw.fingerprint
+        self.regs[REG["HW_BUFFERS"]] = hw.buffers_word
+        self.regs[REG["CTRL"]] = CtrlBit.IDLE
+        self.polls_to_finish = polls_to_finish
+        self.error = error            # (code, layer) reported at the end of a run
+        self.log = []                 # ("r"|"w", name, value)
+        self._left = None
+
+    def read(self, offset):
+        name = NAMES[offset]
+        if name == "CTRL" and self._left is not None:
+            self._left -= 1
+            if self._left <= 0:
+                self._left = None
+                ctrl = CtrlBit.DONE | CtrlBit.IDLE
+                if self.error:
+                    ctrl |= CtrlBit.ERROR
+                    self.regs[REG["ERROR_CODE"]], self.regs[REG["CUR_LAYER"]] = self.error
+                self.regs[offset] = ctrl
+        self.log.append(("r", name, self.regs[offset]))
+        return self.regs[offset]
+
+    def write(self, offset, value):
+        name = NAMES[offset]
+        self.log.append(("w", name, value))
+        if name == "CTRL":
+            if value & CtrlBit.START:
+                self.regs[offset] = CtrlBit.START
+                self._left = self.polls_to_finish if self.polls_to_finish is not None else float("inf")
+            if value & CtrlBit.SOFT_RESET:
+                self.regs[offset] = CtrlBit.IDLE
+                self._left = None
+            return
+        self.regs[offset] = value
+
+
+class FakeClock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+    def sleep(self, s):
+        self.t += max(s, 1e-6)
+
+
+def make(core, **kw):
+    clock = FakeClock()
+    return SpsCore(core, where="sps_core_0 (fake)", clock=clock, sleep=clock.sleep, **kw), clock
+
+
+def test_configure_writes_the_program_registers_once():
+    core = FakeCore()
+    drv, _ = make(core)
+    drv.check(CONFIGS["zcu104"])
+    drv.configure(0x1_2345_6740, prog_offset=128, num_layers=7, stats_offset=4096)
+    writes = [(n, v) for op, n, v in core.log if op == "w"]
+    assert writes == [("ARENA_LO", 0x2345_6740), ("ARENA_HI", 1), ("PROG_OFFSET", 128), ("NUM_LAYERS", 7),
+                      ("STATS_OFFSET", 4096), ("STATS_ENABLE", 1)]
+    assert [n for op, n, _ in core.log if op == "r"] == ["HW_ID", "HW_CONFIG", "HW_BUFFERS"]
+
+
+def test_misaligned_arena_is_refused():
+    drv, _ = make(FakeCore())
+    with pytest.raises(DeviceError, match="64-byte"):
+        drv.configure(0x1000_0010, 0, 1, 0)
+
+
+def test_run_touches_one_write_and_few_reads():
+    core = FakeCore(polls_to_finish=1)
+    drv, _ = make(core)
+    drv.configure(0x4000_0000, 0, 3, 512)
+    core.log.clear()
+    drv.run(timeout=1.0)
+    assert core.log == [("w", "CTRL", CtrlBit.START), ("r", "CTRL", CtrlBit.DONE | CtrlBit.IDLE)]
+    # a longer run: polling backs off, so accesses grow slowly with run time
+    slow = FakeCore(polls_to_finish=None)
+    drv2, clock = make(slow)
+    finish_at = 0.5
+    real_read = slow.read
+
+    def read(offset):
+        if NAMES[offset] == "CTRL" and clock.t >= finish_at:
+            slow.regs[offset] = CtrlBit.DONE
+            slow._left = None
+        return real_read(offset)
+    slow.read = read
+    drv2.run(timeout=5.0, expected_seconds=0.45)
+    reads = sum(1 for op, n, _ in slow.log if op == "r")
+    assert 1 <= reads <= 12, slow.log
+
+
+def test_mismatch_message_names_both_configurations():
+    core = FakeCore(hw=CONFIGS["zcu104"])
+    drv, _ = make(core)
+    with pytest.raises(HardwareMismatchError) as e:
+        drv.check(CONFIGS["small"], model="tiny.spsmodel")
+    msg = str(e.value)
+    assert "tiny.spsmodel" in msg and "2x4" in msg and "16x16" in msg and "zcu104" in msg
+    assert f"0x{CONFIGS['zcu104'].fingerprint:08x}" in msg and f"0x{CONFIGS['small'].fingerprint:08x}" in msg
+
+
+def test_not_an_sps_core_is_refused():
+    drv, _ = make(FakeCore(hw_id=0))
+    with pytest.raises(HardwareMismatchError, match="HW_ID reads 0x00000000"):
+        drv.check(CONFIGS["zcu104"])
+
+
+def test_timeout_dumps_every_register_and_soft_resets():
+    core = FakeCore(polls_to_finish=None)
+    drv, clock = make(core)
+    drv.configure(0x4000_0000, 0, 3, 512, layer_names=["conv1", "pool1", "fc"])
+    core.regs[REG["CUR_LAYER"]] = 1
+    with pytest.raises(DeviceTimeoutError) as e:
+        drv.run(timeout=0.25)
+    msg = str(e.value)
+    for r in REGISTERS:
+        assert r.name in msg
+    assert "layer 1 (pool1)" in msg and "0.25 s" in msg and "[START]" in msg
+    assert 0.25 <= clock.t < 0.3
+    assert core.log[-1] == ("w", "CTRL", CtrlBit.SOFT_RESET)
+
+
+@pytest.mark.parametrize("code", list(ErrorCode)[1:])
+def test_error_names_layer_and_code(code):
+    core = FakeCore(polls_to_finish=2, error=(int(code), 2))
+    drv, _ = make(core)
+    drv.configure(0x4000_0000, 0, 3, 512, layer_names=["conv1", "conv2", "conv3"])
+    with pytest.raises(DeviceError) as e:
+        drv.run(timeout=1.0)
+    msg = str(e.value)
+    assert "layer 2 (conv3)" in msg and code.name in msg and code.text in msg
+
+
+def test_unknown_error_code():
+    core = FakeCore(error=(99, 0))
+    drv, _ = make(core)
+    with pytest.raises(DeviceError, match="unknown error code 99"):
+        drv.run(timeout=1.0)
+
+
+def test_interrupt_wait_reads_ctrl_once_and_clears_isr():
+    core = FakeCore(polls_to_finish=1)
+    waits = []
+
+    def wait_irq(t):
+        waits.append(t)
+        return True
+    drv, _ = make(core, wait_irq=wait_irq)
+    drv.configure(0x4000_0000, 0, 1, 0)
+    assert ("w", "IER", 3) in core.log and ("w", "GIE", 1) in core.log
+    core.log.clear()
+    drv.run(timeout=2.0)
+    assert core.log == [("w", "CTRL", CtrlBit.START), ("r", "CTRL", CtrlBit.DONE | CtrlBit.IDLE), ("w", "ISR", 3)]
+    assert waits and waits[0] == pytest.approx(2.0)
+
+
+def test_interrupt_that_never_comes_times_out():
+    core = FakeCore(polls_to_finish=None)
+    drv, _ = make(core, wait_irq=lambda t: False)
+    with pytest.raises(DeviceTimeoutError):
+        drv.run(timeout=0.1)
+
+
+def test_counters_combine_lo_hi():
+    core = FakeCore()
+    core.regs[REG["CYCLES_LO"]], core.regs[REG["CYCLES_HI"]] = 5, 2
+    core.regs[REG["MAC_CYCLES_LO"]] = 3
+    core.regs[REG["BYTES_WR_HI"]] = 1
+    drv, _ = make(core)
+    c = drv.counters()
+    assert c == {"cycles": (2 << 32) + 5, "mac_cycles": 3, "stall_cycles": 0, "bytes_read": 0,
+                 "bytes_written": 1 << 32}
+
+
+def test_decode_round_trips_every_named_config():
+    for cfg in CONFIGS.values():
+        assert decode_hw_config(cfg.fingerprint, cfg.buffers_word).same_hardware(cfg)
+
+
+def test_stats_records():
+    raw = np.array([[100, 80, 5, 0], [50, 0, 10, 0]], dtype="<u4").view(np.uint8).reshape(-1)
+    recs = parse_stats_records(raw, 2, ["a", "b"])
+    assert recs[0] == {"index": 0, "name": "a", "cycles": 100, "mac_cycles": 80, "stall_cycles": 5,
+                       "utilization": 0.8}
+    assert recs[1]["stall_cycles"] == 10 and recs[1]["utilization"] == 0.0
