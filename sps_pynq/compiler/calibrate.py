@@ -1,0 +1,74 @@
+"""Activation ranges from calibration inputs: run the lowered float model (BN folded, PPS-projected) with
+onnxruntime, every activation tensor exposed as an output, and keep each tensor's largest |value|.
+
+The scale of a tensor is max|x| / 127 over the whole calibration set (max-abs, no clipping): simple, and the
+int8 range then never saturates on the calibration data. A tensor that is zero on every input gets scale 1/127.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from ..errors import CompileError
+from .ir import Graph, export_onnx
+
+BATCH = 8   # calibration inputs per onnxruntime call
+
+
+def synthetic_inputs(shape, count: int, seed: int) -> np.ndarray:
+    """A seeded standard-normal set, used when the user gives no calibration data."""
+    return np.random.default_rng(seed).standard_normal((count,) + tuple(shape)).astype(np.float32)
+
+
+def prepare(calib, input_shape, num_calib: int, seed: int, source: str):
+    """(inputs [N, C, H, W] float32, synthetic?) from user data, a .npy path, or a seeded synthetic set."""
+    if calib is None:
+        msg = (f"sps-pynq: no calibration data for {source}; using {num_calib} seeded synthetic standard-normal "
+               f"inputs (seed {seed}). Activation scales from real inputs are more accurate: pass calib=/--calib")
+        warnings.warn(msg, stacklevel=3)
+        return synthetic_inputs(input_shape, num_calib, seed), True
+    if isinstance(calib, (str, bytes)) or hasattr(calib, "__fspath__"):
+        try:
+            calib = np.load(calib, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise CompileError(f"calibration file {calib}: cannot read it as a .npy array ({e})") from e
+    x = np.asarray(calib, dtype=np.float32)
+    want = tuple(input_shape)
+    if x.shape == want:
+        x = x[None]
+    if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want or x.shape[0] == 0:
+        raise CompileError(f"calibration data has shape {list(x.shape)}; {source} wants [N, "
+                           f"{', '.join(str(s) for s in want)}] (N inputs of the model's input shape)")
+    return x, False
+
+
+def tensor_ranges(g: Graph, tensors: List[str], inputs: np.ndarray) -> Dict[str, float]:
+    """max |value| of each tensor over the calibration inputs, from onnxruntime on the float graph."""
+    import onnxruntime as ort
+    model = export_onnx(g, extra_outputs=tensors)
+    # a symbolic batch dimension lets one call run BATCH inputs
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "N"
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every tensor observable
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    wanted = [t for t in tensors if t in names]
+    ranges = {t: 0.0 for t in tensors}
+    in_name = g.inputs[0]
+    ranges[in_name] = float(np.abs(inputs).max())
+    for start in range(0, len(inputs), BATCH):
+        outs = sess.run(wanted, {in_name: inputs[start:start + BATCH]})
+        for t, v in zip(wanted, outs):
+            if not np.all(np.isfinite(v)):
+                raise CompileError(f"calibration: tensor {t!r} is not finite (inf/nan) on calibration input "
+                                   f"{start}..{start + len(v) - 1}; check the model and the inputs")
+            ranges[t] = max(ranges[t], float(np.abs(v).max()))
+    return ranges
+
+
+def scale_of(max_abs: float) -> float:
+    return max_abs / 127.0 if max_abs > 0 else 1.0 / 127.0
+

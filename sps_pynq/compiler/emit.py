@@ -1,0 +1,160 @@
+"""Quantized layers -> descriptors, packed weights and parameters, the arena plan: a `Program`.
+
+Arena layout (every buffer ALIGN-aligned, offsets in bytes from the arena base):
+
+    0                 descriptors, DESC_BYTES each, in program order (prog_offset = 0)
+    ...               per CONV layer: packed weights (layout.pack_weights), then parameters (layout.pack_params)
+    image end         activation buffers (network input, outputs, reused intermediates; see plan.py)
+    stats_offset      STATS_RECORD_BYTES per layer, written by the core
+    arena_size
+
+The image (what the .spsmodel stores) is everything before the activation buffers.
+"""
+from __future__ import annotations
+
+from typing import Dict, List
+
+import numpy as np
+
+from ..errors import CompileError
+from ..hw import layout
+from ..hw.config import HwConfig
+from ..hw.descriptor import DESC_BYTES, MAX_PATTERNS, Descriptor, Op
+from ..program import STATS_RECORD_BYTES, LayerInfo, Program, TensorInfo
+from .lower import Layer
+from .plan import align, plan_buffers
+from .quantize import QuantLayer
+
+FIELD_LIMIT_8 = 255
+
+
+def check_fits(layer: Layer, hw: HwConfig) -> None:
+    """CompileError naming the layer and the numbers when it does not fit the hardware."""
+    for t, shape in zip(layer.inputs, [layer.in_shape] * len(layer.inputs)):
+        nbytes = int(np.prod(shape))
+        if nbytes > hw.act_buf_bytes:
+            raise CompileError(f"layer {layer.name}: input {t!r} {list(shape)} is {nbytes} bytes, more than the "
+                               f"{hw.act_buf_bytes}-byte activation buffer of {hw.name}; use a smaller input "
+                               f"resolution or a hardware configuration with a larger act_buf_bytes")
+    if layer.op == Op.CONV:
+        if layer.P > min(hw.max_patterns, MAX_PATTERNS):
+            raise CompileError(f"layer {layer.name}: {layer.P} patterns, the {hw.name} indexing unit holds at most "
+                               f"{hw.max_patterns}; pack with --pps PxK and P <= {hw.max_patterns}")
+        group = layout.group_weight_bytes(layer.in_shape[0], layer.K, hw.rows)
+        if group > hw.weight_buf_bytes:
+            raise CompileError(f"layer {layer.name}: one row group of weights (I={layer.in_shape[0]} x K={layer.K} "
+                               f"x R={hw.rows}) is {group} bytes, more than the {hw.weight_buf_bytes}-byte weight "
+                               f"buffer of {hw.name}; prune it (smaller K, --pps) or reduce its input channels")
+    kh, kw = layer.kernel
+    if layer.op != Op.ADD and (kh > FIELD_LIMIT_8 or kw > FIELD_LIMIT_8 or
+                               (layer.op == Op.CONV and layer.K > FIELD_LIMIT_8)):
+        raise CompileError(f"layer {layer.name}: kernel {kh}x{kw} (K={layer.K}) exceeds the descriptor's 8-bit "
+                           f"kernel/nnz fields (<= {FIELD_LIMIT_8})")
+
+
+def fc_as_pointwise(layer: Layer) -> Layer:
+    """A fully connected CONV whose kernel is a whole map too large for the 8-bit nnz field becomes the same
+    product as a 1x1 conv over a [C*H*W, 1, 1] map: identical bytes in the arena, since the map is CHW."""
+    c, h, w = layer.in_shape
+    if layer.op != Op.CONV or layer.kernel != (h, w) or layer.pads != (0, 0, 0, 0) or layer.masks \
+            or h * w <= FIELD_LIMIT_8:
+        return layer
+    import copy
+    flat = copy.copy(layer)
+    flat.in_shape, flat.kernel = (c * h * w, 1, 1), (1, 1)
+    flat.weights = layer.weights.reshape(layer.weights.shape[0], c * h * w, 1, 1)
+    return flat
+
+
+def build_program(layers: List[Layer], quant: Dict[str, QuantLayer], scales: Dict[str, float], hw: HwConfig,
+                  net_inputs: List[str], net_outputs: List[str], shapes: Dict[str, tuple],
+                  host_steps: List[dict], metadata: dict) -> Program:
+    for layer in layers:
+        check_fits(layer, hw)
+    n = len(layers)
+    if n == 0:
+        raise CompileError("the model has no layer the hardware runs (an empty graph after import)")
+    # 1. weights and parameters, right after the descriptors
+    offset = align(n * DESC_BYTES)
+    chunks = []            # (offset, bytes)
+    placed = {}
+    for layer in layers:
+        if layer.op != Op.CONV:
+            continue
+        q = quant[layer.name]
+        wbytes = layout.pack_weights(q.weights, hw.rows, layer.masks or None)
+        pbytes = layout.pack_params(q.bias, q.mult, q.shift, hw.rows, layer.P)
+        w_off = offset
+        p_off = align(w_off + len(wbytes))
+        offset = align(p_off + len(pbytes))
+        chunks += [(w_off, wbytes), (p_off, pbytes)]
+        placed[layer.name] = (w_off, len(wbytes), p_off, len(pbytes))
+    image_end = offset
+    # 2. activation buffers
+    tensor_bytes = {t: int(np.prod(shapes[t][1:])) for t in shapes}
+    where = plan_buffers(layers, tensor_bytes, net_inputs, net_outputs, image_end)
+    buffers = sorted({id(b): b for b in where.values()}.values(), key=lambda b: b.offset)
+    act_end = max(b.offset + b.nbytes for b in buffers)
+    stats_offset = align(act_end)
+    arena_size = align(stats_offset + n * STATS_RECORD_BYTES)
+    # 3. descriptors
+    descs = []
+    for layer in layers:
+        d = _descriptor(layer, quant[layer.name], where, placed.get(layer.name))
+        try:
+            d.pack()
+        except ValueError as e:
+            raise CompileError(f"layer {layer.name}: {e} (input {list(layer.in_shape)}, output "
+                               f"{list(layer.out_shape)}, kernel {list(layer.kernel)}); the hardware cannot run "
+                               f"this layer shape") from e
+        descs.append(d)
+    image = bytearray(image_end)
+    image[0:n * DESC_BYTES] = b"".join(d.pack() for d in descs)
+    for off, data in chunks:
+        image[off:off + len(data)] = data
+    metadata = dict(metadata)
+    metadata["buffers"] = [b.to_dict() for b in buffers]
+    metadata["layers"] = [_layer_meta(layer, placed.get(layer.name)) for layer in layers]
+    metadata["image_bytes"] = image_end
+    infos = [LayerInfo(layer.name, list(layer.sources), float(quant[layer.name].out_scale)) for layer in layers]
+
+    def tinfo(t):
+        return TensorInfo(t, _chw(shapes[t]), float(scales[t]), where[t].offset)
+    return Program(hw=hw, image=bytes(image), arena_size=arena_size, prog_offset=0, layers=infos,
+                   inputs=[tinfo(t) for t in net_inputs], outputs=[tinfo(t) for t in net_outputs],
+                   stats_offset=stats_offset, host_steps=list(host_steps), metadata=metadata)
+
+
+def _chw(shape) -> tuple:
+    s = tuple(int(v) for v in shape[1:])
+    return s + (1,) * (3 - len(s)) if len(s) < 3 else s
+
+
+def _descriptor(layer: Layer, q: QuantLayer, where, placed) -> Descriptor:
+    (c, h, w), (oc, oh, ow) = layer.in_shape, layer.out_shape
+    pt, pl, pb, pr = layer.pads
+    d = Descriptor(op=layer.op, in_offset=where[layer.inputs[0]].offset, in_c=c, in_h=h, in_w=w,
+                   out_offset=where[layer.output].offset, out_c=oc, out_h=oh, out_w=ow,
+                   kh=layer.kernel[0], kw=layer.kernel[1], stride_h=layer.strides[0], stride_w=layer.strides[1],
+                   pad_top=pt, pad_left=pl, pad_bottom=pb, pad_right=pr, relu=layer.relu)
+    if layer.op == Op.CONV:
+        d.pps = bool(layer.masks)
+        d.patterns, d.nnz = layer.P, layer.K
+        d.pattern_masks = list(layer.masks)
+        d.weight_offset, d.param_offset = placed[0], placed[2]
+    elif layer.op == Op.AVGPOOL:
+        d.mult, d.shift = int(q.mult[0]), int(q.shift[0])
+    elif layer.op == Op.ADD:
+        d.in2_offset = where[layer.inputs[1]].offset
+        d.mult, d.mult2, d.shift = int(q.mult[0]), int(q.mult[1]), int(q.shift[0])
+        d.kh = d.kw = 1
+    return d
+
+
+def _layer_meta(layer: Layer, placed) -> dict:
+    m = {"name": layer.name, "op": layer.op.name, "inputs": list(layer.inputs), "output": layer.output,
+         "in_shape": list(layer.in_shape), "out_shape": list(layer.out_shape)}
+    if layer.op == Op.CONV:
+        m.update({"P": layer.P, "K": layer.K, "mode": layer.pps_how, "energy_kept": round(layer.energy_kept, 6),
+                  "masks": list(layer.masks), "weight_bytes": placed[1], "param_bytes": placed[3]})
+    return m

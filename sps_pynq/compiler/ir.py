@@ -1,0 +1,235 @@
+"""The compiler's small plain IR, and the way in (ONNX import) and out (ONNX export for onnxruntime).
+
+A `Graph` is a list of `Node`s in topological order, the initializers as numpy arrays (float64 after import,
+so that folding does not lose precision), and the static shape of every activation tensor. Tensor names are
+those of the ONNX file, so calibration ranges and error messages speak the user's names. Batch is fixed to 1
+inside the graph (the runtime loops over a batch).
+"""
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..errors import OnnxImportError
+
+MIN_OPSET, MAX_OPSET = 11, 21
+
+
+@dataclass
+class Node:
+    op: str                       # ONNX op type (IR-only attributes start with "sps_")
+    name: str                     # readable name: the ONNX node name, or made up from op and output
+    inputs: List[str]
+    outputs: List[str]
+    attrs: Dict[str, object] = field(default_factory=dict)
+    sources: List[str] = field(default_factory=list)   # ONNX nodes folded into this one
+
+    def attr(self, key, default=None):
+        return self.attrs.get(key, default)
+
+
+@dataclass
+class Graph:
+    nodes: List[Node]
+    initializers: Dict[str, np.ndarray]
+    shapes: Dict[str, Tuple[int, ...]]      # every activation tensor, batch included (batch = 1)
+    inputs: List[str]                       # graph inputs that are not initializers
+    outputs: List[str]
+    source: str = "<model>"                 # file name or description, for messages
+    opset: int = 0
+    host_steps: List[dict] = field(default_factory=list)
+    onnx_shapes: Dict[str, Tuple] = field(default_factory=dict)   # graph in/outputs as declared (dims or names)
+
+    def copy(self) -> "Graph":
+        g = copy.copy(self)
+        g.nodes = [copy.copy(n) for n in self.nodes]
+        for n in g.nodes:
+            n.inputs, n.outputs, n.attrs, n.sources = list(n.inputs), list(n.outputs), dict(n.attrs), list(n.sources)
+        g.initializers = dict(self.initializers)
+        g.shapes = dict(self.shapes)
+        g.inputs, g.outputs = list(self.inputs), list(self.outputs)
+        g.host_steps = [dict(s) for s in self.host_steps]
+        return g
+
+    def producer(self, tensor: str) -> Optional[Node]:
+        for n in self.nodes:
+            if tensor in n.outputs:
+                return n
+        return None
+
+    def consumers(self, tensor: str) -> List[Node]:
+        return [n for n in self.nodes if tensor in n.inputs]
+
+    def is_const(self, tensor: str) -> bool:
+        return tensor in self.initializers
+
+    def rename(self, old: str, new: str) -> None:
+        """Every use and definition of tensor `old` becomes `new`."""
+        for n in self.nodes:
+            n.inputs = [new if t == old else t for t in n.inputs]
+            n.outputs = [new if t == old else t for t in n.outputs]
+        self.inputs = [new if t == old else t for t in self.inputs]
+        self.outputs = [new if t == old else t for t in self.outputs]
+        if old in self.shapes and new not in self.shapes:
+            self.shapes[new] = self.shapes[old]
+
+    def bypass(self, node: Node) -> None:
+        """Remove a node whose output equals its first input (Identity, Dropout, a flattening Reshape)."""
+        src, dst = node.inputs[0], node.outputs[0]
+        self.nodes.remove(node)
+        if dst in self.outputs and src not in self.outputs and src not in self.inputs:
+            # keep the user's output name: the producer of src now writes dst (with src's shape)
+            shape = self.shapes.get(src)
+            self.rename(src, dst)
+            if shape is not None:
+                self.shapes[dst] = shape
+        else:
+            self.rename(dst, src)
+
+    def ops(self) -> List[str]:
+        return [n.op for n in self.nodes]
+
+
+def _attr_value(a):
+    import onnx
+    v = onnx.helper.get_attribute_value(a)
+    if isinstance(v, bytes):
+        return v.decode()
+    if isinstance(v, list):
+        return [x.decode() if isinstance(x, bytes) else x for x in v]
+    return v
+
+
+def _dims(vi) -> Tuple:
+    t = vi.type.tensor_type
+    if not t.HasField("shape"):
+        return ()
+    return tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in t.shape.dim)
+
+
+def load_onnx(model, source: str = "<model>"):
+    """An onnx.ModelProto from a path or a ModelProto, with OnnxImportError naming the file if it is broken."""
+    import onnx
+    if isinstance(model, onnx.ModelProto):
+        return model
+    path = os.fspath(model)
+    if not os.path.isfile(path):
+        raise OnnxImportError(f"{path}: no such ONNX file")
+    try:
+        m = onnx.load(path)
+    except Exception as e:  # protobuf raises DecodeError, RuntimeError, ... for broken files
+        raise OnnxImportError(f"{path}: not a readable ONNX model ({type(e).__name__}: {e}); "
+                              f"export it again (torch.onnx.export) and check the file is complete") from e
+    if not m.graph.node:
+        raise OnnxImportError(f"{path}: the ONNX file holds no graph nodes (empty or truncated file?)")
+    return m
+
+
+def _fix_batch(model) -> None:
+    """Set a symbolic or zero batch dimension of every graph input to 1 (the runtime loops over a batch)."""
+    for vi in model.graph.input:
+        t = vi.type.tensor_type
+        if t.HasField("shape") and len(t.shape.dim) >= 1:
+            d = t.shape.dim[0]
+            if not d.HasField("dim_value") or d.dim_value == 0:
+                d.Clear()
+                d.dim_value = 1
+
+
+def import_onnx(model, source: Optional[str] = None) -> Graph:
+    """ONNX file or ModelProto -> Graph with static shapes, Constant nodes turned into initializers."""
+    import onnx
+    from onnx import numpy_helper
+    if source is None:
+        source = "<onnx model>" if isinstance(model, onnx.ModelProto) else os.fspath(model)
+    model = copy.deepcopy(load_onnx(model, source))
+    opset = 0
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            opset = imp.version
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise OnnxImportError(f"{source}: opset {opset} is not supported (supported: {MIN_OPSET} to {MAX_OPSET}); "
+                              f"export with opset_version={MAX_OPSET if opset > MAX_OPSET else MIN_OPSET}")
+    onnx_shapes = {vi.name: _dims(vi) for vi in list(model.graph.input) + list(model.graph.output)}
+    _fix_batch(model)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception as e:
+        raise OnnxImportError(f"{source}: ONNX shape inference failed ({type(e).__name__}: {e}); "
+                              f"check the model with onnx.checker") from e
+    g = inferred.graph
+    inits = {}
+    for t in g.initializer:
+        inits[t.name] = numpy_helper.to_array(t)
+    shapes = {}
+    for vi in list(g.input) + list(g.value_info) + list(g.output):
+        dims = _dims(vi)
+        if dims and all(isinstance(d, int) for d in dims):
+            shapes[vi.name] = tuple(dims)
+    nodes = []
+    used_names = set()
+    for k, n in enumerate(g.node):
+        attrs = {a.name: _attr_value(a) for a in n.attribute}
+        if n.op_type == "Constant" and n.domain in ("", "ai.onnx"):
+            if "value" not in attrs:
+                raise OnnxImportError(f"{source}: Constant node {n.name or n.output[0]!r} uses attributes "
+                                      f"{sorted(attrs)}; only 'value' is supported")
+            inits[n.output[0]] = numpy_helper.to_array(attrs["value"])
+            continue
+        if n.domain not in ("", "ai.onnx"):
+            attrs["sps_domain"] = n.domain
+        name = n.name or f"{n.op_type}_{k}"
+        while name in used_names:
+            name += "_"
+        used_names.add(name)
+        if n.op_type == "Conv" and len(n.input) > 1:
+            attrs["sps_weight"] = n.input[1]     # the original weight tensor (project_onnx writes it back)
+        nodes.append(Node(n.op_type, name, list(n.input), list(n.output), attrs, [name]))
+    inits = {k: (v.astype(np.float64) if v.dtype.kind == "f" else v) for k, v in inits.items()}
+    inputs = [vi.name for vi in g.input if vi.name not in inits]
+    for name in inputs:
+        if name not in shapes:
+            raise OnnxImportError(f"{source}: graph input {name!r} has no static shape "
+                                  f"{onnx_shapes.get(name)}; only the batch dimension may be dynamic")
+        elem = [vi for vi in g.input if vi.name == name][0].type.tensor_type.elem_type
+        if elem != onnx.TensorProto.FLOAT:
+            raise OnnxImportError(f"{source}: graph input {name!r} has element type "
+                                  f"{onnx.TensorProto.DataType.Name(elem)}; only float32 inputs are supported")
+    return Graph(nodes, inits, shapes, inputs, [vi.name for vi in g.output], source, opset,
+                 onnx_shapes=onnx_shapes)
+
+
+def export_onnx(g: Graph, extra_outputs: List[str] = (), opset: int = 17):
+    """Graph -> float32 onnx.ModelProto that onnxruntime runs (IR-only attributes become ONNX nodes again).
+
+    `extra_outputs`: intermediate tensors to expose as graph outputs (calibration reads their ranges).
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    nodes, inits = [], []
+    used = set()
+    for n in g.nodes:
+        for t in n.inputs:
+            if t in g.initializers and t not in used:
+                used.add(t)
+                arr = g.initializers[t]
+                arr = arr.astype(np.float32) if arr.dtype.kind == "f" else arr
+                inits.append(numpy_helper.from_array(arr, t))
+        attrs = {k: v for k, v in n.attrs.items() if not k.startswith("sps_")}
+        if n.attr("sps_relu"):
+            mid = n.outputs[0] + "__prerelu"
+            nodes.append(helper.make_node(n.op, n.inputs, [mid] + n.outputs[1:], name=n.name, **attrs))
+            nodes.append(helper.make_node("Relu", [mid], [n.outputs[0]], name=n.name + "__relu"))
+        else:
+            nodes.append(helper.make_node(n.op, n.inputs, n.outputs, name=n.name, **attrs))
+    ins = [helper.make_tensor_value_info(t, TensorProto.FLOAT, list(g.shapes[t])) for t in g.inputs]
+    outs = [helper.make_tensor_value_info(t, TensorProto.FLOAT, None) for t in g.outputs]
+    for t in extra_outputs:
+        if t not in g.outputs and t not in g.inputs:
+            outs.append(helper.make_tensor_value_info(t, TensorProto.FLOAT, None))
+    graph = helper.make_graph(nodes, "sps_ir", ins, outs, inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])

@@ -1,0 +1,138 @@
+"""Graph (after the passes) -> a list of hardware layers in float, and the PPS decision per conv layer.
+
+A `Layer` is one descriptor-to-be: its op, geometry, the float weights and bias (after BN folding and PPS
+projection) and the tensors it reads and writes. Quantization (quantize.py) turns the floats into integers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+from .. import pps as pps_mod
+from ..errors import PpsShapeError, UnsupportedOpError
+from ..hw.config import HwConfig
+from ..hw.descriptor import Op
+from .ir import Graph, Node
+
+OP_OF = {"Conv": Op.CONV, "MaxPool": Op.MAXPOOL, "AveragePool": Op.AVGPOOL, "GlobalAveragePool": Op.AVGPOOL,
+         "Add": Op.ADD}
+
+
+@dataclass
+class Layer:
+    name: str
+    op: Op
+    inputs: List[str]                     # 1 tensor (2 for ADD)
+    output: str
+    in_shape: Tuple[int, int, int]        # (C, H, W)
+    out_shape: Tuple[int, int, int]
+    sources: List[str]
+    kernel: Tuple[int, int] = (1, 1)
+    strides: Tuple[int, int] = (1, 1)
+    pads: Tuple[int, int, int, int] = (0, 0, 0, 0)      # top, left, bottom, right
+    relu: bool = False
+    weights: Optional[np.ndarray] = None  # float64 [O, I, kh, kw] (CONV), PPS-projected when pps
+    bias: Optional[np.ndarray] = None     # float64 [O]
+    masks: List[int] = field(default_factory=list)      # PPS pattern table; empty = dense
+    pps_how: str = "dense"                # "dense", "projected", "detected" (already PPS, kept)
+    energy_kept: float = 1.0
+    fc: bool = False                      # a fully connected layer (Gemm/MatMul): always dense
+    weight_source: str = ""               # the ONNX weight tensor of a Conv (project_onnx masks it)
+
+    @property
+    def P(self) -> int:
+        return len(self.masks) if self.masks else 1
+
+    @property
+    def K(self) -> int:
+        return bin(self.masks[0]).count("1") if self.masks else self.kernel[0] * self.kernel[1]
+
+
+def _pads(n: Node, in_hw, kernel, strides) -> Tuple[int, int, int, int]:
+    auto = n.attr("auto_pad", "NOTSET")
+    if auto in ("NOTSET", "", None):
+        p = [int(v) for v in n.attr("pads", [0, 0, 0, 0])]
+        return p[0], p[1], p[2], p[3]
+    if auto == "VALID":
+        return 0, 0, 0, 0
+    pads = []
+    for size, k, s in zip(in_hw, kernel, strides):
+        out = -(-size // s)
+        total = max((out - 1) * s + k - size, 0)
+        small = total // 2
+        pads.append((small, total - small) if auto == "SAME_UPPER" else (total - small, small))
+    (t, b), (l, r) = pads
+    return t, l, b, r
+
+
+def to_layers(g: Graph) -> List[Layer]:
+    """One Layer per node; the graph has passed check_supported, so every node is a hardware op."""
+    layers = []
+    for n in g.nodes:
+        x = n.inputs[0]
+        in_shape = tuple(g.shapes[x][1:])
+        out_shape = tuple(g.shapes[n.outputs[0]][1:])
+        layer = Layer(n.name, OP_OF[n.op], [x], n.outputs[0], in_shape, out_shape, list(n.sources),
+                      relu=bool(n.attr("sps_relu")))
+        if n.op == "Conv":
+            w = g.initializers[n.inputs[1]].astype(np.float64)
+            b = (g.initializers[n.inputs[2]].astype(np.float64).reshape(-1)
+                 if len(n.inputs) > 2 and n.inputs[2] else np.zeros(w.shape[0]))
+            if w.shape[1] != in_shape[0]:
+                raise UnsupportedOpError(f"{g.source}: node {n.name!r} (Conv) has weights {list(w.shape)} for an "
+                                         f"input of {in_shape[0]} channels {list(g.shapes[x])}")
+            layer.weights, layer.bias = w, b
+            layer.fc, layer.weight_source = bool(n.attr("sps_fc")), str(n.attr("sps_weight", ""))
+            layer.kernel = (w.shape[2], w.shape[3])
+        elif n.op == "GlobalAveragePool":
+            layer.kernel = in_shape[1:]
+        elif n.op == "Add":
+            layer.inputs = list(n.inputs)
+        if n.op in ("Conv", "MaxPool", "AveragePool"):
+            if n.op != "Conv":
+                layer.kernel = tuple(int(k) for k in n.attr("kernel_shape"))
+            layer.strides = tuple(int(s) for s in n.attr("strides", [1, 1]))
+            layer.pads = _pads(n, in_shape[1:], layer.kernel, layer.strides)
+        _check_geometry(g, n, layer)
+        layers.append(layer)
+    return layers
+
+
+def _check_geometry(g: Graph, n: Node, layer: Layer) -> None:
+    """The output size the descriptor implies must be the one ONNX inferred."""
+    (kh, kw), (sh, sw), (pt, pl, pb, pr) = layer.kernel, layer.strides, layer.pads
+    _, h, w = layer.in_shape
+    want = ((h + pt + pb - kh) // sh + 1, (w + pl + pr - kw) // sw + 1)
+    if layer.op == Op.ADD:
+        want = (h, w)
+    if tuple(layer.out_shape[1:]) != want:
+        raise UnsupportedOpError(f"{g.source}: node {n.name!r} ({n.op}): output {list(layer.out_shape)} does not "
+                                 f"match kernel {kh}x{kw}, stride {sh}x{sw}, pads {list(layer.pads)} on input "
+                                 f"{list(layer.in_shape)}")
+
+
+def apply_pps(layers: List[Layer], pps: Optional[Tuple[int, int]], first_layer_dense: bool,
+              hw: HwConfig) -> None:
+    """Decide each CONV's mode: PPS (detected table kept, or projected to pps=(P, K)) or dense."""
+    first_conv = next((l for l in layers if l.op == Op.CONV), None)
+    for layer in layers:
+        if layer.op != Op.CONV:
+            continue
+        layer.masks, layer.pps_how, layer.energy_kept = [], "dense", 1.0
+        if pps is None or layer.fc or (first_layer_dense and layer is first_conv):
+            continue
+        try:
+            pps_mod.check_eligible(layer.weights.shape, 1, layer.name)
+        except PpsShapeError:
+            continue   # not 3x3: dense by design
+        info = pps_mod.detect(layer.weights, max_patterns=hw.max_patterns, name=layer.name)
+        if info.K < 9:
+            # already pruned (e.g. by sps-pynq prune): keep its table, do not re-project
+            layer.masks, layer.pps_how = list(info.masks), "detected"
+            continue
+        P, K = pps
+        proj = pps_mod.project(layer.weights, P, K, layer.name)
+        layer.weights, layer.masks = proj.weights, list(proj.masks)
+        layer.pps_how, layer.energy_kept = "projected", float(proj.energy_kept)

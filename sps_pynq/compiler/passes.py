@@ -1,0 +1,382 @@
+"""Graph passes, in the manner of FINN/qonnx transformations: each one matches a pattern, guards it, rewrites it.
+
+A pass takes a `Graph` and returns a new `Graph` and whether it changed anything; `PIPELINE` lists them in
+the order the compiler runs them, and `run_pipeline` can call a check after each (tests compare the graph
+against onnxruntime there). After the pipeline, `check_supported` is the guard that every remaining node is one
+the hardware runs: Conv, MaxPool, AveragePool, Add (each with its fused ReLU, `sps_relu`).
+"""
+from __future__ import annotations
+
+from typing import Callable, List, Optional, Tuple
+
+import numpy as np
+
+from ..errors import UnsupportedOpError
+from .ir import Graph, Node
+
+# Ops the importer understands: what the error message lists.
+SUPPORTED_OPS = ("Conv (groups=1, dilation 1)", "BatchNormalization (after Conv)", "Relu", "MaxPool (ceil_mode=0)",
+                 "AveragePool (ceil_mode=0)", "GlobalAveragePool", "ReduceMean over H,W", "Add (two activations)",
+                 "Flatten/Reshape (to [N, C*H*W])", "Gemm/MatMul (after Flatten)", "Identity", "Dropout",
+                 "Softmax (last op, runs on the host)")
+SUPPORTED_TEXT = ", ".join(SUPPORTED_OPS)
+
+# Ops left at the end of the pipeline: one hardware layer each.
+HW_OPS = ("Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "Add")
+
+
+class Pass:
+    """One graph rewrite. Subclasses implement `apply(g) -> bool` on a private copy of the graph."""
+    name = "pass"
+
+    def run(self, g: Graph) -> Tuple[Graph, bool]:
+        g = g.copy()
+        changed = self.apply(g)
+        return g, changed
+
+    def apply(self, g: Graph) -> bool:
+        raise NotImplementedError
+
+
+def _single_use(g: Graph, tensor: str) -> bool:
+    return len(g.consumers(tensor)) == 1 and tensor not in g.outputs
+
+
+class RemoveIdentity(Pass):
+    """Identity and Dropout (inference: the identity) disappear."""
+    name = "remove_identity"
+
+    def apply(self, g):
+        changed = False
+        for n in [n for n in g.nodes if n.op in ("Identity", "Dropout")]:
+            if n.op == "Dropout" and len(n.outputs) > 1 and n.outputs[1] and g.consumers(n.outputs[1]):
+                continue  # mask output in use: leave it for check_supported to reject
+            g.bypass(n)
+            changed = True
+        return changed
+
+
+class FoldBatchNorm(Pass):
+    """Conv -> BatchNormalization becomes one Conv with scaled weights and shifted bias (float64)."""
+    name = "fold_batchnorm"
+
+    def apply(self, g):
+        changed = False
+        for bn in [n for n in g.nodes if n.op == "BatchNormalization"]:
+            conv = g.producer(bn.inputs[0])
+            if conv is None or conv.op != "Conv" or not _single_use(g, bn.inputs[0]):
+                continue
+            if bn.attr("training_mode", 0) or len([o for o in bn.outputs if o]) > 1:
+                continue
+            if not all(g.is_const(t) for t in bn.inputs[1:5]) or not g.is_const(conv.inputs[1]):
+                continue
+            gamma, beta, mean, var = (g.initializers[t].astype(np.float64) for t in bn.inputs[1:5])
+            a = gamma / np.sqrt(var + float(bn.attr("epsilon", 1e-5)))
+            w = g.initializers[conv.inputs[1]]
+            out_c = w.shape[0]
+            b = g.initializers[conv.inputs[2]] if len(conv.inputs) > 2 and conv.inputs[2] else np.zeros(out_c)
+            w_name, b_name = conv.name + "__w_bn", conv.name + "__b_bn"
+            g.initializers[w_name] = w * a.reshape(-1, *([1] * (w.ndim - 1)))
+            g.initializers[b_name] = (b - mean) * a + beta
+            conv.inputs = [conv.inputs[0], w_name, b_name]
+            g.nodes.remove(bn)
+            g.rename(bn.inputs[0], bn.outputs[0])
+            conv.sources.append(bn.name)
+            changed = True
+        return changed
+
+
+class ReduceMeanToGlobalPool(Pass):
+    """ReduceMean over the two spatial axes (torch's x.mean((2, 3))) is a GlobalAveragePool."""
+    name = "reducemean_to_globalpool"
+
+    def apply(self, g):
+        changed = False
+        for n in [n for n in g.nodes if n.op == "ReduceMean"]:
+            shape = g.shapes.get(n.inputs[0], ())
+            axes = n.attr("axes")
+            if axes is None and len(n.inputs) > 1 and g.is_const(n.inputs[1]):
+                axes = [int(a) for a in g.initializers[n.inputs[1]].ravel()]
+            if len(shape) != 4 or axes is None or sorted(a % 4 for a in axes) != [2, 3]:
+                continue
+            keep = n.attr("keepdims", 1)
+            n.op, n.inputs, n.attrs = "GlobalAveragePool", [n.inputs[0]], {}
+            if not keep:  # [1, C] holds the same bytes as [1, C, 1, 1]
+                g.shapes[n.outputs[0]] = (1, shape[1], 1, 1)
+            changed = True
+        return changed
+
+
+class MatMulAddToGemm(Pass):
+    """MatMul(x, B) [+ Add(., c)] with constant B, c on a flat x becomes Gemm(x, B, c)."""
+    name = "matmul_add_to_gemm"
+
+    def apply(self, g):
+        changed = False
+        for mm in [n for n in g.nodes if n.op == "MatMul"]:
+            if not g.is_const(mm.inputs[1]) or g.initializers[mm.inputs[1]].ndim != 2:
+                continue
+            if len(g.shapes.get(mm.inputs[0], ())) != 2:
+                continue
+            inputs = [mm.inputs[0], mm.inputs[1]]
+            users = g.consumers(mm.outputs[0])
+            if len(users) == 1 and users[0].op == "Add" and mm.outputs[0] not in g.outputs:
+                add = users[0]
+                other = [t for t in add.inputs if t != mm.outputs[0]]
+                if len(other) == 1 and g.is_const(other[0]):
+                    inputs.append(other[0])
+                    g.nodes.remove(add)
+                    g.rename(mm.outputs[0], add.outputs[0])
+                    mm.sources.append(add.name)
+            mm.op, mm.inputs, mm.attrs = "Gemm", inputs, {"transB": 0}
+            changed = True
+        return changed
+
+
+class FuseRelu(Pass):
+    """Relu after a Conv, Gemm, Add or pool becomes that layer's ReLU flag (`sps_relu`)."""
+    name = "fuse_relu"
+    PRODUCERS = ("Conv", "Gemm", "Add", "MaxPool", "AveragePool", "GlobalAveragePool")
+
+    def apply(self, g):
+        changed = False
+        for relu in [n for n in g.nodes if n.op == "Relu"]:
+            prod = g.producer(relu.inputs[0])
+            if prod is None or prod.op not in self.PRODUCERS or prod.attr("sps_relu"):
+                continue
+            if not _single_use(g, relu.inputs[0]) or len(prod.outputs) != 1:
+                continue
+            g.nodes.remove(relu)
+            g.rename(relu.inputs[0], relu.outputs[0])
+            prod.attrs["sps_relu"] = 1
+            prod.sources.append(relu.name)
+            changed = True
+        return changed
+
+
+def _flat_source(g: Graph, tensor: str) -> Optional[str]:
+    """The 4-D map [1, C, H, W] a flat [1, C*H*W] tensor was made from by Flatten/Reshape, if any."""
+    prod = g.producer(tensor)
+    if prod is None or prod.op not in ("Flatten", "Reshape", "Squeeze"):
+        return None
+    src = prod.inputs[0]
+    s_in, s_out = g.shapes.get(src), g.shapes.get(tensor)
+    if s_in and s_out and len(s_in) == 4 and s_out == (1, int(np.prod(s_in[1:]))):
+        return src
+    return None
+
+
+class GemmToConv(Pass):
+    """Gemm on a flattened map [1, C*H*W] becomes a Conv whose kernel is the whole map (output 1x1).
+
+    The flatten is C-major, so W[N, C*H*W] reshaped to [N, C, H, W] is the same product on the same bytes.
+    """
+    name = "gemm_to_conv"
+
+    def apply(self, g):
+        changed = False
+        for n in [n for n in g.nodes if n.op == "Gemm"]:
+            x = n.inputs[0]
+            shape = g.shapes.get(x, ())
+            if len(shape) == 2:
+                src = _flat_source(g, x)
+                if src is None:
+                    raise UnsupportedOpError(
+                        f"{g.source}: node {n.name!r} (Gemm) reads {x!r} of shape {list(shape)}, which is not a "
+                        f"flattened feature map [1, C, H, W]; supported: {SUPPORTED_TEXT}")
+                x, shape = src, g.shapes[src]
+            if len(shape) != 4 or shape[0] != 1:
+                raise UnsupportedOpError(f"{g.source}: node {n.name!r} (Gemm) input {x!r} has shape {list(shape)}; "
+                                         f"expected a batch-1 feature map")
+            if n.attr("transA", 0):
+                raise UnsupportedOpError(f"{g.source}: node {n.name!r} (Gemm) has transA=1; only transA=0 is "
+                                         f"supported")
+            if not all(g.is_const(t) for t in n.inputs[1:] if t):
+                raise UnsupportedOpError(f"{g.source}: node {n.name!r} (Gemm) has non-constant weights or bias; "
+                                         f"only a Gemm with constant B and C is supported")
+            b_mat = g.initializers[n.inputs[1]]
+            w = (b_mat if n.attr("transB", 0) else b_mat.T) * float(n.attr("alpha", 1.0))
+            out_n = w.shape[0]
+            _, c, h, wd = shape
+            if w.shape[1] != c * h * wd:
+                raise UnsupportedOpError(f"{g.source}: node {n.name!r} (Gemm) has weights {list(b_mat.shape)} but "
+                                         f"its input map {list(shape)} has {c * h * wd} values")
+            bias = np.zeros(out_n)
+            if len(n.inputs) > 2 and n.inputs[2]:
+                bias = bias + np.broadcast_to(g.initializers[n.inputs[2]].astype(np.float64).ravel()
+                                              if g.initializers[n.inputs[2]].size in (1, out_n)
+                                              else g.initializers[n.inputs[2]], (out_n,)) * float(n.attr("beta", 1.0))
+            w_name, b_name = n.name + "__w_conv", n.name + "__b_conv"
+            g.initializers[w_name] = w.reshape(out_n, c, h, wd).astype(np.float64)
+            g.initializers[b_name] = bias
+            relu = n.attr("sps_relu")
+            n.op, n.inputs = "Conv", [x, w_name, b_name]
+            n.attrs = {"kernel_shape": [h, wd], "strides": [1, 1], "pads": [0, 0, 0, 0], "sps_fc": 1}
+            if relu:
+                n.attrs["sps_relu"] = 1
+            g.shapes[n.outputs[0]] = (1, out_n, 1, 1)
+            changed = True
+        return changed
+
+
+class FlattenToAlias(Pass):
+    """A Flatten/Reshape of a map to [1, C*H*W] that is left (e.g. before the graph output) moves no bytes."""
+    name = "flatten_to_alias"
+
+    def apply(self, g):
+        changed = False
+        for n in [n for n in g.nodes if n.op in ("Flatten", "Reshape", "Squeeze")]:
+            src, dst = n.inputs[0], n.outputs[0]
+            s_in, s_out = g.shapes.get(src), g.shapes.get(dst)
+            if not s_in or not s_out or s_in[0] != 1 or int(np.prod(s_in)) != int(np.prod(s_out)):
+                continue
+            if s_out not in (s_in, (1, int(np.prod(s_in[1:])))):
+                continue
+            g.bypass(n)
+            changed = True
+        return changed
+
+
+class StripSoftmax(Pass):
+    """A Softmax that produces a graph output runs on the host after dequantization (a host step)."""
+    name = "strip_softmax"
+
+    def apply(self, g):
+        changed = False
+        for n in [n for n in g.nodes if n.op == "Softmax"]:
+            if n.outputs[0] not in g.outputs or g.consumers(n.outputs[0]):
+                continue
+            src = n.inputs[0]
+            if src in g.inputs or src in g.outputs or len(g.consumers(src)) != 1:
+                continue
+            g.nodes.remove(n)
+            shape = g.shapes.get(src)
+            g.rename(src, n.outputs[0])   # the graph output keeps its name, now before the softmax
+            if shape is not None:
+                g.shapes[n.outputs[0]] = shape
+            axis = int(n.attr("axis", -1 if g.opset >= 13 else 1))
+            g.host_steps.append({"op": "softmax", "tensor": n.outputs[0], "axis": axis, "source": n.name})
+            changed = True
+        return changed
+
+
+class DeadCodeElimination(Pass):
+    """Nodes none of whose outputs is used (e.g. Shape/Gather chains that fed a Reshape) disappear."""
+    name = "dead_code_elimination"
+
+    def apply(self, g):
+        changed = False
+        while True:
+            used = set(g.outputs)
+            for n in g.nodes:
+                used.update(n.inputs)
+            dead = [n for n in g.nodes if not any(o in used for o in n.outputs if o)]
+            if not dead:
+                break
+            for n in dead:
+                g.nodes.remove(n)
+            changed = True
+        inputs_used = set(t for n in g.nodes for t in n.inputs)
+        for k in [k for k in g.initializers if k not in inputs_used]:
+            del g.initializers[k]
+        return changed
+
+
+PIPELINE: List[Pass] = [
+    RemoveIdentity(),
+    DeadCodeElimination(),
+    FoldBatchNorm(),
+    ReduceMeanToGlobalPool(),
+    MatMulAddToGemm(),
+    FuseRelu(),
+    GemmToConv(),
+    DeadCodeElimination(),
+    FlattenToAlias(),
+    FuseRelu(),
+    StripSoftmax(),
+    DeadCodeElimination(),
+]
+
+
+def run_pipeline(g: Graph, passes: List[Pass] = None,
+                 check: Optional[Callable[[Graph, str], None]] = None) -> Graph:
+    """Run the passes in order; `check(graph, pass_name)` after each one that changed the graph."""
+    for p in passes if passes is not None else PIPELINE:
+        g, changed = p.run(g)
+        if changed and check is not None:
+            check(g, p.name)
+    check_supported(g)
+    return g
+
+
+def _unsupported(g: Graph, n: Node, what: str) -> UnsupportedOpError:
+    return UnsupportedOpError(f"{g.source}: node {n.name!r} ({n.op}): {what}; supported: {SUPPORTED_TEXT}")
+
+
+def check_supported(g: Graph) -> None:
+    """Every node left must be a hardware layer with attributes the hardware runs."""
+    for n in g.nodes:
+        if n.attr("sps_domain"):
+            raise _unsupported(g, n, f"op of domain {n.attr('sps_domain')!r} is not supported")
+        if n.op not in HW_OPS:
+            if n.op == "BatchNormalization":
+                raise _unsupported(g, n, "a BatchNormalization is only supported right after a Conv (it is folded "
+                                         "into the Conv's weights); this one is not")
+            if n.op in ("Flatten", "Reshape", "Squeeze"):
+                raise _unsupported(g, n, f"reshape of {list(g.shapes.get(n.inputs[0], ()))} to "
+                                         f"{list(g.shapes.get(n.outputs[0], ()))} is not a flatten before a Gemm/output")
+            if n.op == "Softmax":
+                raise _unsupported(g, n, "a Softmax is only supported as the last op (it runs on the host)")
+            raise _unsupported(g, n, "op is not supported")
+        for t in n.inputs[:1] + n.outputs[:1]:
+            shape = g.shapes.get(t)
+            if shape is None or len(shape) != 4:
+                raise _unsupported(g, n, f"tensor {t!r} has shape {list(shape) if shape else 'unknown'}; "
+                                         f"the hardware works on 4-D batch-1 feature maps [1, C, H, W]")
+            if shape[0] != 1:
+                raise _unsupported(g, n, f"tensor {t!r} has batch {shape[0]} in the graph; export with batch 1 "
+                                         f"or a dynamic batch (the runtime loops over a batch)")
+        if n.op == "Conv":
+            _check_conv(g, n)
+        elif n.op in ("MaxPool", "AveragePool"):
+            _check_pool(g, n)
+        elif n.op == "Add":
+            _check_add(g, n)
+
+
+def _check_conv(g, n):
+    if int(n.attr("group", 1)) != 1:
+        raise _unsupported(g, n, f"grouped convolution (group={n.attr('group')}) is not supported; "
+                                 f"only group=1 (no depthwise/grouped conv)")
+    if any(int(d) != 1 for d in n.attr("dilations", [1, 1])):
+        raise _unsupported(g, n, f"dilations={list(n.attr('dilations'))} is not supported; only dilation 1")
+    if not g.is_const(n.inputs[1]) or (len(n.inputs) > 2 and n.inputs[2] and not g.is_const(n.inputs[2])):
+        raise _unsupported(g, n, "weights and bias must be constant initializers")
+    if g.initializers[n.inputs[1]].ndim != 4:
+        raise _unsupported(g, n, f"weights {list(g.initializers[n.inputs[1]].shape)} are not 2-D conv weights")
+
+
+def _check_pool(g, n):
+    if int(n.attr("ceil_mode", 0)) != 0:
+        raise _unsupported(g, n, "ceil_mode=1 is not supported; export the pool with ceil_mode=0")
+    if any(int(d) != 1 for d in n.attr("dilations", [1, 1])):
+        raise _unsupported(g, n, f"dilations={list(n.attr('dilations'))} is not supported; only dilation 1")
+    if len([o for o in n.outputs if o]) > 1:
+        raise _unsupported(g, n, "the indices output of MaxPool is not supported")
+    if n.op == "AveragePool" and any(int(p) for p in n.attr("pads", [0, 0, 0, 0])) \
+            and not int(n.attr("count_include_pad", 0)):
+        raise _unsupported(g, n, f"pads={list(n.attr('pads'))} with count_include_pad=0 is not supported "
+                                 f"(the divisor must be the window size); use no padding or count_include_pad=1")
+    if n.attr("auto_pad", "NOTSET") not in ("NOTSET", "VALID") and n.op == "AveragePool" \
+            and not int(n.attr("count_include_pad", 0)):
+        raise _unsupported(g, n, f"auto_pad={n.attr('auto_pad')} with count_include_pad=0 is not supported")
+
+
+def _check_add(g, n):
+    if len(n.inputs) != 2 or any(g.is_const(t) for t in n.inputs):
+        raise _unsupported(g, n, "only an Add of two activations (a residual add) is supported, "
+                                 "not an Add with a constant")
+    sa, sb = g.shapes.get(n.inputs[0]), g.shapes.get(n.inputs[1])
+    if sa != sb:
+        raise _unsupported(g, n, f"inputs have shapes {list(sa or ())} and {list(sb or ())}; broadcasting is not "
+                                 f"supported, both must be the same [1, C, H, W]")
