@@ -1,0 +1,222 @@
+"""PPS pruning in torch: masks hold under optimizers, schedules re-project, export keeps the detected tables."""
+import copy
+import os
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from sps_pynq import pps  # noqa: E402
+from sps_pynq.errors import NotPpsError, PpsShapeError  # noqa: E402
+from sps_pynq.prune import (PruneState, check_schedule, detect_onnx, export_onnx, gradual_schedule,  # noqa: E402
+                            prune_pps)
+
+
+def tiny_net(seed=0, bn=True):
+    """Conv3x3(1->8) BN ReLU, Conv3x3(8->12) ReLU, Conv1x1(12->6), grouped 3x3, pool, FC: every kind of layer."""
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8) if bn else nn.Identity(), nn.ReLU(),
+        nn.Conv2d(8, 12, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(12, 6, 1), nn.ReLU(),
+        nn.Conv2d(6, 6, 3, padding=1, groups=2), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(24, 10))
+
+
+def batch(seed=0, n=16):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 1, 8, 8, generator=g), torch.randint(0, 10, (n,), generator=g)
+
+
+def assert_pps(state: PruneState):
+    """Every pruned layer's effective and underlying weights are zero outside its table; the table is PPS(P, K)."""
+    for layer in state.layers.values():
+        w = layer.module.weight.detach().numpy()
+        allowed = pps.kernel_mask(w.shape, layer.masks)
+        assert not np.any(w[~allowed]), f"{layer.name}: pruned weights became nonzero"
+        pps.check_table(layer.masks, layer.K, layer.name)
+        if not state.removed:
+            orig = layer.module.parametrizations.weight.original.detach().numpy()
+            assert not np.any(orig[~allowed]), f"{layer.name}: underlying original revived"
+
+
+def test_prune_selects_eligible_layers_and_matches_numpy_projection():
+    model = tiny_net()
+    dense_w = {n: m.weight.detach().numpy().copy() for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+    state = prune_pps(model, P=8, K=4)
+    assert list(state.layers) == ["0", "3"]
+    assert set(state.dense) == {"5", "7"}                   # 1x1 and grouped stay dense
+    assert "3x3" in state.dense["5"] and "groups" in state.dense["7"]
+    for name, layer in state.layers.items():
+        ref = pps.project(dense_w[name], 8, 4, name)
+        assert layer.masks == ref.masks
+        np.testing.assert_array_equal(layer.module.weight.detach().numpy(), ref.weights)
+        assert layer.energy_kept == pytest.approx(ref.energy_kept)
+        assert pps.detect(layer.module.weight.detach().numpy(), P=8, K=4).masks == ref.masks
+    assert "PPS(8,4)" in state.report() and "dense" in state.report()
+
+
+def test_first_layer_dense_and_skip():
+    state = prune_pps(tiny_net(), 8, 4, first_layer_dense=True)
+    assert list(state.layers) == ["3"] and state.dense["0"] == "first layer kept dense"
+    state = prune_pps(tiny_net(), 8, 4, skip=["3"])
+    assert list(state.layers) == ["0"]
+    with pytest.raises(PpsShapeError, match="not modules"):
+        prune_pps(tiny_net(), 8, 4, skip=["nope"])
+    with pytest.raises(PpsShapeError, match="no conv layer"):
+        prune_pps(tiny_net(), 8, 4, skip=["0", "3"])
+    with pytest.raises(pps.PpsSpecError):
+        prune_pps(tiny_net(), 8, 10)
+    model = tiny_net()
+    prune_pps(model, 8, 4)
+    with pytest.raises(PpsShapeError, match="already"):
+        prune_pps(model, 8, 4)
+
+
+OPTIMIZERS = {
+    "sgd_momentum_wd": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=1e-2, nesterov=True),
+    "adam": lambda p: torch.optim.Adam(p, lr=1e-2),
+    "adamw": lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.1),
+}
+
+
+@pytest.mark.parametrize("opt_name", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("optimizer_before_prune", [False, True])
+def test_masks_survive_optimizer_steps(opt_name, optimizer_before_prune):
+    model = tiny_net()
+    if optimizer_before_prune:
+        # The optimizer holds the Parameter objects from before pruning; parametrize keeps the same objects.
+        opt = OPTIMIZERS[opt_name](model.parameters())
+        x, y = batch(1)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()                                   # momentum / moments now nonzero everywhere
+        opt.zero_grad()
+    state = prune_pps(model, 8, 3)
+    if not optimizer_before_prune:
+        opt = OPTIMIZERS[opt_name](model.parameters())
+    before = {n: l.module.weight.detach().clone() for n, l in state.layers.items()}
+    for s in range(6):
+        x, y = batch(s)
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        # Between opt.step() and state.step(), the effective weight is already masked.
+        for layer in state.layers.values():
+            w = layer.module.weight.detach().numpy()
+            assert not np.any(w[~pps.kernel_mask(w.shape, layer.masks)])
+        state.step(opt)
+        assert_pps(state)
+    for n, l in state.layers.items():
+        assert not torch.equal(before[n], l.module.weight.detach()), "training did not move the kept weights"
+    state.remove()
+    assert state.removed
+    assert_pps(state)
+    assert isinstance(model[3].weight, nn.Parameter)
+    # The baked model still trains; kept zeros are then the user's business, but remove() left them exact.
+    assert not any("parametrizations" in n for n, _ in model.named_parameters())
+
+
+def test_schedule_steps_K_down_with_new_tables():
+    model = tiny_net()
+    sched = gradual_schedule(K=4, steps_per_stage=2, K_start=6)
+    assert sched == [(0, 6), (2, 5), (4, 4)]
+    state = prune_pps(model, 8, 4, schedule=sched)
+    assert all(l.K == 6 for l in state.layers.values())
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    reprojected = []
+    for s in range(6):
+        x, y = batch(s)
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+        reprojected.append(state.step(opt))
+        assert all(l.K == state.current_K for l in state.layers.values())
+        assert_pps(state)
+        # momentum state is zero wherever the weights are pruned
+        for l in state.layers.values():
+            orig = l.module.parametrizations.weight.original
+            buf = opt.state[orig]["momentum_buffer"].numpy()
+            assert not np.any(buf[~pps.kernel_mask(buf.shape, l.masks)])
+    assert reprojected == [False, True, False, True, False, False]
+    assert state.history == [(0, 6), (2, 5), (4, 4)]
+    assert all(l.K == 4 for l in state.layers.values())
+
+
+def test_finish_schedule_and_bad_schedules():
+    state = prune_pps(tiny_net(), 8, 4, schedule=[(0, 9), (100, 4)])
+    assert all(l.masks == [0x1FF] * 8 for l in state.layers.values())
+    state.remove()                                   # training stopped early: remove() completes the schedule
+    assert all(l.K == 4 for l in state.layers.values())
+    assert_pps(state)
+    with pytest.raises(RuntimeError, match="removed"):
+        state.step()
+    for bad in ([(1, 4)], [(0, 6), (0, 4)], [(0, 6), (5, 5)], [(0, 10), (3, 4)], []):
+        with pytest.raises(pps.PpsSpecError):
+            check_schedule(bad, 4)
+
+
+def test_check_names_a_revived_weight():
+    model = tiny_net()
+    state = prune_pps(model, 8, 4)
+    state.remove()
+    w = model[3].weight
+    allowed = pps.kernel_mask(w.shape, state.layers["3"].masks)
+    o, i, ky, kx = np.argwhere(~allowed)[0]
+    with torch.no_grad():
+        w[o, i, ky, kx] = 1.0
+    with pytest.raises(NotPpsError, match=r"3 \(weight shape \[12, 8, 3, 3\]\)"):
+        state.check()
+
+
+def test_projection_is_deterministic_with_seed():
+    outs = []
+    for _ in range(2):
+        model = tiny_net(seed=3)
+        prune_pps(model, 8, 2)
+        model.eval()
+        x, _ = batch(7)
+        outs.append(model(x).detach().numpy())
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def test_export_onnx_keeps_tables_through_bn_folding(tmp_path):
+    pytest.importorskip("onnx")
+    import onnxruntime as ort
+    model = tiny_net()
+    state = prune_pps(model, 8, 4)
+    # Give BN non-trivial statistics so a fold would really rescale channels.
+    model.train()
+    with torch.no_grad():
+        model(batch(0, 64)[0] * 3)
+    model.eval()
+    path = str(tmp_path / "pruned.onnx")
+    found = export_onnx(model, path, (1, 8, 8))
+    import onnx
+    ops = [n.op_type for n in onnx.load(path).graph.node]
+    assert "BatchNormalization" not in ops, "expected the exporter to fold BN into the conv (what this test covers)"
+    # The model itself keeps its masks and training mode, and keeps training under them.
+    assert model[0].parametrizations.weight[0] is state.layers["0"].module.parametrizations.weight[0]
+    model.train()
+    # Exactly the two pruned convs are eligible (1x1 and grouped are not); in graph order each is detected with
+    # exactly its table, with P=8 found by detection itself (least K, then least P) and when P=8 is required.
+    assert [info.masks for info in found.values()] == [state.layers["0"].masks, state.layers["3"].masks]
+    assert [(info.P, info.K) for info in found.values()] == [(8, 4), (8, 4)]
+    assert [i.masks for i in detect_onnx(path, P=8).values()] == [i.masks for i in found.values()]
+    # The exported model computes what the torch model computes.
+    x, _ = batch(5)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    y = sess.run(None, {"input": x.numpy()})[0]
+    model.eval()
+    np.testing.assert_allclose(y, model(x).detach().numpy(), rtol=1e-4, atol=1e-5)
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for s in range(3):
+        opt.zero_grad()
+        F.cross_entropy(model(batch(s)[0]), batch(s)[1]).backward()
+        opt.step()
+        state.step(opt)
+    assert_pps(state)
