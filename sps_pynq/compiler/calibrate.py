@@ -25,7 +25,7 @@ def synthetic_inputs(shape, count: int, seed: int) -> np.ndarray:
 def prepare(calib, input_shape, num_calib: int, seed: int, source: str):
     """(inputs [N, C, H, W] float32, synthetic?) from user data, a .npy path, or a seeded synthetic set."""
     if calib is None:
-        msg = (f"sps-pynq: no calibration data for {source}; using {num_calib} seeded synthetic standard-normal "
+        msg = (f"no calibration data for {source}; using {num_calib} seeded synthetic standard-normal "
                f"inputs (seed {seed}). Activation scales from real inputs are more accurate: pass calib=/--calib")
         warnings.warn(msg, stacklevel=3)
         return synthetic_inputs(input_shape, num_calib, seed), True

@@ -33,15 +33,23 @@ def export_torch(module, input_shape: Sequence[int], dynamo: bool = False, opset
         return onnx.load(path)
 
 
-def is_zoo_name(model) -> bool:
-    if not isinstance(model, str) or os.path.exists(model) or model.endswith(".onnx"):
-        return False
+def zoo_names() -> list:
+    """Names of the models in sps_pynq.zoo (empty if the zoo or torch is not available)."""
     try:
         from .. import zoo
     except ImportError:
+        return []
+    for attr in ("NAMES", "MODELS", "BUILDERS", "names", "list_models"):
+        v = getattr(zoo, attr, None)
+        if v is not None:
+            return sorted(v() if callable(v) else v)
+    return []
+
+
+def is_zoo_name(model) -> bool:
+    if not isinstance(model, str) or os.path.exists(model) or model.endswith(".onnx"):
         return False
-    names = getattr(zoo, "NAMES", None) or getattr(zoo, "MODELS", None) or ()
-    return model in names
+    return model in zoo_names()
 
 
 def to_onnx(model, input_shape: Optional[Sequence[int]] = None, seed: int = 0) -> Tuple[object, str]:

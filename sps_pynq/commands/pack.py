@@ -1,0 +1,58 @@
+"""`sps-pynq pack`: compile an ONNX file or a zoo model into a .spsmodel for the SPS core."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+
+NAME = "pack"
+HELP = "compile an ONNX file (or a zoo model) into a packed .spsmodel"
+
+
+def _pps_spec(text: str):
+    from ..pps import parse_pps_spec
+    return parse_pps_spec(text)   # raises a ValueError subclass: argparse prints a usage error
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..hw.config import CONFIGS, DEFAULT_CONFIG
+    p.add_argument("model", nargs="?", help="an ONNX file (opset 11-21)")
+    p.add_argument("--model", dest="zoo", metavar="NAME", help="a model of the zoo instead of a file (e.g. vgg16)")
+    p.add_argument("-o", "--output", required=True, help="the .spsmodel to write")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--pps", type=_pps_spec, default=(8, 4), metavar="PxK",
+                      help="project (or check) every 3x3 conv to P patterns of K taps (default 8x4)")
+    mode.add_argument("--dense", action="store_true", help="no PPS: every layer dense")
+    p.add_argument("--first-layer-dense", action="store_true", help="keep the first conv layer dense")
+    p.add_argument("--calib", metavar="DATA.npy",
+                   help="calibration inputs, float32 [N, C, H, W]; default: seeded synthetic inputs (a warning)")
+    p.add_argument("--num-calib", type=int, default=32, help="synthetic calibration inputs (default 32)")
+    p.add_argument("--seed", type=int, default=0, help="seed of synthetic calibration data and zoo weights")
+    p.add_argument("--hw", choices=sorted(CONFIGS), default=DEFAULT_CONFIG, help="target hardware configuration")
+
+
+def run(args) -> int:
+    from ..errors import CompileError
+    if (args.model is None) == (args.zoo is None):
+        raise CompileError("give exactly one model: an ONNX file or --model NAME")
+    if args.zoo is not None:
+        from ..compiler.frontend import zoo_names
+        if args.zoo not in zoo_names():
+            raise CompileError(f"unknown zoo model {args.zoo!r}; known: {', '.join(zoo_names()) or 'none'}")
+    from ..compiler import pack
+    model = args.zoo if args.zoo is not None else args.model
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        program = pack(model, args.output, hw=args.hw, pps=None if args.dense else args.pps,
+                       first_layer_dense=args.first_layer_dense, calib=args.calib, num_calib=args.num_calib,
+                       seed=args.seed)
+    for w in caught:
+        print(f"sps-pynq pack: warning: {w.message}", file=sys.stderr)
+    sparse, dense = program.conv_macs()
+    print(f"{args.output}: {program.num_layers} layers, {program.metadata.get('pps')} for {program.hw.name}, "
+          f"image {len(program.image)} bytes, arena {program.arena_size} bytes, "
+          f"{sparse / 1e6:.1f}M of {dense / 1e6:.1f}M MACs ({dense / max(sparse, 1):.2f}x fewer), "
+          f"{time.perf_counter() - t0:.1f} s")
+    return 0
