@@ -220,3 +220,83 @@ def test_export_onnx_keeps_tables_through_bn_folding(tmp_path):
         opt.step()
         state.step(opt)
     assert_pps(state)
+
+
+def compilable_net(seed=0):
+    """What the compiler lowers: 3x3 convs (one with BN), a 1x1 conv, ReLU, flatten + FC."""
+    torch.manual_seed(seed)
+    m = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                      nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 8, 1), nn.ReLU(),
+                      nn.Flatten(), nn.Linear(8 * 64, 10))
+    m.train()
+    with torch.no_grad():
+        m(torch.rand(32, 1, 8, 8) * 3)        # non-trivial BN statistics, so folding rescales channels
+    return m
+
+
+def conv_descriptors(program):
+    from sps_pynq.hw.descriptor import Op
+    return [d for d in program.descriptors() if d.op == Op.CONV]
+
+
+def test_export_then_pack_keeps_the_tables(tmp_path):
+    compiler = pytest.importorskip("sps_pynq.compiler")
+    model = compilable_net()
+    state = prune_pps(model, 8, 4)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-3)
+    for s in range(3):                         # fine-tuned weights, not just projected ones
+        opt.zero_grad()
+        F.cross_entropy(model(batch(s)[0]), batch(s)[1]).backward()
+        opt.step()
+        state.step(opt)
+    state.remove()
+    model.eval()
+    path = str(tmp_path / "pruned.onnx")
+    export_onnx(model, path, (1, 8, 8))
+    calib = np.random.default_rng(0).random((8, 1, 8, 8), dtype=np.float32)
+    want = [state.layers["0"], state.layers["3"]]
+    # Asked for 8x2, the compiler must still keep the detected 8x4 tables: no re-projection of pruned weights.
+    for spec in [(8, 4), (8, 2)]:
+        _, layers, _ = compiler.import_and_lower(path, pps=spec)
+        convs = [l for l in layers if l.masks]
+        assert [l.pps_how for l in convs] == ["detected", "detected"]
+        program = compiler.compile_model(path, pps=spec, calib=calib)
+        descs = [d for d in conv_descriptors(program) if d.pps]
+        assert len(descs) == 2
+        for d, layer in zip(descs, want):
+            assert (d.out_c, d.in_c, d.nnz) == (layer.shape[0], layer.shape[1], 4)
+            np.testing.assert_array_equal(pps.kernel_mask((d.out_c, d.in_c, 3, 3), d.pattern_masks),
+                                          pps.kernel_mask(layer.shape, layer.masks))
+
+
+def test_cli_prune_projects_reports_and_is_detected(tmp_path, capsys):
+    onnx = pytest.importorskip("onnx")
+    from onnx import numpy_helper
+    from sps_pynq.cli import main
+    dense_path, out_path = str(tmp_path / "dense.onnx"), str(tmp_path / "pruned.onnx")
+    export_onnx(compilable_net().eval(), dense_path, (1, 8, 8))
+    assert main(["prune", dense_path, "-o", out_path, "--pps", "8x3"]) == 0
+    text = capsys.readouterr().out
+    lines = [l for l in text.splitlines() if "PPS(8,3) projected" in l]
+    assert len(lines) == 2, text
+    energies = [float(l.split("%")[0].split()[-1]) for l in lines]
+    assert all(0 < e < 100 for e in energies)
+    assert "dense (not 3x3)" in text and "fc" in text
+    before = {t.name: numpy_helper.to_array(t) for t in onnx.load(dense_path).graph.initializer}
+    after = {t.name: numpy_helper.to_array(t) for t in onnx.load(out_path).graph.initializer}
+    found = detect_onnx(out_path, P=8)
+    assert [(i.P, i.K) for i in found.values()] == [(8, 3), (8, 3)]
+    g = onnx.load(out_path).graph
+    for node in g.node:
+        if node.name in found:
+            w_name = node.input[1]
+            keep = pps.kernel_mask(after[w_name].shape, found[node.name].masks)
+            # projection only zeroes weights, never changes a kept one
+            np.testing.assert_array_equal(after[w_name], np.where(keep, before[w_name], 0))
+    # A second pass finds the tables already there and keeps them.
+    assert main(["prune", out_path, "-o", str(tmp_path / "again.onnx"), "--pps", "8x3", "--first-layer-dense"]) == 0
+    text = capsys.readouterr().out
+    assert "dense (first layer)" in text and "PPS(8,3) detected" in text and "100.00%" in text
+    # User errors: a clear message and exit code 2, no traceback.
+    assert main(["prune", str(tmp_path / "missing.onnx"), "-o", out_path]) == 2
+    assert "missing.onnx" in capsys.readouterr().err
