@@ -140,6 +140,14 @@ def _import_pynq():
         raise BackendError(f"the board backend needs pynq ({e}); on the board: pip install sps-pynq[board]") from e
 
 
+def _macs(program: Program) -> Tuple[int, int]:
+    """(nonzero, dense) MACs, or (0, 0) when a descriptor does not decode: the core reports that itself."""
+    try:
+        return program.conv_macs()
+    except ValueError:
+        return 0, 0
+
+
 def _wait_interrupt(irq, timeout: float) -> bool:
     async def waiter():
         await asyncio.wait_for(irq.wait(), timeout)
@@ -283,7 +291,7 @@ class BoardBackend(Backend):
         self._arena_address = int(self.buffer.device_address)     # one RPC on a remote device: cache it
         self.core.configure(self._arena_address, program.prog_offset, program.num_layers, program.stats_offset,
                             stats_enable=True, layer_names=[layer.name for layer in program.layers])
-        sparse_macs, _ = program.conv_macs()
+        sparse_macs, _ = _macs(program)
         self._expected_s = sparse_macs / (self.hw.rows * self.hw.cols) / (self._clock_mhz * 1e6)
         self.program = program
 
@@ -356,7 +364,7 @@ class BoardBackend(Backend):
             self._sync_from(lo, hi)
         layers = parse_stats_records(np.array(self.buffer[lo:hi]), p.num_layers, [layer.name for layer in p.layers])
         counters = self.core.counters()
-        sparse, dense = p.conv_macs()
+        sparse, dense = _macs(p)
         out = {"backend": self.name, "device": getattr(self.device, "name", str(self.device)),
                "overlay": str(self.overlay_path), "virtual": self.virtual, "clock_mhz": self._clock_mhz,
                "layers": layers, "macs": sparse, "dense_macs": dense, **counters, **self._last}
