@@ -1,0 +1,14 @@
+sps_if_pkg.sv
+sps_core_pkg.sv
+sps_fifo.sv
+sps_ram_1r1w.sv
+sps_regs.sv
+sps_axi_rd.sv
+sps_axi_wr.sv
+sps_index_unit.sv
+sps_pe_array.sv
+sps_requant.sv
+sps_conv_pipe.sv
+sps_out_align.sv
+sps_core.sv
+sps_top.sv

@@ -1,0 +1,1004 @@
+// Copyright sps-pynq contributors. Licensed under Apache-2.0.
+// Layer sequencer of the SPS core: fetches descriptors and runs CONV, MAXPOOL, AVGPOOL and ADD layers.
+
+`default_nettype none
+
+module sps_core
+  import sps_if_pkg::*;
+  import sps_core_pkg::*;
+#(
+  parameter int unsigned Rows           = DefaultRows,
+  parameter int unsigned Cols           = DefaultCols,
+  parameter int unsigned AxiDataWidth   = DefaultAxiDataWidth,
+  parameter int unsigned AxiAddrWidth   = 40,
+  parameter int unsigned ActBufBytes    = DefaultActBufBytes,
+  parameter int unsigned WeightBufBytes = DefaultWeightBufBytes
+) (
+  input  wire logic                      clk_i,
+  input  wire logic                      rst_ni,
+
+  // control from the register file
+  input  wire logic                      start_i,
+  input  wire logic                      abort_i,
+  input  wire logic [63:0]               arena_i,
+  input  wire logic [31:0]               prog_offset_i,
+  input  wire logic [31:0]               num_layers_i,
+  input  wire logic [31:0]               stats_offset_i,
+  input  wire logic                      stats_enable_i,
+
+  // status to the register file
+  output logic                           busy_o,
+  output logic                           finish_o,       // pulse at the end of a run
+  output logic [7:0]                     err_code_o,     // with finish_o
+  output logic [31:0]                    cur_layer_o,
+  output logic [63:0]                    cycles_o,
+  output logic [63:0]                    mac_cycles_o,
+  output logic [63:0]                    stall_cycles_o,
+  output logic [63:0]                    bytes_rd_o,
+  output logic [63:0]                    bytes_wr_o,
+
+  // read engine
+  output logic                           rd_req_valid_o,
+  input  wire logic                      rd_req_ready_i,
+  output logic [AxiAddrWidth-1:0]        rd_req_addr_o,
+  output logic [31:0]                    rd_req_beats_o,
+  input  wire logic                      rd_beat_valid_i,
+  output logic                           rd_beat_ready_o,
+  input  wire logic [AxiDataWidth-1:0]   rd_beat_data_i,
+  output logic                           rd_abort_o,
+  input  wire logic                      rd_idle_i,
+  input  wire logic                      rd_err_i,
+  output logic                           rd_clear_o,
+
+  // write engine
+  output logic                           wr_beat_valid_o,
+  input  wire logic                      wr_beat_ready_i,
+  output logic [AxiAddrWidth-1:0]        wr_beat_addr_o,
+  output logic [AxiDataWidth-1:0]        wr_beat_data_o,
+  output logic [AxiDataWidth/8-1:0]      wr_beat_strb_o,
+  input  wire logic                      wr_idle_i,
+  input  wire logic                      wr_err_i,
+  output logic                           wr_clear_o
+);
+  localparam int unsigned BeatBytes  = AxiDataWidth / 8;
+  localparam int unsigned BeatShift  = $clog2(BeatBytes);
+  localparam int unsigned BeatWords  = BeatBytes / 4;
+  localparam int unsigned ColShift   = $clog2(Cols);
+  localparam int unsigned ActAw      = $clog2(ActBufBytes);
+  localparam int unsigned RowAw      = ActAw - ColShift;
+  localparam int unsigned WgtDepth   = WeightBufBytes / Rows;
+  localparam int unsigned EntryWidth = $clog2(WgtDepth);
+  localparam int unsigned ActSubs    = BeatBytes / Cols;   // buffer writes per loaded beat
+  localparam int unsigned WgtSubs    = BeatBytes / Rows;
+  localparam int unsigned RowSel     = $clog2(Rows > 1 ? Rows : 2);
+  localparam int unsigned HalfBytes  = ActBufBytes / 2;    // ADD: input 1 in the lower half, input 2 above
+  localparam int unsigned ParamBeats = Rows * ParamRecordBytes / BeatBytes;
+  localparam int unsigned SegWidth   = AxiAddrWidth + 8 + Cols * 8;
+  localparam int unsigned AW         = AxiAddrWidth;
+
+  typedef enum logic [4:0] {
+    StIdle, StFetch, StLoadReq, StLoad, StDecode, StDerive, StCheck,
+    StConvGroup, StConvParams, StConvStart, StConvRun,
+    StPoolWin, StPoolEnd, StPoolRq, StPoolOut,
+    StAddChunk, StAddLoadB, StAddRdA, StAddRdB, StAddLatch, StAddEl, StAddOut,
+    StLayerEnd, StStats, StStatsWait, StError, StAbort, StFinish
+  } state_e;
+
+  typedef enum logic [1:0] {DstDesc, DstAct, DstWgt, DstParam} dest_e;
+
+  state_e state_q, ld_next_q;
+  dest_e ld_dest_q;
+
+  // ------------------------------------------------------------------------------------------------
+  // Run state and the descriptor being executed
+  // ------------------------------------------------------------------------------------------------
+  logic [AW-1:0] arena_q;
+  logic [31:0] prog_q, num_layers_q, stats_off_q, layer_q;
+  logic stats_en_q;
+  logic [7:0] err_q;
+  logic [31:0] desc_q [DescWords];
+
+  // decoded fields
+  logic [3:0] op_q;
+  logic relu_q, pps_q;
+  logic [31:0] in_off_q, out_off_q, w_off_q, p_off_q, in2_off_q, in_c_q, out_c_q, mult_q, mult2_q;
+  logic [15:0] in_h_q, in_w_q, out_h_q, out_w_q;
+  logic [7:0] kh_q, kw_q, sh_q, sw_q, pt_q, pl_q, pat_q, nnz_q, shift_q;
+  logic [MaxPatterns*9-1:0] masks_q;
+  // derived
+  logic [31:0] in_plane_q, out_pixels_q;
+  logic [47:0] steps_q;
+  logic [23:0] ow_sw_q;
+  logic [15:0] kk_q;
+  logic [7:0] p_eff_q;
+  logic linear_q;
+  logic [47:0] group_bytes;
+  logic [31:0] group_beats;
+
+  // load engine
+  logic [AW-1:0] ld_addr_q;
+  logic [31:0] ld_beats_q, ld_left_q;
+  logic [31:0] ld_idx_q;
+  logic [7:0] ld_sub_q;
+  logic beat_fire, beat_done;
+
+  // conv group loop
+  logic [3:0] residue_q;
+  logic [31:0] o_first_q, wg_off_q, pm_off_q;
+  logic [AW-1:0] out_group_q;
+  logic [31:0] par_q [Rows*4];
+
+  // counters
+  logic [63:0] cycles_q, mac_q, stall_q, rd_bytes_q, wr_bytes_q;
+  logic [31:0] lcyc_q, lmac_q, lstall_q;
+  logic mac, stall;
+
+  // ------------------------------------------------------------------------------------------------
+  // Buffers
+  // ------------------------------------------------------------------------------------------------
+  logic act_we;
+  logic [RowAw-1:0] act_wrow;
+  logic [Cols*8-1:0] act_wdata, act_rdata;
+  logic [Cols*RowAw-1:0] act_rrow, pipe_act_row;
+  logic [RowAw-1:0] elt_row;          // pool / ADD: one row address for every bank
+  logic elt_reads;
+
+  for (genvar b = 0; b < Cols; b++) begin : gen_act_bank
+    sps_ram_1r1w #(.Width(8), .Depth(ActBufBytes / Cols)) u_bank (
+      .clk_i,
+      .we_i(act_we),
+      .waddr_i(act_wrow),
+      .wdata_i(act_wdata[8*b +: 8]),
+      .re_i(1'b1),
+      .raddr_i(act_rrow[RowAw*b +: RowAw]),
+      .rdata_o(act_rdata[8*b +: 8])
+    );
+    assign act_rrow[RowAw*b +: RowAw] = elt_reads ? elt_row : pipe_act_row[RowAw*b +: RowAw];
+  end
+
+  logic wgt_we;
+  logic [EntryWidth-1:0] wgt_waddr, wgt_raddr;
+  logic [Rows*8-1:0] wgt_wdata, wgt_rdata;
+
+  sps_ram_1r1w #(.Width(Rows * 8), .Depth(WgtDepth)) u_wgt (
+    .clk_i,
+    .we_i(wgt_we),
+    .waddr_i(wgt_waddr),
+    .wdata_i(wgt_wdata),
+    .re_i(1'b1),
+    .raddr_i(wgt_raddr),
+    .rdata_o(wgt_rdata)
+  );
+
+  // ------------------------------------------------------------------------------------------------
+  // CONV tile engine and the drain (shadow bank -> C requantizers -> segments of C output bytes)
+  // ------------------------------------------------------------------------------------------------
+  logic pipe_init, pipe_busy, pipe_mac, shadow_full, shadow_release;
+  logic [31:0] shadow_base;
+  logic [Cols*32-1:0] shadow_row;
+  logic [RowSel-1:0] dr_row_q;
+  logic dr_active_q;
+  logic [31:0] dr_o_q, pn_q;
+  logic [AW-1:0] dr_addr_q;
+  logic [7:0] dr_n_q;
+  logic dr_issue, dr_last;
+  logic rq1_q, rq2_q;
+  logic [AW-1:0] rq1_addr_q, rq2_addr_q;
+  logic [7:0] rq1_n_q, rq2_n_q;
+  logic [Cols*8-1:0] rq_y;
+
+  sps_conv_pipe #(
+    .Rows(Rows), .Cols(Cols), .ActBufBytes(ActBufBytes), .EntryWidth(EntryWidth)
+  ) u_pipe (
+    .clk_i, .rst_ni,
+    .in_h_i(in_h_q), .in_w_i(in_w_q), .out_w_i(out_w_q),
+    .out_pixels_i(out_pixels_q), .in_plane_i(in_plane_q),
+    .stride_h_i(sh_q), .stride_w_i(sw_q), .pad_top_i(pt_q), .pad_left_i(pl_q),
+    .out_w_stride_i(ow_sw_q), .linear_i(linear_q),
+    .pps_i(pps_q), .patterns_i(p_eff_q), .nnz_i(nnz_q), .in_c_i(in_c_q[15:0]), .kw_i(kw_q),
+    .residue_i(residue_q), .masks_i(masks_q),
+    .init_i(pipe_init),
+    .busy_o(pipe_busy),
+    .mac_o(pipe_mac),
+    .act_row_o(pipe_act_row),
+    .act_data_i(act_rdata),
+    .wgt_addr_o(wgt_raddr),
+    .wgt_data_i(wgt_rdata),
+    .shadow_full_o(shadow_full),
+    .shadow_base_o(shadow_base),
+    .shadow_release_i(shadow_release),
+    .shadow_row_i(dr_row_q),
+    .shadow_row_o(shadow_row)
+  );
+
+  // segment FIFO between the requantizers and the writer (credits keep it from overflowing)
+  localparam int unsigned SegDepth = 4;
+  logic seg_push, seg_fifo_ready, seg_fifo_valid, seg_fifo_pop;
+  logic [SegWidth-1:0] seg_fifo_in, seg_fifo_out;
+  logic [$clog2(SegDepth):0] seg_count;
+  logic fifo_clear;
+
+  sps_fifo #(.Width(SegWidth), .Depth(SegDepth)) u_seg_fifo (
+    .clk_i, .rst_ni,
+    .clear_i(fifo_clear),
+    .wvalid_i(seg_push),
+    .wready_o(seg_fifo_ready),
+    .wdata_i(seg_fifo_in),
+    .rvalid_o(seg_fifo_valid),
+    .rready_i(seg_fifo_pop),
+    .rdata_o(seg_fifo_out),
+    .count_o(seg_count)
+  );
+
+  assign dr_issue = dr_active_q && (32'(seg_count) + 32'(rq1_q) + 32'(rq2_q) < 32'(SegDepth));
+  assign dr_last = (32'(dr_row_q) == 32'(Rows - 1)) || (dr_o_q + 32'(p_eff_q) >= out_c_q);
+  assign shadow_release = dr_issue && dr_last;
+
+  for (genvar c = 0; c < Cols; c++) begin : gen_lane
+    logic signed [39:0] v;
+    assign v = 40'($signed(shadow_row[32*c +: 32])) + 40'($signed(par_q[4 * dr_row_q]));
+    sps_requant u_rq (
+      .clk_i,
+      .v_i(v),
+      .mult_i(par_q[4 * dr_row_q + 1][30:0]),
+      .shift_i(par_q[4 * dr_row_q + 2][5:0]),
+      .relu_i(relu_q),
+      .y_o(rq_y[8*c +: 8])
+    );
+  end
+
+  assign seg_push = rq2_q;
+  assign seg_fifo_in = {rq2_addr_q, rq2_n_q, rq_y};
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      dr_active_q <= 1'b0;
+      dr_row_q <= '0;
+      dr_o_q <= '0;
+      dr_addr_q <= '0;
+      dr_n_q <= '0;
+      rq1_q <= 1'b0;
+      rq2_q <= 1'b0;
+      rq1_addr_q <= '0;
+      rq2_addr_q <= '0;
+      rq1_n_q <= '0;
+      rq2_n_q <= '0;
+    end else if (state_q == StAbort) begin
+      dr_active_q <= 1'b0;
+      rq1_q <= 1'b0;
+      rq2_q <= 1'b0;
+    end else begin
+      if (!dr_active_q && shadow_full) begin
+        dr_active_q <= 1'b1;
+        dr_row_q <= '0;
+        dr_o_q <= o_first_q;
+        dr_addr_q <= out_group_q + AW'(shadow_base);
+        dr_n_q <= (out_pixels_q - shadow_base >= 32'(Cols)) ? 8'(Cols) : 8'(out_pixels_q - shadow_base);
+      end else if (dr_issue) begin
+        dr_active_q <= !dr_last;
+        dr_row_q <= dr_row_q + 1'b1;
+        dr_o_q <= dr_o_q + 32'(p_eff_q);
+        dr_addr_q <= dr_addr_q + AW'(pn_q);
+      end
+      rq1_q <= dr_issue;
+      rq1_addr_q <= dr_addr_q;
+      rq1_n_q <= dr_n_q;
+      rq2_q <= rq1_q;
+      rq2_addr_q <= rq1_addr_q;
+      rq2_n_q <= rq1_n_q;
+    end
+  end
+
+  // ------------------------------------------------------------------------------------------------
+  // Element engines (pools, ADD): bytes in output order -> packer -> segments
+  // ------------------------------------------------------------------------------------------------
+  logic [31:0] pc_q;                     // channel
+  logic [15:0] py_q, px_q;
+  logic [7:0] wy_q, wx_q;
+  logic [31:0] pchan_q;                  // pc * in_plane
+  logic signed [19:0] pby_q, pbx_q;      // window origin
+  logic signed [31:0] pacc_q;
+  logic prd_q;                           // a read was issued last cycle
+  logic [ColShift-1:0] prd_bank_q;
+  logic signed [19:0] piy, pix;
+  logic pinb, pwin_last;
+  logic signed [47:0] paddr;
+  logic [7:0] prd_byte;
+  logic [7:0] pool_y;
+  logic [7:0] byte_q;
+  logic [31:0] out_idx_q;                // index of the next output byte in the output map
+  logic [31:0] out_total_q;
+
+  // ADD
+  logic [31:0] add_off_q, chunk_q;
+  logic [RowAw-1:0] add_row_q;
+  logic [7:0] add_e_q, add_cnt;
+  logic [Cols*8-1:0] a_row_q, b_row_q;
+  logic signed [ProdWidth-1:0] add_sum;
+
+  // output path
+  logic seg_src_pk, seg_src_stats, aln_seg_valid, aln_seg_ready, aln_idle;
+  logic [AW-1:0] aln_seg_addr;
+  logic [7:0] aln_seg_len;
+  logic [Cols*8-1:0] aln_seg_data;
+  logic [7:0] st_idx_q;
+  logic [127:0] st_record;
+
+  // packer
+  logic pk_full_q;
+  logic [7:0] pk_cnt_q;
+  logic [AW-1:0] pk_addr_q;
+  logic [Cols*8-1:0] pk_data_q;
+  logic byte_valid, byte_ready, byte_last;
+  logic [AW-1:0] byte_addr;
+
+  assign piy = pby_q + $signed({12'b0, wy_q});
+  assign pix = pbx_q + $signed({12'b0, wx_q});
+  assign pinb = piy >= 0 && piy < $signed({4'b0, in_h_q}) && pix >= 0 && pix < $signed({4'b0, in_w_q});
+  assign pwin_last = (wy_q == kh_q - 8'd1) && (wx_q == kw_q - 8'd1);
+  assign paddr = $signed({16'b0, pchan_q}) + 48'(piy) * $signed({32'b0, in_w_q}) + 48'(pix);
+  assign prd_byte = act_rdata[8 * prd_bank_q +: 8];
+
+  sps_requant u_pool_rq (
+    .clk_i,
+    .v_i(40'(pacc_q)),
+    .mult_i(mult_q[30:0]),
+    .shift_i(shift_q[5:0]),
+    .relu_i(relu_q),
+    .y_o(pool_y)
+  );
+
+  assign add_cnt = (chunk_q - 32'({add_row_q, ColShift'(0)}) >= 32'(Cols)) ? 8'(Cols)
+                   : 8'(chunk_q - 32'({add_row_q, ColShift'(0)}));
+  assign add_sum = ProdWidth'($signed(a_row_q[8 * add_e_q +: 8])) * $signed({1'b0, mult_q[30:0]})
+                 + ProdWidth'($signed(b_row_q[8 * add_e_q +: 8])) * $signed({1'b0, mult2_q[30:0]});
+
+  assign byte_valid = (state_q == StPoolOut) || (state_q == StAddOut);
+  assign byte_last = (out_idx_q + 32'd1 == out_total_q);
+  assign byte_addr = arena_q + AW'(out_off_q) + AW'(out_idx_q);
+  assign byte_ready = !pk_full_q;
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      pk_full_q <= 1'b0;
+      pk_cnt_q <= '0;
+      pk_addr_q <= '0;
+      pk_data_q <= '0;
+    end else if (state_q == StAbort) begin
+      pk_full_q <= 1'b0;
+      pk_cnt_q <= '0;
+    end else if (pk_full_q) begin
+      if (seg_src_pk && aln_seg_ready) begin
+        pk_full_q <= 1'b0;
+        pk_cnt_q <= '0;
+      end
+    end else if (byte_valid) begin
+      if (pk_cnt_q == 8'd0) pk_addr_q <= byte_addr;
+      pk_data_q[8 * pk_cnt_q[ColShift-1:0] +: 8] <= byte_q;
+      pk_cnt_q <= pk_cnt_q + 8'd1;
+      // A segment ends at a C-aligned address boundary (so it is one aligned beat) or at the map's end.
+      if (byte_addr[ColShift-1:0] == ColShift'(Cols - 1) || byte_last) pk_full_q <= 1'b1;
+    end
+  end
+
+  // ------------------------------------------------------------------------------------------------
+  // Output path: segments from the conv drain, the packer or the statistics record -> beats
+  // ------------------------------------------------------------------------------------------------
+
+  assign seg_src_pk = pk_full_q;
+  assign seg_src_stats = (state_q == StStats);
+  assign st_record = {32'h0, lstall_q, lmac_q, lcyc_q};
+
+  always_comb begin
+    aln_seg_valid = seg_fifo_valid;
+    {aln_seg_addr, aln_seg_len, aln_seg_data} = seg_fifo_out;
+    if (seg_src_stats) begin
+      aln_seg_valid = 1'b1;
+      aln_seg_addr = arena_q + AW'(stats_off_q) + AW'({layer_q, 4'b0000}) + AW'(32'(st_idx_q) * Cols);
+      aln_seg_len = 8'(Cols);
+      aln_seg_data = st_record[Cols * 8 * st_idx_q +: Cols * 8];
+    end else if (seg_src_pk) begin
+      aln_seg_valid = 1'b1;
+      aln_seg_addr = pk_addr_q;
+      aln_seg_len = pk_cnt_q;
+      aln_seg_data = pk_data_q;
+    end
+  end
+  assign seg_fifo_pop = !seg_src_stats && !seg_src_pk && aln_seg_ready;
+
+  sps_out_align #(.AddrWidth(AW), .DataWidth(AxiDataWidth), .SegBytes(Cols)) u_align (
+    .clk_i, .rst_ni,
+    .clear_i(fifo_clear),
+    .seg_valid_i(aln_seg_valid),
+    .seg_ready_o(aln_seg_ready),
+    .seg_addr_i(aln_seg_addr),
+    .seg_len_i(aln_seg_len),
+    .seg_data_i(aln_seg_data),
+    .beat_valid_o(wr_beat_valid_o),
+    .beat_ready_i(wr_beat_ready_i),
+    .beat_addr_o(wr_beat_addr_o),
+    .beat_data_o(wr_beat_data_o),
+    .beat_strb_o(wr_beat_strb_o),
+    .idle_o(aln_idle)
+  );
+
+  assign fifo_clear = (state_q == StAbort);
+
+  // ------------------------------------------------------------------------------------------------
+  // Loads: beats from the read engine into the descriptor, the buffers or the parameter registers
+  // ------------------------------------------------------------------------------------------------
+  always_comb begin
+    unique case (ld_dest_q)
+      DstAct: rd_beat_ready_o = (state_q == StLoad) && (ld_sub_q == 8'(ActSubs - 1));
+      DstWgt: rd_beat_ready_o = (state_q == StLoad) && (ld_sub_q == 8'(WgtSubs - 1));
+      default: rd_beat_ready_o = (state_q == StLoad);
+    endcase
+  end
+  assign beat_fire = (state_q == StLoad) && rd_beat_valid_i;          // a (part of a) beat is used
+  assign beat_done = beat_fire && rd_beat_ready_o;
+
+  assign act_we = beat_fire && ld_dest_q == DstAct;
+  assign act_wrow = RowAw'(ld_idx_q);
+  assign act_wdata = rd_beat_data_i[Cols * 8 * ld_sub_q +: Cols * 8];
+  assign wgt_we = beat_fire && ld_dest_q == DstWgt;
+  assign wgt_waddr = EntryWidth'(ld_idx_q);
+  assign wgt_wdata = rd_beat_data_i[Rows * 8 * ld_sub_q +: Rows * 8];
+
+  assign rd_req_valid_o = (state_q == StLoadReq);
+  assign rd_req_addr_o = ld_addr_q;
+  assign rd_req_beats_o = ld_beats_q;
+
+  // ------------------------------------------------------------------------------------------------
+  // Checks of a decoded descriptor
+  // ------------------------------------------------------------------------------------------------
+  logic shape_bad, pattern_bad, misaligned;
+  always_comb begin
+    pattern_bad = 1'b0;
+    for (int j = 0; j < MaxPatterns; j++) begin
+      if (j < 32'(pat_q) && 8'($countones(masks_q[9*j +: 9])) != nnz_q) pattern_bad = 1'b1;
+    end
+    shape_bad = in_c_q == '0 || in_h_q == '0 || in_w_q == '0 || out_c_q == '0 || out_h_q == '0
+                || out_w_q == '0 || in_c_q > 32'd65535;
+    unique case (op_q)
+      4'(OpConv): begin
+        shape_bad = shape_bad || kh_q == '0 || kw_q == '0 || sh_q == '0 || sw_q == '0 || nnz_q == '0;
+        if (pps_q) begin
+          shape_bad = shape_bad || pat_q == '0 || 32'(pat_q) > MaxPatterns || kh_q != 8'd3 || kw_q != 8'd3
+                      || nnz_q > 8'd9 || pattern_bad;
+        end else begin
+          shape_bad = shape_bad || 16'(nnz_q) != kk_q;
+        end
+      end
+      4'(OpMaxpool), 4'(OpAvgpool): begin
+        shape_bad = shape_bad || kh_q == '0 || kw_q == '0 || sh_q == '0 || sw_q == '0 || in_c_q != out_c_q;
+      end
+      default: begin   // ADD
+        shape_bad = shape_bad || in_c_q != out_c_q || in_h_q != out_h_q || in_w_q != out_w_q;
+      end
+    endcase
+    misaligned = in_off_q[BeatShift-1:0] != '0
+                 || (op_q == 4'(OpConv) && (w_off_q[BeatShift-1:0] != '0 || p_off_q[BeatShift-1:0] != '0))
+                 || (op_q == 4'(OpAdd) && in2_off_q[BeatShift-1:0] != '0);
+  end
+
+  assign group_bytes = ((steps_q * 48'(Rows)) + 48'(GroupAlign - 1)) & ~48'(GroupAlign - 1);
+  assign group_beats = 32'(group_bytes >> BeatShift);
+
+  // ------------------------------------------------------------------------------------------------
+  // The sequencer
+  // ------------------------------------------------------------------------------------------------
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      state_q <= StIdle;
+      ld_next_q <= StIdle;
+      ld_dest_q <= DstDesc;
+      arena_q <= '0;
+      prog_q <= '0;
+      num_layers_q <= '0;
+      stats_off_q <= '0;
+      stats_en_q <= 1'b0;
+      layer_q <= '0;
+      err_q <= '0;
+      ld_addr_q <= '0;
+      ld_beats_q <= '0;
+      ld_left_q <= '0;
+      ld_idx_q <= '0;
+      ld_sub_q <= '0;
+      residue_q <= '0;
+      o_first_q <= '0;
+      wg_off_q <= '0;
+      pm_off_q <= '0;
+      out_group_q <= '0;
+      st_idx_q <= '0;
+      pc_q <= '0;
+      py_q <= '0;
+      px_q <= '0;
+      wy_q <= '0;
+      wx_q <= '0;
+      pchan_q <= '0;
+      pby_q <= '0;
+      pbx_q <= '0;
+      pacc_q <= '0;
+      prd_q <= 1'b0;
+      prd_bank_q <= '0;
+      byte_q <= '0;
+      out_idx_q <= '0;
+      out_total_q <= '0;
+      add_off_q <= '0;
+      chunk_q <= '0;
+      add_row_q <= '0;
+      add_e_q <= '0;
+      a_row_q <= '0;
+      b_row_q <= '0;
+    end else if (abort_i && state_q != StIdle) begin
+      state_q <= StAbort;
+    end else begin
+      unique case (state_q)
+        StIdle: begin
+          if (start_i) begin
+            arena_q <= arena_i[AW-1:0];
+            prog_q <= prog_offset_i;
+            num_layers_q <= num_layers_i;
+            stats_off_q <= stats_offset_i;
+            stats_en_q <= stats_enable_i;
+            layer_q <= '0;
+            err_q <= 8'(ErrNone);
+            if (arena_i[BeatShift-1:0] != '0 || prog_offset_i[BeatShift-1:0] != '0) begin
+              err_q <= 8'(ErrMisaligned);
+              state_q <= StError;
+            end else begin
+              state_q <= StFetch;
+            end
+          end
+        end
+
+        StFetch: begin
+          if (layer_q == num_layers_q) begin
+            state_q <= StFinish;
+          end else begin
+            ld_addr_q <= arena_q + AW'(prog_q) + AW'({layer_q, 7'b0});
+            ld_beats_q <= 32'(DescBytes / BeatBytes);
+            ld_dest_q <= DstDesc;
+            ld_idx_q <= '0;
+            ld_next_q <= StDecode;
+            state_q <= StLoadReq;
+          end
+        end
+
+        StLoadReq: begin
+          ld_left_q <= ld_beats_q;
+          ld_sub_q <= '0;
+          if (rd_req_ready_i) state_q <= StLoad;
+        end
+
+        StLoad: begin
+          if (rd_err_i) begin
+            err_q <= 8'(ErrAxiError);
+            state_q <= StError;
+          end else if (beat_fire) begin
+            unique case (ld_dest_q)
+              DstDesc: begin
+                for (int w = 0; w < BeatWords; w++) desc_q[ld_idx_q * BeatWords + w] <= rd_beat_data_i[32*w +: 32];
+                ld_idx_q <= ld_idx_q + 32'd1;
+              end
+              DstParam: begin
+                for (int w = 0; w < BeatWords; w++) par_q[ld_idx_q * BeatWords + w] <= rd_beat_data_i[32*w +: 32];
+                ld_idx_q <= ld_idx_q + 32'd1;
+              end
+              default: begin   // buffers: one row / entry per cycle
+                ld_idx_q <= ld_idx_q + 32'd1;
+                ld_sub_q <= rd_beat_ready_o ? 8'd0 : ld_sub_q + 8'd1;
+              end
+            endcase
+            if (beat_done) begin
+              ld_left_q <= ld_left_q - 32'd1;
+              if (ld_left_q == 32'd1) state_q <= ld_next_q;
+            end
+          end
+        end
+
+        StDecode: begin
+          op_q <= desc_q[DescOpWord][DescOpLsb +: DescOpWidth];
+          relu_q <= desc_q[DescReluWord][DescReluLsb];
+          pps_q <= desc_q[DescPpsWord][DescPpsLsb];
+          in_off_q <= desc_q[DescInOffsetWord];
+          in_c_q <= desc_q[DescInCWord];
+          in_h_q <= desc_q[DescInHWord][DescInHLsb +: 16];
+          in_w_q <= desc_q[DescInWWord][DescInWLsb +: 16];
+          out_off_q <= desc_q[DescOutOffsetWord];
+          out_c_q <= desc_q[DescOutCWord];
+          out_h_q <= desc_q[DescOutHWord][DescOutHLsb +: 16];
+          out_w_q <= desc_q[DescOutWWord][DescOutWLsb +: 16];
+          kh_q <= desc_q[DescKhWord][DescKhLsb +: 8];
+          kw_q <= desc_q[DescKwWord][DescKwLsb +: 8];
+          sh_q <= desc_q[DescStrideHWord][DescStrideHLsb +: 8];
+          sw_q <= desc_q[DescStrideWWord][DescStrideWLsb +: 8];
+          pt_q <= desc_q[DescPadTopWord][DescPadTopLsb +: 8];
+          pl_q <= desc_q[DescPadLeftWord][DescPadLeftLsb +: 8];
+          pat_q <= desc_q[DescPatternsWord][DescPatternsLsb +: 8];
+          nnz_q <= desc_q[DescNnzWord][DescNnzLsb +: 8];
+          w_off_q <= desc_q[DescWeightOffsetWord];
+          p_off_q <= desc_q[DescParamOffsetWord];
+          in2_off_q <= desc_q[DescIn2OffsetWord];
+          mult_q <= desc_q[DescMultWord];
+          mult2_q <= desc_q[DescMult2Word];
+          shift_q <= desc_q[DescShiftWord][DescShiftLsb +: 8];
+          for (int j = 0; j < MaxPatterns; j++) masks_q[9*j +: 9] <= desc_q[DescPattern0Word + j][8:0];
+          state_q <= StDerive;
+        end
+
+        StDerive: begin
+          in_plane_q <= 32'(in_h_q) * 32'(in_w_q);
+          out_pixels_q <= 32'(out_h_q) * 32'(out_w_q);
+          steps_q <= 48'(in_c_q) * 48'(nnz_q);
+          ow_sw_q <= 24'(out_w_q) * 24'(sw_q);
+          kk_q <= 16'(kh_q) * 16'(kw_q);
+          p_eff_q <= pps_q ? pat_q : 8'd1;
+          linear_q <= sh_q == 8'd1 && sw_q == 8'd1 && out_w_q == in_w_q;
+          state_q <= StCheck;
+        end
+
+        StCheck: begin
+          if (op_q > 4'(OpAdd)) begin
+            err_q <= 8'(ErrBadOp);
+            state_q <= StError;
+          end else if (shape_bad) begin
+            err_q <= 8'(ErrBadShape);
+            state_q <= StError;
+          end else if (misaligned) begin
+            err_q <= 8'(ErrMisaligned);
+            state_q <= StError;
+          end else if (op_q != 4'(OpAdd) && 48'(in_c_q) * 48'(in_plane_q) > 48'(ActBufBytes)) begin
+            err_q <= 8'(ErrActBufOverflow);
+            state_q <= StError;
+          end else if (op_q == 4'(OpConv) && steps_q > 48'(WgtDepth)) begin
+            err_q <= 8'(ErrWeightBufOverflow);
+            state_q <= StError;
+          end else begin
+            // Every op but ADD starts by loading the whole input map into the activation buffer.
+            ld_addr_q <= arena_q + AW'(in_off_q);
+            ld_beats_q <= 32'((48'(in_c_q) * 48'(in_plane_q) + 48'(BeatBytes - 1)) >> BeatShift);
+            ld_dest_q <= DstAct;
+            ld_idx_q <= '0;
+            state_q <= StLoadReq;
+            residue_q <= '0;
+            o_first_q <= '0;
+            wg_off_q <= '0;
+            pm_off_q <= '0;
+            pc_q <= '0;
+            py_q <= '0;
+            px_q <= '0;
+            wy_q <= '0;
+            wx_q <= '0;
+            pchan_q <= '0;
+            pby_q <= -$signed({12'b0, pt_q});
+            pbx_q <= -$signed({12'b0, pl_q});
+            prd_q <= 1'b0;
+            pacc_q <= (op_q == 4'(OpMaxpool)) ? -32'sd128 : 32'sd0;
+            out_idx_q <= '0;
+            out_total_q <= out_c_q * out_pixels_q;
+            add_off_q <= '0;
+            pn_q <= 32'(p_eff_q) * out_pixels_q;
+            unique case (op_q)
+              4'(OpConv): ld_next_q <= StConvGroup;
+              4'(OpMaxpool), 4'(OpAvgpool): ld_next_q <= StPoolWin;
+              default: state_q <= StAddChunk;
+            endcase
+          end
+        end
+
+        // ---------------- CONV: one row group at a time ----------------
+        StConvGroup: begin
+          if (8'(residue_q) == p_eff_q) begin
+            state_q <= StLayerEnd;
+          end else if (o_first_q >= out_c_q) begin
+            residue_q <= residue_q + 4'd1;
+            o_first_q <= 32'(residue_q) + 32'd1;
+          end else begin
+            ld_addr_q <= arena_q + AW'(w_off_q) + AW'(wg_off_q);
+            ld_beats_q <= group_beats;
+            ld_dest_q <= DstWgt;
+            ld_idx_q <= '0;
+            ld_next_q <= StConvParams;
+            state_q <= StLoadReq;
+          end
+        end
+
+        StConvParams: begin
+          ld_addr_q <= arena_q + AW'(p_off_q) + AW'(pm_off_q);
+          ld_beats_q <= 32'(ParamBeats);
+          ld_dest_q <= DstParam;
+          ld_idx_q <= '0;
+          ld_next_q <= StConvStart;
+          state_q <= StLoadReq;
+        end
+
+        StConvStart: begin
+          out_group_q <= arena_q + AW'(out_off_q) + AW'(o_first_q * out_pixels_q);
+          state_q <= StConvRun;
+        end
+
+        StConvRun: begin
+          if (!pipe_init && !pipe_busy && !shadow_full && !dr_active_q && !rq1_q && !rq2_q) begin
+            wg_off_q <= wg_off_q + 32'(group_bytes);
+            pm_off_q <= pm_off_q + 32'(Rows * ParamRecordBytes);
+            o_first_q <= o_first_q + 32'(p_eff_q) * 32'(Rows);
+            state_q <= StConvGroup;
+          end
+        end
+
+        // ---------------- MAXPOOL / AVGPOOL: one output byte at a time ----------------
+        StPoolWin: begin
+          prd_q <= pinb;
+          prd_bank_q <= paddr[ColShift-1:0];
+          if (prd_q) begin
+            pacc_q <= (op_q == 4'(OpMaxpool))
+                      ? ((32'($signed(prd_byte)) > pacc_q) ? 32'($signed(prd_byte)) : pacc_q)
+                      : pacc_q + 32'($signed(prd_byte));
+          end
+          if (pwin_last) begin
+            wx_q <= '0;
+            wy_q <= '0;
+            state_q <= StPoolEnd;
+          end else if (wx_q == kw_q - 8'd1) begin
+            wx_q <= '0;
+            wy_q <= wy_q + 8'd1;
+          end else begin
+            wx_q <= wx_q + 8'd1;
+          end
+        end
+
+        StPoolEnd: begin
+          prd_q <= 1'b0;
+          if (prd_q) begin
+            pacc_q <= (op_q == 4'(OpMaxpool))
+                      ? ((32'($signed(prd_byte)) > pacc_q) ? 32'($signed(prd_byte)) : pacc_q)
+                      : pacc_q + 32'($signed(prd_byte));
+          end
+          st_idx_q <= '0;
+          state_q <= StPoolRq;
+        end
+
+        StPoolRq: begin
+          // AVGPOOL waits for the requantizer (two cycles); MAXPOOL needs only ReLU.
+          st_idx_q <= st_idx_q + 8'd1;
+          if (op_q == 4'(OpMaxpool)) begin
+            byte_q <= (relu_q && pacc_q < 0) ? 8'h00 : pacc_q[7:0];
+            state_q <= StPoolOut;
+          end else if (st_idx_q == 8'd2) begin
+            byte_q <= pool_y;
+            state_q <= StPoolOut;
+          end
+        end
+
+        StPoolOut: begin
+          if (byte_ready) begin
+            out_idx_q <= out_idx_q + 32'd1;
+            pacc_q <= (op_q == 4'(OpMaxpool)) ? -32'sd128 : 32'sd0;
+            state_q <= StPoolWin;
+            if (px_q == out_w_q - 16'd1) begin
+              px_q <= '0;
+              pbx_q <= -$signed({12'b0, pl_q});
+              if (py_q == out_h_q - 16'd1) begin
+                py_q <= '0;
+                pby_q <= -$signed({12'b0, pt_q});
+                pc_q <= pc_q + 32'd1;
+                pchan_q <= pchan_q + in_plane_q;
+                if (byte_last) state_q <= StLayerEnd;
+              end else begin
+                py_q <= py_q + 16'd1;
+                pby_q <= pby_q + $signed({12'b0, sh_q});
+              end
+            end else begin
+              px_q <= px_q + 16'd1;
+              pbx_q <= pbx_q + $signed({12'b0, sw_q});
+            end
+          end
+        end
+
+        // ---------------- ADD: chunks of both inputs, one element at a time ----------------
+        StAddChunk: begin
+          if (add_off_q >= out_total_q) begin
+            state_q <= StLayerEnd;
+          end else begin
+            chunk_q <= (out_total_q - add_off_q > 32'(HalfBytes)) ? 32'(HalfBytes) : out_total_q - add_off_q;
+            ld_addr_q <= arena_q + AW'(in_off_q) + AW'(add_off_q);
+            ld_beats_q <= ((out_total_q - add_off_q > 32'(HalfBytes)) ? 32'(HalfBytes) : out_total_q - add_off_q)
+                          + 32'(BeatBytes - 1) >> BeatShift;
+            ld_dest_q <= DstAct;
+            ld_idx_q <= '0;
+            ld_next_q <= StAddLoadB;
+            state_q <= StLoadReq;
+          end
+        end
+
+        StAddLoadB: begin
+          ld_addr_q <= arena_q + AW'(in2_off_q) + AW'(add_off_q);
+          ld_idx_q <= 32'(HalfBytes / Cols);
+          ld_next_q <= StAddRdA;
+          add_row_q <= '0;
+          state_q <= StLoadReq;
+        end
+
+        StAddRdA: begin
+          state_q <= StAddRdB;
+        end
+
+        StAddRdB: begin
+          a_row_q <= act_rdata;
+          state_q <= StAddLatch;
+        end
+
+        StAddLatch: begin
+          b_row_q <= act_rdata;
+          add_e_q <= '0;
+          state_q <= StAddEl;
+        end
+
+        StAddEl: begin
+          byte_q <= round_shift_sat(add_sum, shift_q[5:0], relu_q);
+          state_q <= StAddOut;
+        end
+
+        StAddOut: begin
+          if (byte_ready) begin
+            out_idx_q <= out_idx_q + 32'd1;
+            add_e_q <= add_e_q + 8'd1;
+            state_q <= StAddEl;
+            if (add_e_q == add_cnt - 8'd1) begin
+              if (32'({add_row_q, ColShift'(0)}) + 32'(Cols) >= chunk_q) begin
+                add_off_q <= add_off_q + 32'(HalfBytes);
+                state_q <= StAddChunk;
+              end else begin
+                add_row_q <= add_row_q + 1'b1;
+                state_q <= StAddRdA;
+              end
+            end
+          end
+        end
+
+        // ---------------- end of a layer ----------------
+        StLayerEnd: begin
+          if (!pk_full_q && !seg_fifo_valid && aln_idle && wr_idle_i) begin
+            if (wr_err_i) begin
+              err_q <= 8'(ErrAxiError);
+              state_q <= StError;
+            end else if (stats_en_q) begin
+              st_idx_q <= '0;
+              state_q <= StStats;
+            end else begin
+              layer_q <= layer_q + 32'd1;
+              state_q <= StFetch;
+            end
+          end
+        end
+
+        StStats: begin
+          if (aln_seg_ready) begin
+            st_idx_q <= st_idx_q + 8'd1;
+            if (32'(st_idx_q) == 32'(16 / Cols - 1)) state_q <= StStatsWait;
+          end
+        end
+
+        StStatsWait: begin
+          if (aln_idle && wr_idle_i) begin
+            layer_q <= layer_q + 32'd1;
+            state_q <= wr_err_i ? StError : StFetch;
+            if (wr_err_i) err_q <= 8'(ErrAxiError);
+          end
+        end
+
+        StError, StAbort: begin
+          // Let the read engine swallow what it requested and every accepted write complete.
+          if (rd_idle_i && wr_idle_i && aln_idle) state_q <= (state_q == StError) ? StFinish : StIdle;
+        end
+
+        StFinish: begin
+          state_q <= StIdle;
+        end
+
+        default: state_q <= StIdle;
+      endcase
+    end
+  end
+
+  // Pool / ADD reads of the activation buffer (one row address for every bank).
+  always_comb begin
+    elt_reads = 1'b1;
+    elt_row = RowAw'(paddr >>> ColShift);
+    unique case (state_q)
+      StAddRdA: elt_row = add_row_q;
+      StAddRdB: elt_row = add_row_q + RowAw'(HalfBytes / Cols);
+      StPoolWin: elt_row = RowAw'(paddr >>> ColShift);
+      default: elt_reads = 1'b0;
+    endcase
+  end
+
+  assign pipe_init = (state_q == StConvStart) || (state_q == StAbort);
+
+  // ------------------------------------------------------------------------------------------------
+  // Counters
+  // ------------------------------------------------------------------------------------------------
+  assign mac = pipe_mac;
+  assign stall = !mac && (
+      state_q == StLoadReq || (state_q == StLoad && !rd_beat_valid_i)
+      || ((state_q == StLayerEnd || state_q == StStatsWait) && !wr_idle_i)
+      || (dr_active_q && !dr_issue)
+      || ((state_q == StPoolOut || state_q == StAddOut) && !byte_ready));
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      cycles_q <= '0;
+      mac_q <= '0;
+      stall_q <= '0;
+      rd_bytes_q <= '0;
+      wr_bytes_q <= '0;
+      lcyc_q <= '0;
+      lmac_q <= '0;
+      lstall_q <= '0;
+    end else if (state_q == StIdle) begin
+      if (start_i) begin
+        cycles_q <= '0;
+        mac_q <= '0;
+        stall_q <= '0;
+        rd_bytes_q <= '0;
+        wr_bytes_q <= '0;
+      end
+    end else begin
+      cycles_q <= cycles_q + 64'd1;
+      mac_q <= mac_q + 64'(mac);
+      stall_q <= stall_q + 64'(stall);
+      if (rd_beat_valid_i && rd_beat_ready_o) rd_bytes_q <= rd_bytes_q + 64'(BeatBytes);
+      if (wr_beat_valid_o && wr_beat_ready_i) wr_bytes_q <= wr_bytes_q + 64'($countones(wr_beat_strb_o));
+      if (state_q == StFetch) begin
+        lcyc_q <= 32'd1;
+        lmac_q <= '0;
+        lstall_q <= '0;
+      end else if (state_q != StStats && state_q != StStatsWait) begin
+        lcyc_q <= lcyc_q + 32'd1;
+        lmac_q <= lmac_q + 32'(mac);
+        lstall_q <= lstall_q + 32'(stall);
+      end
+    end
+  end
+
+  assign busy_o = (state_q != StIdle);
+  assign finish_o = (state_q == StFinish);
+  assign err_code_o = err_q;
+  assign cur_layer_o = layer_q;
+  assign cycles_o = cycles_q;
+  assign mac_cycles_o = mac_q;
+  assign stall_cycles_o = stall_q;
+  assign bytes_rd_o = rd_bytes_q;
+  assign bytes_wr_o = wr_bytes_q;
+  assign rd_abort_o = (state_q == StLoad || state_q == StLoadReq) && (abort_i || rd_err_i);
+  assign rd_clear_o = start_i;
+  assign wr_clear_o = start_i;
+
+  // Upper address bits beyond the AXI address width, the sign bits of M and the top bits of S are unused
+  // (the descriptor and the parameter records keep them zero); the FIFO never fills (credits).
+  logic unused;
+  assign unused = ^{arena_i[63:AW], mult_q[31], mult2_q[31], shift_q[7:6], seg_fifo_ready};
+
+  // ------------------------------------------------------------------------------------------------
+  // Parameter checks
+  // ------------------------------------------------------------------------------------------------
+  if (AxiDataWidth != 64 && AxiDataWidth != 128) begin : gen_bad_axi
+    $error("sps_core: AxiDataWidth must be 64 or 128");
+  end
+  if (Cols < 2 || (Cols & (Cols - 1)) != 0 || Cols > BeatBytes) begin : gen_bad_cols
+    $error("sps_core: Cols must be a power of two in 2..AxiDataWidth/8");
+  end
+  if ((Rows & (Rows - 1)) != 0 || Rows > BeatBytes) begin : gen_bad_rows
+    $error("sps_core: Rows must be a power of two in 1..AxiDataWidth/8");
+  end
+  if (ActBufBytes % (2 * BeatBytes) != 0 || (ActBufBytes & (ActBufBytes - 1)) != 0) begin : gen_bad_act
+    $error("sps_core: ActBufBytes must be a power of two");
+  end
+  if (WeightBufBytes % GroupAlign != 0 || WeightBufBytes % Rows != 0) begin : gen_bad_wgt
+    $error("sps_core: WeightBufBytes must be a multiple of 16 and of Rows");
+  end
+
+endmodule
+
+`default_nettype wire
