@@ -1,0 +1,612 @@
+/* Golden model of the SPS core (docs/arithmetic.md in executable form), structured for CPU speed.
+ *
+ * Integer sums do not depend on their order, so a CONV is computed the way a CPU likes it, not the way the
+ * array does: per residue class r (filters o = r mod P share the pattern sequence), the class is one matrix
+ * product  out[m][pixel] = sum over rows j = (i, k) of W[m][j] * X[j][pixel],  where X[j] is the input plane
+ * of channel i shifted by tap k of pattern (r + i) mod P. Rows are taken two at a time as int16 pairs, so one
+ * AVX2 vpmaddwd does 16 multiply-accumulates; a tile of 16 pixels x 4 filters stays in registers. Tiles are
+ * shared out to the cores (pool.c). Accumulators are int32 and wrap (built with -fwrapv), as the
+ * hardware's do; requantization is the int64 rule of the spec.
+ *
+ * Descriptor field positions come from the generated sps_hw.h, never from numbers written here.
+ */
+#include "golden.h"
+#include "sps_hw.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pool.h"
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+#define TILE_PIX 16        /* pixels per tile: two vectors of 8 int32 */
+#define FBLK 4             /* filters per register block */
+#define DOT_MAX_PIX 4      /* below this many output pixels (FC layers) use dot products instead of tiles */
+#define PAR_MIN_WORK (1 << 20)  /* below ~1M operations a layer runs on one thread: starting one costs more */
+#define STATS_RECORD_BYTES 16   /* program.STATS_RECORD_BYTES: cycles, MAC-active cycles, stall cycles, 0 */
+
+typedef struct {
+    uint32_t op, relu, pps;
+    uint64_t in_off, out_off, w_off, p_off, in2_off;
+    uint32_t in_c, in_h, in_w, out_c, out_h, out_w;
+    uint32_t kh, kw, sh, sw, pt, pl;
+    uint32_t P, K;
+    uint32_t mult, mult2, shift;
+    uint32_t masks[SPS_MAX_PATTERNS];
+} layer_t;
+
+static const int mask_word[SPS_MAX_PATTERNS] = {
+    SPS_D_PATTERN0_WORD, SPS_D_PATTERN1_WORD, SPS_D_PATTERN2_WORD, SPS_D_PATTERN3_WORD,
+    SPS_D_PATTERN4_WORD, SPS_D_PATTERN5_WORD, SPS_D_PATTERN6_WORD, SPS_D_PATTERN7_WORD,
+    SPS_D_PATTERN8_WORD, SPS_D_PATTERN9_WORD, SPS_D_PATTERN10_WORD, SPS_D_PATTERN11_WORD,
+    SPS_D_PATTERN12_WORD, SPS_D_PATTERN13_WORD, SPS_D_PATTERN14_WORD, SPS_D_PATTERN15_WORD};
+static const int mask_lsb[SPS_MAX_PATTERNS] = {
+    SPS_D_PATTERN0_LSB, SPS_D_PATTERN1_LSB, SPS_D_PATTERN2_LSB, SPS_D_PATTERN3_LSB,
+    SPS_D_PATTERN4_LSB, SPS_D_PATTERN5_LSB, SPS_D_PATTERN6_LSB, SPS_D_PATTERN7_LSB,
+    SPS_D_PATTERN8_LSB, SPS_D_PATTERN9_LSB, SPS_D_PATTERN10_LSB, SPS_D_PATTERN11_LSB,
+    SPS_D_PATTERN12_LSB, SPS_D_PATTERN13_LSB, SPS_D_PATTERN14_LSB, SPS_D_PATTERN15_LSB};
+
+static uint32_t rd32(const uint8_t *p) {      /* the arena is little-endian, whatever the host is */
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void wr32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+}
+
+static void decode(const uint8_t *p, layer_t *L) {
+    uint32_t w[SPS_DESC_WORDS];
+    for (int j = 0; j < SPS_DESC_WORDS; j++) w[j] = rd32(p + 4 * j);
+    L->op = SPS_DESC_GET(w, OP);
+    L->relu = SPS_DESC_GET(w, RELU);
+    L->pps = SPS_DESC_GET(w, PPS);
+    L->in_off = SPS_DESC_GET(w, IN_OFFSET);
+    L->in_c = SPS_DESC_GET(w, IN_C);
+    L->in_h = SPS_DESC_GET(w, IN_H);
+    L->in_w = SPS_DESC_GET(w, IN_W);
+    L->out_off = SPS_DESC_GET(w, OUT_OFFSET);
+    L->out_c = SPS_DESC_GET(w, OUT_C);
+    L->out_h = SPS_DESC_GET(w, OUT_H);
+    L->out_w = SPS_DESC_GET(w, OUT_W);
+    L->kh = SPS_DESC_GET(w, KH);
+    L->kw = SPS_DESC_GET(w, KW);
+    L->sh = SPS_DESC_GET(w, STRIDE_H);
+    L->sw = SPS_DESC_GET(w, STRIDE_W);
+    L->pt = SPS_DESC_GET(w, PAD_TOP);
+    L->pl = SPS_DESC_GET(w, PAD_LEFT);
+    L->P = SPS_DESC_GET(w, PATTERNS);
+    L->K = SPS_DESC_GET(w, NNZ);
+    L->w_off = SPS_DESC_GET(w, WEIGHT_OFFSET);
+    L->p_off = SPS_DESC_GET(w, PARAM_OFFSET);
+    L->in2_off = SPS_DESC_GET(w, IN2_OFFSET);
+    L->mult = SPS_DESC_GET(w, MULT);
+    L->mult2 = SPS_DESC_GET(w, MULT2);
+    L->shift = SPS_DESC_GET(w, SHIFT);
+    for (int j = 0; j < SPS_MAX_PATTERNS; j++)
+        L->masks[j] = (w[mask_word[j]] >> mask_lsb[j]) & ((1u << SPS_D_PATTERN0_WIDTH) - 1u);
+}
+
+/* ---------------------------------------------------------------- arithmetic of docs/arithmetic.md */
+
+static inline int64_t requant(int64_t v, int64_t M, int S) {
+    int64_t R = S > 0 ? (int64_t)1 << (S - 1) : 0;
+    return (v * M + R) >> S;          /* gcc's >> on signed values is the arithmetic (flooring) shift */
+}
+
+static inline int8_t finish(int64_t y, int relu) {
+    if (relu && y < 0) y = 0;
+    if (y > 127) y = 127;
+    if (y < -128) y = -128;
+    return (int8_t)y;
+}
+
+static int popcount9(uint32_t m) {
+    int n = 0;
+    for (int t = 0; t < 9; t++) n += (m >> t) & 1;
+    return n;
+}
+
+static int threads_for(const sps_golden_config *cfg, uint64_t work) {
+    if (work < PAR_MIN_WORK) return 1;
+    return cfg->num_threads > 0 ? cfg->num_threads : sps_cpu_count();
+}
+
+/* ---------------------------------------------------------------- checks */
+
+typedef struct {
+    const sps_golden_config *cfg;
+    uint64_t size;
+    sps_golden_status *st;
+    int layer;
+} ctx_t;
+
+static int fail(ctx_t *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int fail(ctx_t *c, int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->st->message, sizeof c->st->message, fmt, ap);
+    va_end(ap);
+    c->st->error = code;
+    c->st->layer = c->layer;
+    return code;
+}
+
+static const char *op_name(uint32_t op) {
+    switch (op) {
+    case SPS_OP_CONV: return "CONV";
+    case SPS_OP_MAXPOOL: return "MAXPOOL";
+    case SPS_OP_AVGPOOL: return "AVGPOOL";
+    case SPS_OP_ADD: return "ADD";
+    default: return "?";
+    }
+}
+
+static int check_region(ctx_t *c, const char *what, uint64_t off, uint64_t n) {
+    if (off % SPS_BUFFER_ALIGN)
+        return fail(c, SPS_ERR_MISALIGNED, "%s offset %llu is not a multiple of %d", what,
+                    (unsigned long long)off, SPS_BUFFER_ALIGN);
+    if (off > c->size || n > c->size - off)
+        return fail(c, SPS_ERR_AXI_ERROR, "%s [%llu, %llu) lies outside the arena of %llu bytes", what,
+                    (unsigned long long)off, (unsigned long long)(off + n), (unsigned long long)c->size);
+    return 0;
+}
+
+static uint64_t class_size(uint32_t O, uint32_t P, uint32_t r) {   /* filters o < O with o mod P == r */
+    return r < O ? (O - r + P - 1) / P : 0;
+}
+
+static uint64_t num_groups(uint32_t O, uint32_t P, uint32_t R) {
+    uint64_t n = 0;
+    for (uint32_t r = 0; r < P; r++) n += (class_size(O, P, r) + R - 1) / R;
+    return n;
+}
+
+static uint64_t group_weight_bytes(uint32_t I, uint32_t K, uint32_t R) {
+    uint64_t n = (uint64_t)I * K * R;
+    return (n + SPS_GROUP_ALIGN - 1) / SPS_GROUP_ALIGN * SPS_GROUP_ALIGN;
+}
+
+static int check_layer(ctx_t *c, const layer_t *L) {
+    const sps_golden_config *cfg = c->cfg;
+    const char *name = op_name(L->op);
+    if (L->op > SPS_OP_ADD) return fail(c, SPS_ERR_BAD_OP, "unknown op %u", L->op);
+    if (!L->in_c || !L->in_h || !L->in_w || !L->out_c || !L->out_h || !L->out_w)
+        return fail(c, SPS_ERR_BAD_SHAPE, "%s with a zero dimension: in %ux%ux%u, out %ux%ux%u", name,
+                    L->in_c, L->in_h, L->in_w, L->out_c, L->out_h, L->out_w);
+    uint64_t in_bytes = (uint64_t)L->in_c * L->in_h * L->in_w;
+    uint64_t out_bytes = (uint64_t)L->out_c * L->out_h * L->out_w;
+    if (L->op == SPS_OP_ADD) {
+        if (L->in_c != L->out_c || L->in_h != L->out_h || L->in_w != L->out_w)
+            return fail(c, SPS_ERR_BAD_SHAPE, "ADD input %ux%ux%u and output %ux%ux%u differ", L->in_c, L->in_h,
+                        L->in_w, L->out_c, L->out_h, L->out_w);
+        if (L->shift > 63 || L->mult >= 0x80000000u || L->mult2 >= 0x80000000u)
+            return fail(c, SPS_ERR_BAD_SHAPE, "ADD mult %u / mult2 %u / shift %u out of range", L->mult,
+                        L->mult2, L->shift);
+        int e;
+        if ((e = check_region(c, "ADD input 1", L->in_off, in_bytes))) return e;
+        if ((e = check_region(c, "ADD input 2", L->in2_off, in_bytes))) return e;
+        return check_region(c, "ADD output", L->out_off, out_bytes);
+    }
+    /* window ops */
+    if (!L->kh || !L->kw || !L->sh || !L->sw)
+        return fail(c, SPS_ERR_BAD_SHAPE, "%s with kernel %ux%u, stride %ux%u", name, L->kh, L->kw, L->sh, L->sw);
+    if (L->pt >= L->kh || L->pl >= L->kw ||
+        (uint64_t)(L->out_h - 1) * L->sh >= (uint64_t)L->in_h + L->pt ||
+        (uint64_t)(L->out_w - 1) * L->sw >= (uint64_t)L->in_w + L->pl)
+        return fail(c, SPS_ERR_BAD_SHAPE, "%s output %ux%u from input %ux%u with kernel %ux%u, stride %ux%u, "
+                    "pad %u/%u has windows entirely in the padding", name, L->out_h, L->out_w, L->in_h, L->in_w,
+                    L->kh, L->kw, L->sh, L->sw, L->pt, L->pl);
+    if (cfg->act_buf_bytes && in_bytes > cfg->act_buf_bytes)
+        return fail(c, SPS_ERR_ACT_BUF_OVERFLOW, "%s input %ux%ux%u = %llu bytes exceeds the activation buffer "
+                    "of %u bytes", name, L->in_c, L->in_h, L->in_w, (unsigned long long)in_bytes,
+                    cfg->act_buf_bytes);
+    int e;
+    if ((e = check_region(c, "input", L->in_off, in_bytes))) return e;
+    if ((e = check_region(c, "output", L->out_off, out_bytes))) return e;
+    if (L->op == SPS_OP_MAXPOOL || L->op == SPS_OP_AVGPOOL) {
+        if (L->in_c != L->out_c)
+            return fail(c, SPS_ERR_BAD_SHAPE, "%s input has %u channels, output %u", name, L->in_c, L->out_c);
+        if (L->op == SPS_OP_AVGPOOL && (L->shift > 63 || L->mult >= 0x80000000u))
+            return fail(c, SPS_ERR_BAD_SHAPE, "AVGPOOL mult %u / shift %u out of range", L->mult, L->shift);
+        return 0;
+    }
+    /* CONV */
+    if (L->pps) {
+        if (L->kh != 3 || L->kw != 3)
+            return fail(c, SPS_ERR_BAD_SHAPE, "PPS CONV with a %ux%u kernel (needs 3x3)", L->kh, L->kw);
+        if (L->P < 1 || L->P > (uint32_t)cfg->max_patterns || L->P > SPS_MAX_PATTERNS || L->K < 1 || L->K > 9)
+            return fail(c, SPS_ERR_BAD_SHAPE, "PPS CONV with P=%u, K=%u (needs 1<=P<=%d, 1<=K<=9)", L->P, L->K,
+                        cfg->max_patterns);
+        for (uint32_t j = 0; j < L->P; j++)
+            if ((uint32_t)popcount9(L->masks[j]) != L->K)
+                return fail(c, SPS_ERR_BAD_SHAPE, "pattern %u (mask 0x%03x) has %d taps, K=%u", j, L->masks[j],
+                            popcount9(L->masks[j]), L->K);
+    } else if (L->P != 1 || L->K != L->kh * L->kw) {
+        return fail(c, SPS_ERR_BAD_SHAPE, "dense CONV %ux%u with P=%u, K=%u (needs P=1, K=kh*kw=%u)", L->kh,
+                    L->kw, L->P, L->K, L->kh * L->kw);
+    }
+    uint32_t R = (uint32_t)cfg->rows;
+    if (cfg->weight_buf_bytes && (uint64_t)L->in_c * L->K * R > cfg->weight_buf_bytes)
+        return fail(c, SPS_ERR_WEIGHT_BUF_OVERFLOW, "CONV row group of %u x %u x %u = %llu bytes exceeds the weight "
+                    "buffer of %u bytes", L->in_c, L->K, R, (unsigned long long)L->in_c * L->K * R,
+                    cfg->weight_buf_bytes);
+    uint64_t groups = num_groups(L->out_c, L->P, R);
+    if ((e = check_region(c, "weights", L->w_off, groups * group_weight_bytes(L->in_c, L->K, R)))) return e;
+    if ((e = check_region(c, "params", L->p_off, groups * R * SPS_PARAM_RECORD_BYTES))) return e;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- CONV */
+
+typedef struct {
+    int32_t bias, mult, shift, o;   /* o = -1 for the padding filters of the last block */
+} filt_t;
+
+typedef struct {
+    uint32_t members;      /* filters in the class */
+    uint32_t blocks;       /* ceil(members / FBLK) */
+    int16_t *wt;           /* [blocks][JP][FBLK][2]: weight pairs, ready to broadcast */
+    int16_t *wd;           /* [members][JP*2]: for the dot-product path */
+    filt_t *f;             /* [blocks * FBLK] */
+    int64_t *src;          /* [JP*2]: offset of row j in the padded input, -1 for the padding row */
+} class_t;
+
+/* out[o][p] for p in [p0, p0 + n) of one 4-filter block, from int32 accumulators acc[FBLK][TILE_PIX]. */
+static void store_block(int8_t *out, uint64_t pix, const filt_t *f, int32_t acc[FBLK][TILE_PIX], uint64_t p0,
+                        int n, int relu) {
+    for (int b = 0; b < FBLK; b++) {
+        if (f[b].o < 0) continue;
+        int8_t *dst = out + (uint64_t)f[b].o * pix + p0;
+        for (int q = 0; q < n; q++)
+            dst[q] = finish(requant((int32_t)(acc[b][q] + f[b].bias), f[b].mult, f[b].shift), relu);
+    }
+}
+
+/* acc[b][q] = sum over pairs jp of wt[jp][b][0] * z[jp][q][0] + wt[jp][b][1] * z[jp][q][1] */
+static void kernel_4x16(const int16_t *z, const int16_t *wt, int JP, int32_t acc[FBLK][TILE_PIX]) {
+#if defined(__AVX2__)
+    __m256i a00 = _mm256_setzero_si256(), a01 = a00, a10 = a00, a11 = a00;
+    __m256i a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+    for (int jp = 0; jp < JP; jp++) {
+        const __m256i z0 = _mm256_loadu_si256((const __m256i *)(z + jp * 32));
+        const __m256i z1 = _mm256_loadu_si256((const __m256i *)(z + jp * 32 + 16));
+        const int32_t *w = (const int32_t *)(wt + jp * FBLK * 2);
+        __m256i b = _mm256_set1_epi32(w[0]);
+        a00 = _mm256_add_epi32(a00, _mm256_madd_epi16(z0, b));
+        a01 = _mm256_add_epi32(a01, _mm256_madd_epi16(z1, b));
+        b = _mm256_set1_epi32(w[1]);
+        a10 = _mm256_add_epi32(a10, _mm256_madd_epi16(z0, b));
+        a11 = _mm256_add_epi32(a11, _mm256_madd_epi16(z1, b));
+        b = _mm256_set1_epi32(w[2]);
+        a20 = _mm256_add_epi32(a20, _mm256_madd_epi16(z0, b));
+        a21 = _mm256_add_epi32(a21, _mm256_madd_epi16(z1, b));
+        b = _mm256_set1_epi32(w[3]);
+        a30 = _mm256_add_epi32(a30, _mm256_madd_epi16(z0, b));
+        a31 = _mm256_add_epi32(a31, _mm256_madd_epi16(z1, b));
+    }
+    _mm256_storeu_si256((__m256i *)&acc[0][0], a00); _mm256_storeu_si256((__m256i *)&acc[0][8], a01);
+    _mm256_storeu_si256((__m256i *)&acc[1][0], a10); _mm256_storeu_si256((__m256i *)&acc[1][8], a11);
+    _mm256_storeu_si256((__m256i *)&acc[2][0], a20); _mm256_storeu_si256((__m256i *)&acc[2][8], a21);
+    _mm256_storeu_si256((__m256i *)&acc[3][0], a30); _mm256_storeu_si256((__m256i *)&acc[3][8], a31);
+#else
+    /* Portable version (e.g. the board's aarch64): the same sums, left to the auto-vectorizer. */
+    for (int b = 0; b < FBLK; b++)
+        for (int q = 0; q < TILE_PIX; q++) acc[b][q] = 0;
+    for (int jp = 0; jp < JP; jp++) {
+        const int16_t *zz = z + jp * 32;
+        const int16_t *w = wt + jp * FBLK * 2;
+        for (int b = 0; b < FBLK; b++) {
+            int32_t w0 = w[2 * b], w1 = w[2 * b + 1];
+            for (int q = 0; q < TILE_PIX; q++) acc[b][q] += w0 * zz[2 * q] + w1 * zz[2 * q + 1];
+        }
+    }
+#endif
+}
+
+static int32_t dot16(const int16_t *a, const int16_t *b, int n) {
+    int32_t s = 0;                    /* gcc turns this into vpmaddwd */
+    for (int j = 0; j < n; j++) s += (int32_t)a[j] * (int32_t)b[j];
+    return s;
+}
+
+typedef struct {
+    const layer_t *L;
+    const class_t *cls;
+    const int8_t *xpad;
+    const uint64_t *pixoff;
+    int8_t *out;
+    uint64_t pix, JP;
+    uint32_t P;
+    uint64_t ntiles;
+    uint32_t max_members;
+    int16_t *zv;           /* dot path: [P][pix][JP*2] row vectors */
+    volatile int oom;
+} conv_job_t;
+
+/* One (class, tile of 16 pixels): gather the tile's rows as int16 pairs Z[JP][16][2] once, then every 4-filter
+ * block of the class multiplies it. */
+static void conv_tile_item(void *arg, int64_t it, void **scratch) {
+    conv_job_t *jb = arg;
+    const uint32_t r = (uint32_t)(it / jb->ntiles);
+    const uint64_t p0 = (uint64_t)(it % jb->ntiles) * TILE_PIX, JP = jb->JP;
+    const int n = jb->pix - p0 < TILE_PIX ? (int)(jb->pix - p0) : TILE_PIX;
+    const class_t *C = &jb->cls[r];
+    if (!C->members) return;
+    if (!*scratch) *scratch = malloc(JP * TILE_PIX * 2 * sizeof(int16_t));
+    int16_t *z = *scratch;
+    if (!z) { jb->oom = 1; return; }
+    const int8_t *xpad = jb->xpad;
+    const uint64_t *po = jb->pixoff + p0;
+    for (uint64_t jp = 0; jp < JP; jp++) {
+        const int64_t s0 = C->src[2 * jp], s1 = C->src[2 * jp + 1];
+        int16_t *zz = z + jp * TILE_PIX * 2;
+        for (int q = 0; q < TILE_PIX; q++) {
+            zz[2 * q] = q < n ? xpad[s0 + po[q]] : 0;
+            zz[2 * q + 1] = (q < n && s1 >= 0) ? xpad[s1 + po[q]] : 0;
+        }
+    }
+    int32_t acc[FBLK][TILE_PIX];
+    for (uint32_t b = 0; b < C->blocks; b++) {
+        kernel_4x16(z, C->wt + (uint64_t)b * JP * FBLK * 2, (int)JP, acc);
+        store_block(jb->out, jb->pix, C->f + b * FBLK, acc, p0, n, jb->L->relu);
+    }
+}
+
+/* One (class, member) filter of an FC-like layer: a dot product per output pixel. */
+static void conv_dot_item(void *arg, int64_t it, void **scratch) {
+    conv_job_t *jb = arg;
+    (void)scratch;
+    const uint32_t r = (uint32_t)(it / jb->max_members), m = (uint32_t)(it % jb->max_members);
+    const class_t *C = &jb->cls[r];
+    if (m >= C->members) return;
+    const filt_t *f = &C->f[m];
+    const uint64_t n2 = jb->JP * 2;
+    for (uint64_t p = 0; p < jb->pix; p++) {
+        int32_t acc = dot16(C->wd + m * n2, jb->zv + ((uint64_t)r * jb->pix + p) * n2, (int)n2);
+        jb->out[(uint64_t)f->o * jb->pix + p] =
+            finish(requant((int32_t)(acc + f->bias), f->mult, f->shift), jb->L->relu);
+    }
+}
+
+static int run_conv(ctx_t *c, uint8_t *arena, const layer_t *L) {
+    const uint32_t R = (uint32_t)c->cfg->rows, P = L->pps ? L->P : 1, K = L->K, I = L->in_c, O = L->out_c;
+    const uint64_t pix = (uint64_t)L->out_h * L->out_w;
+    const uint64_t J = (uint64_t)I * K, JP = (J + 1) / 2;
+    /* Input padded with zeros so that every tap of every output pixel is a plain read. */
+    const uint64_t bot_need = (uint64_t)(L->out_h - 1) * L->sh + L->kh;   /* rows the windows span */
+    const uint64_t rgt_need = (uint64_t)(L->out_w - 1) * L->sw + L->kw;
+    const uint64_t Hp = bot_need > L->pt + L->in_h ? bot_need : L->pt + L->in_h;
+    const uint64_t Wp = rgt_need > L->pl + L->in_w ? rgt_need : L->pl + L->in_w;
+    const uint64_t plane = Hp * Wp;
+    const int8_t *in = (const int8_t *)arena + L->in_off;
+    int8_t *out = (int8_t *)arena + L->out_off;
+
+    int8_t *xpad = calloc(I * plane + 1, 1);
+    uint64_t *pixoff = malloc((pix + TILE_PIX) * sizeof *pixoff);
+    class_t *cls = calloc(P, sizeof *cls);
+    int err = 0;
+    if (!xpad || !pixoff || !cls) { err = 1; goto done; }
+    for (uint32_t i = 0; i < I; i++)
+        for (uint32_t y = 0; y < L->in_h; y++)
+            memcpy(xpad + i * plane + (y + L->pt) * Wp + L->pl, in + ((uint64_t)i * L->in_h + y) * L->in_w, L->in_w);
+    for (uint64_t p = 0; p < pix + TILE_PIX; p++) {
+        uint64_t y = p / L->out_w, x = p % L->out_w;
+        pixoff[p] = p < pix ? y * L->sh * Wp + x * L->sw : 0;
+    }
+
+    /* Per class: its filters (from the row groups, in layout.py order), weights, params and row sources. */
+    const uint64_t gw = group_weight_bytes(I, K, R);
+    uint64_t gidx = 0;
+    for (uint32_t r = 0; r < P; r++) {
+        class_t *C = &cls[r];
+        C->members = (uint32_t)class_size(O, P, r);
+        C->blocks = (C->members + FBLK - 1) / FBLK;
+        C->wt = calloc((size_t)C->blocks * JP * FBLK * 2 + 1, sizeof(int16_t));
+        C->wd = calloc((size_t)C->members * JP * 2 + 1, sizeof(int16_t));
+        C->f = calloc((size_t)C->blocks * FBLK + 1, sizeof(filt_t));
+        C->src = malloc((JP * 2) * sizeof(int64_t));
+        if (!C->wt || !C->wd || !C->f || !C->src) { err = 1; goto done; }
+        for (uint64_t j = 0; j < JP * 2; j++) {
+            if (j >= J) { C->src[j] = -1; continue; }
+            uint32_t i = (uint32_t)(j / K), k = (uint32_t)(j % K), t = k;
+            if (L->pps) {                  /* tap k = the k-th set bit of pattern (r + i) mod P */
+                uint32_t m = L->masks[(r + i) % P], seen = 0;
+                for (t = 0; t < 9; t++)
+                    if ((m >> t & 1) && seen++ == k) break;
+            }
+            C->src[j] = (int64_t)(i * plane + (t / L->kw) * Wp + t % L->kw);
+        }
+        for (uint32_t b = 0; b < C->blocks * FBLK; b++) C->f[b].o = -1;
+        for (uint32_t m0 = 0; m0 < C->members; m0 += R, gidx++) {
+            const int8_t *wg = (const int8_t *)arena + L->w_off + gidx * gw;
+            const uint8_t *pg = arena + L->p_off + gidx * R * SPS_PARAM_RECORD_BYTES;
+            for (uint32_t row = 0; row < R && m0 + row < C->members; row++) {
+                uint32_t m = m0 + row, b = m / FBLK, lane = m % FBLK;
+                const uint8_t *rec = pg + row * SPS_PARAM_RECORD_BYTES;
+                filt_t *f = &C->f[m];
+                f->o = (int32_t)(r + P * m);
+                f->bias = (int32_t)rd32(rec);
+                f->mult = (int32_t)rd32(rec + 4);
+                f->shift = (int32_t)rd32(rec + 8);
+                if (f->mult < 0 || f->shift < 0 || f->shift > 63) {
+                    fail(c, SPS_ERR_BAD_SHAPE, "CONV filter %d has multiplier %d, shift %d (needs 0..2^31-1, "
+                         "0..63)", f->o, f->mult, f->shift);
+                    err = 2;
+                    goto done;
+                }
+                for (uint64_t j = 0; j < J; j++) {
+                    int16_t w = wg[j * R + row];
+                    C->wt[((b * JP + j / 2) * FBLK + lane) * 2 + j % 2] = w;
+                    C->wd[m * JP * 2 + j] = w;
+                }
+            }
+        }
+    }
+
+    conv_job_t job = {L, cls, xpad, pixoff, out, pix, JP, P, (pix + TILE_PIX - 1) / TILE_PIX, 0, NULL};
+    const int threads = threads_for(c->cfg, (uint64_t)O * J * pix);
+    if (pix < DOT_MAX_PIX) {
+        /* FC-like layers: one dot product per (filter, pixel) over the J rows; the row vectors first. */
+        job.zv = calloc((size_t)P * pix * JP * 2 + 1, sizeof(int16_t));
+        if (!job.zv) { err = 1; goto done; }
+        for (uint32_t r = 0; r < P; r++)
+            for (uint64_t p = 0; p < pix; p++)
+                for (uint64_t j = 0; j < JP * 2; j++)
+                    job.zv[((uint64_t)r * pix + p) * JP * 2 + j] =
+                        cls[r].src[j] < 0 ? 0 : xpad[cls[r].src[j] + pixoff[p]];
+        job.max_members = 0;
+        for (uint32_t r = 0; r < P; r++)
+            if (cls[r].members > job.max_members) job.max_members = cls[r].members;
+        sps_parallel_for((int64_t)P * job.max_members, threads, conv_dot_item, &job);
+        free(job.zv);
+    } else {
+        sps_parallel_for((int64_t)(P * job.ntiles), threads, conv_tile_item, &job);
+        if (job.oom) err = 1;
+    }
+
+done:
+    if (cls)
+        for (uint32_t r = 0; r < P; r++) {
+            free(cls[r].wt); free(cls[r].wd); free(cls[r].f); free(cls[r].src);
+        }
+    free(cls);
+    free(pixoff);
+    free(xpad);
+    if (err == 1) return fail(c, SPS_ERR_BAD_SHAPE, "CONV %ux%ux%u -> %ux%ux%u: out of host memory", L->in_c,
+                              L->in_h, L->in_w, L->out_c, L->out_h, L->out_w);
+    return err ? c->st->error : 0;
+}
+
+/* ---------------------------------------------------------------- pools and ADD */
+
+typedef struct {
+    const layer_t *L;
+    const int8_t *in, *in2;
+    int8_t *out;
+} elem_job_t;
+
+static void pool_item(void *arg, int64_t ch, void **scratch) {
+    const elem_job_t *jb = arg;
+    const layer_t *L = jb->L;
+    (void)scratch;
+    const int is_max = L->op == SPS_OP_MAXPOOL;
+    const int8_t *x = jb->in + (uint64_t)ch * L->in_h * L->in_w;
+    int8_t *o = jb->out + (uint64_t)ch * L->out_h * L->out_w;
+    for (uint32_t y = 0; y < L->out_h; y++) {
+        int64_t y0 = (int64_t)y * L->sh - L->pt, y1 = y0 + L->kh;
+        if (y0 < 0) y0 = 0;
+        if (y1 > L->in_h) y1 = L->in_h;
+        for (uint32_t xo = 0; xo < L->out_w; xo++) {
+            int64_t x0 = (int64_t)xo * L->sw - L->pl, x1 = x0 + L->kw;
+            if (x0 < 0) x0 = 0;
+            if (x1 > L->in_w) x1 = L->in_w;
+            int32_t m = -128;
+            uint32_t sum = 0;          /* an int32 register: wraps like the hardware's */
+            for (int64_t iy = y0; iy < y1; iy++)
+                for (int64_t ix = x0; ix < x1; ix++) {
+                    int32_t v = x[iy * L->in_w + ix];
+                    if (v > m) m = v;
+                    sum += (uint32_t)v;
+                }
+            o[(uint64_t)y * L->out_w + xo] =
+                is_max ? finish(m, L->relu) : finish(requant((int32_t)sum, L->mult, (int)L->shift), L->relu);
+        }
+    }
+}
+
+static void run_pool(ctx_t *c, uint8_t *arena, const layer_t *L) {
+    elem_job_t jb = {L, (const int8_t *)arena + L->in_off, NULL, (int8_t *)arena + L->out_off};
+    uint64_t work = (uint64_t)L->out_c * L->out_h * L->out_w * L->kh * L->kw;
+    sps_parallel_for(L->in_c, threads_for(c->cfg, work), pool_item, &jb);
+}
+
+#define ADD_CHUNK 65536
+
+static void add_item(void *arg, int64_t chunk, void **scratch) {
+    const elem_job_t *jb = arg;
+    const layer_t *L = jb->L;
+    (void)scratch;
+    const int64_t n = (int64_t)L->in_c * L->in_h * L->in_w, M = L->mult, M2 = L->mult2;
+    const int S = (int)L->shift;
+    const int64_t R = S > 0 ? (int64_t)1 << (S - 1) : 0;
+    const int64_t e0 = chunk * ADD_CHUNK, e1 = e0 + ADD_CHUNK < n ? e0 + ADD_CHUNK : n;
+    /* Element by element, reading both inputs before writing: the output may alias an input. */
+    for (int64_t e = e0; e < e1; e++) jb->out[e] = finish((jb->in[e] * M + jb->in2[e] * M2 + R) >> S, L->relu);
+}
+
+static void run_add(ctx_t *c, uint8_t *arena, const layer_t *L) {
+    elem_job_t jb = {L, (const int8_t *)arena + L->in_off, (const int8_t *)arena + L->in2_off,
+                     (int8_t *)arena + L->out_off};
+    const int64_t n = (int64_t)L->in_c * L->in_h * L->in_w;
+    sps_parallel_for((n + ADD_CHUNK - 1) / ADD_CHUNK, threads_for(c->cfg, (uint64_t)n * 4), add_item, &jb);
+}
+
+/* ---------------------------------------------------------------- program */
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int sps_golden_threads(void) {
+    return sps_cpu_count();
+}
+
+/* Ideal MAC-active cycles of the array for a CONV: per row group, per tile of C pixels, I*K steps. */
+static uint64_t ideal_mac_cycles(const layer_t *L, const sps_golden_config *cfg) {
+    if (L->op != SPS_OP_CONV) return 0;
+    uint64_t pix = (uint64_t)L->out_h * L->out_w, tiles = (pix + cfg->cols - 1) / cfg->cols;
+    return num_groups(L->out_c, L->pps ? L->P : 1, (uint32_t)cfg->rows) * tiles * L->in_c * L->K;
+}
+
+int sps_golden_run(uint8_t *arena, uint64_t arena_size, uint64_t prog_offset, uint32_t num_layers,
+                   const sps_golden_config *cfg, uint64_t *layer_ns, sps_golden_status *status) {
+    ctx_t c = {cfg, arena_size, status, -1};
+    status->error = 0;
+    status->layer = -1;
+    status->message[0] = 0;
+    if (cfg->rows < 1 || cfg->cols < 1)
+        return fail(&c, SPS_ERR_BAD_SHAPE, "hardware configuration with %d rows, %d cols", cfg->rows, cfg->cols);
+    if (cfg->stats_enable && (cfg->stats_offset > arena_size ||
+                              (uint64_t)num_layers * STATS_RECORD_BYTES > arena_size - cfg->stats_offset))
+        return fail(&c, SPS_ERR_AXI_ERROR, "statistics of %u layers at offset %llu lie outside the arena of %llu "
+                    "bytes", num_layers, (unsigned long long)cfg->stats_offset, (unsigned long long)arena_size);
+    for (uint32_t j = 0; j < num_layers; j++) {
+        c.layer = (int)j;
+        uint64_t off = prog_offset + (uint64_t)j * SPS_DESC_BYTES;
+        if (prog_offset > arena_size || (uint64_t)(j + 1) * SPS_DESC_BYTES > arena_size - prog_offset)
+            return fail(&c, SPS_ERR_AXI_ERROR, "descriptor at offset %llu lies outside the arena of %llu bytes",
+                        (unsigned long long)off, (unsigned long long)arena_size);
+        layer_t L;
+        decode(arena + off, &L);
+        uint64_t t0 = now_ns();
+        int e = check_layer(&c, &L);
+        if (e) return e;
+        if (L.op == SPS_OP_CONV) {
+            if ((e = run_conv(&c, arena, &L))) return e;
+        } else if (L.op == SPS_OP_ADD) {
+            run_add(&c, arena, &L);
+        } else {
+            run_pool(&c, arena, &L);
+        }
+        uint64_t dt = now_ns() - t0;
+        if (layer_ns) layer_ns[j] = dt;
+        if (cfg->stats_enable) {
+            uint8_t *rec = arena + cfg->stats_offset + (uint64_t)j * STATS_RECORD_BYTES;
+            uint64_t mc = ideal_mac_cycles(&L, cfg);
+            wr32(rec, dt > 0xffffffffull ? 0xffffffffu : (uint32_t)dt);       /* "cycles" = nanoseconds */
+            wr32(rec + 4, mc > 0xffffffffull ? 0xffffffffu : (uint32_t)mc);
+            wr32(rec + 8, 0);
+            wr32(rec + 12, 0);
+        }
+    }
+    c.layer = -1;
+    return 0;
+}

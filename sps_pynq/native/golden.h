@@ -1,0 +1,35 @@
+/* Golden model of the SPS core: executes a layer program on an arena exactly as docs/arithmetic.md says.
+ * The cffi declarations in build.py repeat the declarations below; keep them in step. */
+#ifndef SPS_GOLDEN_H
+#define SPS_GOLDEN_H
+
+#include <stdint.h>
+
+typedef struct {
+    int32_t rows;              /* R: filters per row group (layout of the packed weights) */
+    int32_t cols;              /* C: output pixels per tile (only used for the ideal MAC-cycle statistic) */
+    int32_t max_patterns;      /* largest P accepted */
+    uint32_t act_buf_bytes;    /* input feature map limit (ACT_BUF_OVERFLOW); 0 = do not check */
+    uint32_t weight_buf_bytes; /* row-group limit (WEIGHT_BUF_OVERFLOW); 0 = do not check */
+    int32_t num_threads;       /* 0 = all the cores OpenMP sees */
+    int32_t stats_enable;      /* write one 16-byte record per layer at stats_offset */
+    uint64_t stats_offset;
+} sps_golden_config;
+
+typedef struct {
+    int32_t error;             /* SPS_ERR_* of sps_hw.h, 0 when every layer ran */
+    int32_t layer;             /* index of the failing layer, -1 if none */
+    char message[256];         /* what is wrong, with the numbers */
+} sps_golden_status;
+
+/* Run `num_layers` descriptors starting at byte `prog_offset` of the arena. Each descriptor is checked just
+ * before it runs (as the hardware does); the first bad one stops the run with status->error set and nothing
+ * written for it. Never reads or writes outside [arena, arena + arena_size). `layer_ns` (may be NULL) receives
+ * each layer's wall time in nanoseconds. Returns status->error. */
+int sps_golden_run(uint8_t *arena, uint64_t arena_size, uint64_t prog_offset, uint32_t num_layers,
+                   const sps_golden_config *cfg, uint64_t *layer_ns, sps_golden_status *status);
+
+/* Number of threads an OpenMP region would use (1 when built without OpenMP). */
+int sps_golden_threads(void);
+
+#endif
