@@ -239,7 +239,8 @@ def conv_descriptors(program):
     return [d for d in program.descriptors() if d.op == Op.CONV]
 
 
-def test_export_then_pack_keeps_the_tables(tmp_path):
+@pytest.mark.parametrize("keep_batchnorm", [False, True])
+def test_export_then_pack_keeps_the_tables(tmp_path, keep_batchnorm):
     compiler = pytest.importorskip("sps_pynq.compiler")
     model = compilable_net()
     state = prune_pps(model, 8, 4)
@@ -252,7 +253,9 @@ def test_export_then_pack_keeps_the_tables(tmp_path):
     state.remove()
     model.eval()
     path = str(tmp_path / "pruned.onnx")
-    export_onnx(model, path, (1, 8, 8))
+    export_onnx(model, path, (1, 8, 8), keep_batchnorm=keep_batchnorm)
+    import onnx
+    assert ("BatchNormalization" in [n.op_type for n in onnx.load(path).graph.node]) == keep_batchnorm
     calib = np.random.default_rng(0).random((8, 1, 8, 8), dtype=np.float32)
     want = [state.layers["0"], state.layers["3"]]
     # Asked for 8x2, the compiler must still keep the detected 8x4 tables: no re-projection of pruned weights.

@@ -285,12 +285,14 @@ def _baked(model: nn.Module):
             parametrize.register_parametrization(mod, "weight", mask)
 
 
-def export_onnx(model: nn.Module, path: str, input_shape: Sequence[int], opset: int = 17) -> Dict[str, pps.PpsInfo]:
+def export_onnx(model: nn.Module, path: str, input_shape: Sequence[int], opset: int = 17,
+                keep_batchnorm: bool = False) -> Dict[str, pps.PpsInfo]:
     """Write `model` (pruned or not; the model is left as it was, masks included) to ONNX for `sps-pynq compile`.
 
     input_shape: (C, H, W) or (N, C, H, W); the batch dimension is exported as dynamic.
-    Masks are baked into the weights, in eval mode (BatchNorm uses running statistics; the exporter may fold it
-    into the conv, which scales each output channel and keeps zeros zero). Returns {ONNX Conv node name: PpsInfo}
+    Masks are baked into the weights, in eval mode (BatchNorm uses running statistics). The exporter folds BN into
+    the convs unless keep_batchnorm=True (then the compiler folds it); either fold scales each output channel,
+    which keeps zeros zero, so the tables survive. Returns {ONNX Conv node name: PpsInfo}
     of the PPS structure the compiler will detect in each 3x3 conv (dense ones included, as K=9 or less).
     """
     shape = tuple(int(s) for s in input_shape)
@@ -305,7 +307,8 @@ def export_onnx(model: nn.Module, path: str, input_shape: Sequence[int], opset: 
     with _baked(model) as m, warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)    # the TorchScript exporter is the one we want
         torch.onnx.export(m, (x,), path, input_names=["input"], output_names=["output"], opset_version=opset,
-                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, dynamo=False)
+                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, dynamo=False,
+                          do_constant_folding=not keep_batchnorm, training=torch.onnx.TrainingMode.EVAL)
     return detect_onnx(path)
 
 
