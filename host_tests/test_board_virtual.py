@@ -212,3 +212,15 @@ def test_cli_server_subprocess_and_client_subprocess(tmp_path):
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_energy_command_on_the_virtual_board_reports_latency_not_power(board, tmp_path, capsys):
+    from sps_pynq.cli import main
+    from sps_pynq.model_file import save
+    sps = save(random_packed_program(np.random.default_rng(8), HW, n_layers=3), tmp_path / "sps.spsmodel")
+    dense = save(random_packed_program(np.random.default_rng(9), HW, n_layers=3), tmp_path / "dense.spsmodel")
+    assert main(["energy", str(sps), "--dense-model", str(dense), "--seconds", "0.1"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("power: unavailable (the virtual board has no power rails") == 2
+    assert "latency median" in out and "energy ratio unavailable" in out
+    assert "mJ/inference" not in out

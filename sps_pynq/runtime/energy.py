@@ -1,0 +1,286 @@
+"""Energy per inference on the board: power rails sampled while inferences run, idle power subtracted.
+
+Method (one `measure_model` call):
+  1. idle phase: the model is loaded, nothing runs, for `seconds`; the rails are sampled (pynq.DataRecorder on
+     the rails of pynq.get_rails()) and averaged -> P_idle per rail;
+  2. active phase: inferences run back to back for `seconds` (one inference = copy the int8 input into the
+     arena, run the whole program, copy the int8 output back), the rails are sampled the same way -> P_active;
+  3. P = sum over the chosen rails of (P_active - P_idle); J/inference = P * active wall time / inferences;
+     latency median and p90 from per-inference times; throughput = inferences / active wall time.
+
+Rails: on a ZCU104, PYNQ names the PMBus rails 12V, 1V13, 1V2, 1V8, 3V3, 5V0, FMC, INT, MGTA, MGTRA (see
+PYNQ's ZCU104 pmbus notebook). The default sum is INT (VCCINT, 0.85 V: the programmable logic that holds the
+SPS array) + 1V2 (1.2 V: the DDR4 the arena lives in); the 12V board input (the whole board) is reported beside
+it. `rails=` / `--rails` chooses others ("all" sums every rail but 12V).
+
+Where no rails exist (a workstation, the virtual board, a remote PYNQ device: pynq.get_rails() reads the
+sensors of the machine running Python, not those of a remote board) power is reported as unavailable with the
+reason, and latency/throughput are still measured. No power number is ever made up.
+Torch- and onnx-free: this runs on the board.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+ZCU104_DEFAULT_RAILS = ("INT", "1V2")
+BOARD_INPUT_RAIL = "12V"
+SAMPLE_INTERVAL_S = 0.02
+
+
+# -- arithmetic (pure, unit-tested) ------------------------------------------------------------------------------
+def time_average(times: Sequence[float], values: Sequence[float]) -> float:
+    """Time-weighted mean of samples (trapezoids between sample times); the plain value for one sample."""
+    t = np.asarray(times, dtype=np.float64)
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        raise ValueError("no power samples")
+    if v.size == 1 or t[-1] <= t[0]:
+        return float(v.mean())
+    trapezoid = getattr(np, "trapezoid", None) or np.trapz      # numpy 2 renamed it
+    return float(trapezoid(v, t) / (t[-1] - t[0]))
+
+
+def latency_summary(latencies_s: Sequence[float]) -> Dict[str, float]:
+    lat = np.asarray(latencies_s, dtype=np.float64)
+    if lat.size == 0:
+        raise ValueError("no inferences ran")
+    return {"latency_median_s": float(np.median(lat)), "latency_p90_s": float(np.percentile(lat, 90)),
+            "latency_min_s": float(lat.min())}
+
+
+def energy_per_inference(active_w: float, idle_w: float, wall_s: float, inferences: int) -> Tuple[float, float]:
+    """(power above idle in W, joules per inference) = (P_active - P_idle, (P_active - P_idle) * wall / n)."""
+    if inferences <= 0 or wall_s <= 0:
+        raise ValueError(f"need inferences > 0 and wall time > 0, got {inferences} and {wall_s}")
+    dynamic = active_w - idle_w
+    return dynamic, dynamic * wall_s / inferences
+
+
+# -- power sampling -------------------------------------------------------------------------------------------------
+class Sampler:
+    """Samples named power sensors (objects with `.value` in watts) in a background thread."""
+
+    def __init__(self, sensors: Dict[str, object], interval: float = SAMPLE_INTERVAL_S):
+        self.sensors = sensors
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self.times: List[float] = []
+        self.rows: List[List[float]] = []
+
+    def _loop(self):
+        names = list(self.sensors)
+        while True:
+            self.times.append(time.perf_counter())
+            self.rows.append([float(self.sensors[n].value) for n in names])
+            if self._stop.wait(self.interval):
+                break
+
+    def start(self) -> "Sampler":
+        self.times, self.rows = [], []
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="power-sampler")
+        self._thread.start()
+        return self
+
+    def stop(self) -> Dict[str, float]:
+        """Stop and return the time-averaged power per sensor."""
+        self._stop.set()
+        self._thread.join()
+        self.times.append(time.perf_counter())          # one last sample closes the window
+        self.rows.append([float(s.value) for s in self.sensors.values()])
+        cols = np.asarray(self.rows, dtype=np.float64).T
+        return {n: time_average(self.times, cols[j]) for j, n in enumerate(self.sensors)}
+
+
+class DataRecorderSampler:
+    """The same, through pynq.DataRecorder (pandas), as PYNQ's own notebooks measure power."""
+
+    def __init__(self, sensors: Dict[str, object], interval: float = SAMPLE_INTERVAL_S):
+        from pynq import DataRecorder
+        self.sensors = sensors
+        self.interval = interval
+        self.recorder = DataRecorder(*sensors.values())
+
+    def start(self) -> "DataRecorderSampler":
+        self.recorder.reset()
+        self.recorder.record(self.interval)
+        return self
+
+    def stop(self) -> Dict[str, float]:
+        self.recorder.stop()
+        frame = self.recorder.frame
+        times = frame.index.astype("int64").to_numpy() / 1e9
+        return {n: time_average(times, frame[s.name].to_numpy()) for n, s in self.sensors.items()}
+
+
+def board_rails(rail_names: "Sequence[str] | str | None" = None, remote: bool = False
+                ) -> Tuple[Dict[str, object], Dict[str, object], str]:
+    """(summed power sensors by rail, extra sensors reported beside them, reason when empty)."""
+    if remote:
+        return {}, {}, ("the board is a remote PYNQ device: pynq.get_rails() would read this machine's sensors, "
+                        "not the board's; run the energy measurement on the board itself")
+    try:
+        import pynq
+        get_rails = getattr(pynq, "get_rails", None)
+        if get_rails is None:
+            from pynq.pmbus import get_rails
+        rails = get_rails()
+    except Exception as e:
+        return {}, {}, f"pynq's PMBus rails are unavailable here ({type(e).__name__}: {e})"
+    powered = {n: r.power for n, r in (rails or {}).items() if getattr(r, "power", None) is not None}
+    if not powered:
+        return {}, {}, "pynq.get_rails() found no power rails (no PMBus/libsensors on this machine)"
+    if rail_names in (None, "", "default"):
+        wanted = [n for n in ZCU104_DEFAULT_RAILS if n in powered]
+        if not wanted:
+            return {}, {}, (f"none of the default ZCU104 rails {', '.join(ZCU104_DEFAULT_RAILS)} exist here "
+                            f"(rails: {', '.join(sorted(powered))}); choose with --rails")
+    elif rail_names == "all":
+        wanted = [n for n in powered if n != BOARD_INPUT_RAIL]
+    else:
+        wanted = list(rail_names.split(",") if isinstance(rail_names, str) else rail_names)
+        missing = [n for n in wanted if n not in powered]
+        if missing:
+            return {}, {}, f"rails {', '.join(missing)} do not exist (rails here: {', '.join(sorted(powered))})"
+    extra = {BOARD_INPUT_RAIL: powered[BOARD_INPUT_RAIL]} if BOARD_INPUT_RAIL in powered and \
+        BOARD_INPUT_RAIL not in wanted else {}
+    return {n: powered[n] for n in wanted}, extra, ""
+
+
+def make_sampler(sensors: Dict[str, object], interval: float = SAMPLE_INTERVAL_S):
+    try:
+        import pandas  # noqa: F401  (pynq.DataRecorder needs it)
+        return DataRecorderSampler(sensors, interval)
+    except Exception:
+        return Sampler(sensors, interval)
+
+
+# -- a measurement ------------------------------------------------------------------------------------------------
+@dataclass
+class EnergyResult:
+    name: str
+    inferences: int
+    wall_s: float
+    latency_median_s: float
+    latency_p90_s: float
+    latency_min_s: float
+    throughput_per_s: float
+    rails: List[str] = field(default_factory=list)        # rails summed into the power numbers
+    idle_w: Optional[float] = None                        # sum over `rails`
+    active_w: Optional[float] = None
+    dynamic_w: Optional[float] = None                     # active - idle
+    joules_per_inference: Optional[float] = None
+    per_rail: Dict[str, Dict[str, float]] = field(default_factory=dict)   # {rail: {idle_w, active_w}}
+    board_input: Dict[str, float] = field(default_factory=dict)           # the 12V rail, if present
+    power_unavailable: str = ""                           # why there are no power numbers
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def measure(name: str, run_once: Callable[[], None], seconds: float, sensors: Dict[str, object],
+            extra: Optional[Dict[str, object]] = None, why_no_power: str = "",
+            sampler_factory: Callable = make_sampler, min_inferences: int = 3,
+            clock: Callable[[], float] = time.perf_counter) -> EnergyResult:
+    """Idle phase (when there are sensors), then inferences back to back for `seconds`; see the module doc."""
+    extra = extra or {}
+    every = {**sensors, **extra}
+    idle = {}
+    if every:
+        sampler = sampler_factory(every).start()
+        time.sleep(seconds)
+        idle = sampler.stop()
+    run_once()                                   # warm-up: caches, first-touch page faults, lazy builds
+    latencies = []
+    sampler = sampler_factory(every).start() if every else None
+    t0 = clock()
+    while True:
+        t = clock()
+        run_once()
+        latencies.append(clock() - t)
+        if clock() - t0 >= seconds and len(latencies) >= min_inferences:
+            break
+    wall = clock() - t0
+    active = sampler.stop() if sampler else {}
+    lat = latency_summary(latencies)
+    result = EnergyResult(name=name, inferences=len(latencies), wall_s=wall, throughput_per_s=len(latencies) / wall,
+                          rails=list(sensors), power_unavailable="" if sensors else
+                          (why_no_power or "no power rails"), **lat)
+    if sensors:
+        idle_w = sum(idle[n] for n in sensors)
+        active_w = sum(active[n] for n in sensors)
+        result.idle_w, result.active_w = idle_w, active_w
+        result.dynamic_w, result.joules_per_inference = energy_per_inference(active_w, idle_w, wall, len(latencies))
+        result.per_rail = {n: {"idle_w": idle[n], "active_w": active[n]} for n in sensors}
+        for n in extra:
+            dyn, jpi = energy_per_inference(active[n], idle[n], wall, len(latencies))
+            result.board_input = {"rail": n, "idle_w": idle[n], "active_w": active[n], "dynamic_w": dyn,
+                                  "joules_per_inference": jpi}
+    return result
+
+
+def backend_runner(backend, program) -> Callable[[], None]:
+    """One inference on a loaded backend: int8 input in, the whole program, int8 output out."""
+    t_in, t_out = program.inputs[0], program.outputs[0]
+    x = np.random.default_rng(0).integers(-128, 128, size=t_in.nbytes, dtype=np.int8)
+
+    def run_once():
+        backend.write(t_in.offset, x)
+        backend.run()
+        backend.read(t_out.offset, t_out.nbytes)
+    return run_once
+
+
+def measure_model(path_or_program, seconds: float = 10.0, backend: str = "board", rails=None,
+                  name: Optional[str] = None, **backend_kwargs) -> EnergyResult:
+    """Load a .spsmodel on a backend and measure it (power only on a local board with PMBus rails)."""
+    from ..backends import backend_class
+    from ..model_file import load
+    from ..program import Program
+    program = path_or_program if isinstance(path_or_program, Program) else load(path_or_program)
+    be = backend_class(backend)(**backend_kwargs)
+    try:
+        be.load(program)
+        if backend == "board":
+            sensors, extra, why = board_rails(rails, remote=getattr(be, "remote", False))
+            if getattr(be, "virtual", False):
+                sensors, extra, why = {}, {}, "the virtual board has no power rails (it is a model, not a board)"
+        else:
+            sensors, extra, why = {}, {}, (f"the {backend} backend runs on this computer's CPU: FPGA power rails "
+                                           f"do not apply")
+        return measure(name or str(path_or_program if not isinstance(path_or_program, Program) else "program"),
+                       backend_runner(be, program), seconds, sensors, extra, why)
+    finally:
+        be.close()
+
+
+def comparison(sps: EnergyResult, dense: EnergyResult) -> Dict[str, Optional[float]]:
+    """Dense over SPS: speed-up (latency ratio) and energy-efficiency gain (J/inference ratio)."""
+    out = {"speedup_median_latency": dense.latency_median_s / sps.latency_median_s,
+           "throughput_ratio": sps.throughput_per_s / dense.throughput_per_s,
+           "energy_efficiency_gain": None}
+    if sps.joules_per_inference and dense.joules_per_inference and sps.joules_per_inference > 0:
+        out["energy_efficiency_gain"] = dense.joules_per_inference / sps.joules_per_inference
+    return out
+
+
+def format_result(r: EnergyResult) -> str:
+    lines = [f"{r.name}: {r.inferences} inferences in {r.wall_s:.2f} s",
+             f"  latency median {r.latency_median_s * 1e3:.3f} ms, p90 {r.latency_p90_s * 1e3:.3f} ms; "
+             f"throughput {r.throughput_per_s:.1f} inferences/s"]
+    if r.joules_per_inference is None:
+        lines.append(f"  power: unavailable ({r.power_unavailable})")
+    else:
+        lines.append(f"  power over rails {'+'.join(r.rails)}: idle {r.idle_w:.3f} W, active {r.active_w:.3f} W, "
+                     f"above idle {r.dynamic_w:.3f} W -> {r.joules_per_inference * 1e3:.4f} mJ/inference")
+        if r.board_input:
+            b = r.board_input
+            lines.append(f"  board input {b['rail']}: idle {b['idle_w']:.3f} W, active {b['active_w']:.3f} W -> "
+                         f"{b['joules_per_inference'] * 1e3:.4f} mJ/inference (whole board)")
+    return "\n".join(lines)
