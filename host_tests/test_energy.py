@@ -119,3 +119,26 @@ def test_board_runtime_imports_without_torch_or_onnx():
     out = subprocess.run([sys.executable, "-c", BLOCKED_IMPORT], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+class PynqLikeSensor(PhaseRail):
+    """What pynq.DataRecorder reads: get_value(parents) and parents, as pynq.pmbus.Sensor has."""
+    parents = ()
+
+    def get_value(self, parents=None):
+        return self.value
+
+
+def test_measure_through_pynq_datarecorder():
+    pytest.importorskip("pandas")
+    pytest.importorskip("pynq")
+    from pynq.pmbus import DataRecorder  # noqa: F401  (the class make_sampler uses on a board)
+    state = {"running": False}
+    sensors = {"INT": PynqLikeSensor("INT_power", 2.0, 2.75, state)}
+
+    def run_once():
+        state["running"] = True
+    r = measure("m", run_once, 0.1, sensors,
+                sampler_factory=lambda s: energy.DataRecorderSampler(s, 0.01))
+    assert r.idle_w == pytest.approx(2.0) and r.active_w == pytest.approx(2.75)
+    assert r.joules_per_inference == pytest.approx(0.75 * r.wall_s / r.inferences)

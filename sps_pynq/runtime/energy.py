@@ -102,7 +102,7 @@ class DataRecorderSampler:
     """The same, through pynq.DataRecorder (pandas), as PYNQ's own notebooks measure power."""
 
     def __init__(self, sensors: Dict[str, object], interval: float = SAMPLE_INTERVAL_S):
-        from pynq import DataRecorder
+        from pynq.pmbus import DataRecorder     # pynq's top level only exports it on a local board
         self.sensors = sensors
         self.interval = interval
         self.recorder = DataRecorder(*sensors.values())
@@ -115,7 +115,7 @@ class DataRecorderSampler:
     def stop(self) -> Dict[str, float]:
         self.recorder.stop()
         frame = self.recorder.frame
-        times = frame.index.astype("int64").to_numpy() / 1e9
+        times = (frame.index - frame.index[0]).total_seconds().to_numpy() if len(frame) else []
         return {n: time_average(times, frame[s.name].to_numpy()) for n, s in self.sensors.items()}
 
 
