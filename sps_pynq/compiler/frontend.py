@@ -10,26 +10,20 @@ from ..errors import OnnxImportError
 from .ir import load_onnx
 
 
-def export_torch(module, input_shape: Sequence[int], dynamo: bool = False, opset: int = 17):
-    """torch.nn.Module -> onnx.ModelProto through torch.onnx.export, batch 1 (dynamic batch dimension)."""
+def export_torch(module, input_shape: Sequence[int], dynamo: bool = False):
+    """torch.nn.Module -> onnx.ModelProto through torch.onnx.export (sps_pynq.zoo.export_onnx), batch 1."""
     import onnx
-    import torch
+    from .. import zoo
     if input_shape is None:
-        raise OnnxImportError("a torch model needs input_shape=(C, H, W) (or (1, C, H, W)) to be exported to ONNX")
+        raise OnnxImportError("a torch model needs input_shape=(C, H, W) to be exported to ONNX")
     shape = tuple(int(s) for s in input_shape)
-    if len(shape) == 3:
-        shape = (1,) + shape
-    module = module.eval()
-    x = torch.zeros(shape)
+    if len(shape) == 4 and shape[0] == 1:
+        shape = shape[1:]
+    if len(shape) != 3:
+        raise OnnxImportError(f"input_shape must be (C, H, W), got {list(input_shape)}")
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.onnx")
-        kwargs = dict(input_names=["input"], output_names=["output"], opset_version=opset)
-        with torch.no_grad():
-            if dynamo:
-                torch.onnx.export(module, (x,), path, dynamo=True, **kwargs)
-            else:
-                torch.onnx.export(module, (x,), path, dynamo=False,
-                                  dynamic_axes={"input": {0: "N"}, "output": {0: "N"}}, **kwargs)
+        zoo.export_onnx(module, path, shape, dynamo=dynamo)
         return onnx.load(path)
 
 
@@ -39,11 +33,7 @@ def zoo_names() -> list:
         from .. import zoo
     except ImportError:
         return []
-    for attr in ("NAMES", "MODELS", "BUILDERS", "names", "list_models"):
-        v = getattr(zoo, attr, None)
-        if v is not None:
-            return sorted(v() if callable(v) else v)
-    return []
+    return list(zoo.names())
 
 
 def is_zoo_name(model) -> bool:
