@@ -14,6 +14,7 @@ the compiler is really exercised and activations keep a sane range through deep 
 """
 from __future__ import annotations
 
+import warnings
 from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
@@ -184,8 +185,11 @@ def export_onnx(model: nn.Module, path, input_shape: Tuple[int, int, int], opset
                               optimize=not keep_batchnorm, verbose=False, **names)
         else:
             keep = True if keep_batchnorm is None else keep_batchnorm
-            torch.onnx.export(model, (x,), str(path), opset_version=17 if opset is None else opset, dynamo=False,
-                              do_constant_folding=not keep, training=torch.onnx.TrainingMode.EVAL, **names)
+            with warnings.catch_warnings():          # torch deprecates this exporter; it is still the one that
+                warnings.simplefilter("ignore", DeprecationWarning)    # keeps plain Conv/BN graphs at opset 17
+                torch.onnx.export(model, (x,), str(path), opset_version=17 if opset is None else opset,
+                                  dynamo=False, do_constant_folding=not keep,
+                                  training=torch.onnx.TrainingMode.EVAL, **names)
     finally:
         model.train(was_training)
     return str(path)
