@@ -179,6 +179,7 @@ class EnergyResult:
     per_rail: Dict[str, Dict[str, float]] = field(default_factory=dict)   # {rail: {idle_w, active_w}}
     board_input: Dict[str, float] = field(default_factory=dict)           # the 12V rail, if present
     power_unavailable: str = ""                           # why there are no power numbers
+    note: str = ""                                        # what the latency includes, when it is not the FPGA's
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -254,8 +255,14 @@ def measure_model(path_or_program, seconds: float = 10.0, backend: str = "board"
         else:
             sensors, extra, why = {}, {}, (f"the {backend} backend runs on this computer's CPU: FPGA power rails "
                                            f"do not apply")
-        return measure(name or str(path_or_program if not isinstance(path_or_program, Program) else "program"),
-                       backend_runner(be, program), seconds, sensors, extra, why)
+        result = measure(name or str(path_or_program if not isinstance(path_or_program, Program) else "program"),
+                         backend_runner(be, program), seconds, sensors, extra, why)
+        if getattr(be, "virtual", False):
+            result.note = ("virtual board: latency is PYNQ's remote protocol (the whole arena crosses the network "
+                           "twice per inference) plus the golden model on this CPU, not the FPGA's latency")
+        elif backend != "board":
+            result.note = f"{backend} backend: latency of the {backend} model on this computer, not the FPGA's"
+        return result
     finally:
         be.close()
 
@@ -274,6 +281,8 @@ def format_result(r: EnergyResult) -> str:
     lines = [f"{r.name}: {r.inferences} inferences in {r.wall_s:.2f} s",
              f"  latency median {r.latency_median_s * 1e3:.3f} ms, p90 {r.latency_p90_s * 1e3:.3f} ms; "
              f"throughput {r.throughput_per_s:.1f} inferences/s"]
+    if r.note:
+        lines.append(f"  note: {r.note}")
     if r.joules_per_inference is None:
         lines.append(f"  power: unavailable ({r.power_unavailable})")
     else:
