@@ -1,0 +1,236 @@
+"""The C golden model against the numpy reference, bit for bit, and its handling of bad descriptors."""
+import os
+import struct
+
+import numpy as np
+import pytest
+
+from layer_factory import random_layer, random_program
+from sps_pynq import reference as ref
+from sps_pynq.errors import BackendError, DeviceError
+from sps_pynq.hw import layout
+from sps_pynq.hw.config import CONFIGS
+from sps_pynq.hw.descriptor import DESC_BYTES, Op, pack_program
+from sps_pynq.hw.regmap import ErrorCode
+from sps_pynq.native import golden
+from sps_pynq.program import STATS_RECORD_BYTES
+
+GUARD = 256
+
+
+def _with_program(arena, descs):
+    """Arena + descriptors appended, inside a larger buffer with guard bytes on both sides."""
+    prog = np.frombuffer(pack_program(descs), np.uint8)
+    size = arena.size + prog.size
+    big = np.full(size + 2 * GUARD, 0xA5, np.uint8)
+    inner = big[GUARD:GUARD + size]
+    inner[:arena.size] = arena
+    inner[arena.size:] = prog
+    return big, inner, arena.size
+
+
+def _compare(rng, hw, arena, descs, threads=0):
+    big, inner, prog_offset = _with_program(arena, descs)
+    expected = inner.copy()
+    ref.run_program(expected, descs, hw)
+    result = golden().run(inner, prog_offset, len(descs), hw, threads=threads)
+    assert result.error == 0, result
+    assert (big[:GUARD] == 0xA5).all() and (big[-GUARD:] == 0xA5).all()
+    diff = np.flatnonzero(inner != expected)
+    assert diff.size == 0, f"{diff.size} bytes differ, first at {diff[:5]}: {descs}"
+
+
+def test_c_equals_numpy_on_2000_small_random_layers():
+    rng = np.random.default_rng(2024)
+    for n in range(2000):
+        hw = CONFIGS["small" if n % 2 else "zcu104"]
+        kind = ["pps", "pps", "dense", "fc", "maxpool", "avgpool", "gap", "add"][n % 8]
+        conv = {"out_c": int(rng.integers(1, 2 * hw.rows + 4))} if kind in ("pps", "dense", "fc") else {}
+        arena, d = random_layer(rng, hw, op=kind, in_c=int(rng.integers(1, 7)), in_h=int(rng.integers(1, 11)),
+                                in_w=int(rng.integers(1, 11)), **conv)
+        _compare(rng, hw, arena, [d], threads=1)
+
+
+@pytest.mark.parametrize("kind", ["pps", "dense", "fc", "maxpool", "avgpool", "add"])
+def test_c_equals_numpy_on_larger_layers_with_threads(kind):
+    """Layers big enough to take the multi-threaded path, many residue classes and partial pixel tiles."""
+    rng = np.random.default_rng(["pps", "dense", "fc", "maxpool", "avgpool", "add"].index(kind) + 100)
+    hw = CONFIGS["zcu104"]
+    for _ in range(3):
+        h = int(rng.integers(9, 30))
+        conv = {"out_c": int(rng.integers(30, 90))} if kind in ("pps", "dense", "fc") else {}
+        arena, d = random_layer(rng, hw, op=kind, in_c=int(rng.integers(20, 70)), in_h=h,
+                                in_w=h if kind != "fc" else 3, **conv)
+        for threads in (1, 2):
+            _compare(rng, hw, arena, [d], threads=threads)
+
+
+def test_pps_extremes_of_p_and_k():
+    rng = np.random.default_rng(5)
+    for hw in CONFIGS.values():
+        for P in (1, 2, hw.max_patterns):
+            for K in (1, 4, 9):
+                arena, d = random_layer(rng, hw, op="pps", patterns=P, nnz=K, in_c=int(rng.integers(1, 9)),
+                                        out_c=int(rng.integers(1, 40)), stride=int(rng.integers(1, 3)))
+                _compare(rng, hw, arena, [d])
+
+
+def test_c_equals_numpy_on_random_programs():
+    rng = np.random.default_rng(11)
+    for n in range(40):
+        hw = CONFIGS["small" if n % 2 else "zcu104"]
+        arena, descs = random_program(rng, hw, n_layers=int(rng.integers(2, 7)))
+        _compare(rng, hw, arena, descs)
+
+
+@pytest.mark.slow
+def test_c_equals_numpy_on_8000_random_layers():
+    rng = np.random.default_rng(77)
+    for n in range(8000):
+        hw = CONFIGS["small" if n % 3 == 0 else "zcu104"]
+        arena, d = random_layer(rng, hw)
+        _compare(rng, hw, arena, [d])
+
+
+def test_requant_corner_cases_match():
+    """Shift 0 and 63, the largest multiplier, ties in both directions, through AVGPOOL and ADD."""
+    rng = np.random.default_rng(8)
+    hw = CONFIGS["small"]
+    for mult, shift in [(1, 0), (2**31 - 1, 63), (2**31 - 1, 31), (3, 1), (1, 1), (12345, 20), (0, 5)]:
+        for kind in ("avgpool", "gap", "add"):
+            extra = {"mult2": mult // 2} if kind == "add" else {}
+            arena, d = random_layer(rng, hw, op=kind, mult=mult, shift=shift, **extra)
+            _compare(rng, hw, arena, [d])
+
+
+def test_stats_records():
+    rng = np.random.default_rng(9)
+    hw = CONFIGS["zcu104"]
+    arena, descs = random_program(rng, hw, n_layers=3)
+    stats_offset = (arena.size + 63) // 64 * 64
+    arena = np.concatenate([arena, np.zeros(stats_offset - arena.size + 3 * STATS_RECORD_BYTES, np.uint8)])
+    big, inner, prog_offset = _with_program(arena, descs)
+    r = golden().run(inner, prog_offset, 3, hw, stats_offset=stats_offset)
+    assert r.error == 0 and len(r.layer_ns) == 3
+    words = inner[stats_offset:stats_offset + 3 * STATS_RECORD_BYTES].view("<u4").reshape(3, 4)
+    for d, w in zip(descs, words):
+        assert w[0] > 0 and w[2] == 0 and w[3] == 0          # elapsed ns, stall cycles 0, reserved 0
+        if d.op == Op.CONV:
+            groups = len(layout.row_groups(d.out_c, d.patterns if d.pps else 1, hw.rows))
+            tiles = -(-(d.out_h * d.out_w) // hw.cols)
+            assert w[1] == groups * tiles * d.in_c * d.nnz
+        else:
+            assert w[1] == 0
+
+
+# ------------------------------------------------------------------ bad descriptors
+
+def _run_bad(hw, arena, descs, **kw):
+    big, inner, prog_offset = _with_program(arena, descs)
+    before = big.copy()
+    r = golden().run(inner, prog_offset, len(descs), hw, **kw)
+    assert (big[:GUARD] == 0xA5).all() and (big[-GUARD:] == 0xA5).all()
+    return r, before, big
+
+
+@pytest.mark.parametrize("change, code", [
+    ({"op": 7}, ErrorCode.BAD_OP),
+    ({"in_c": 0}, ErrorCode.BAD_SHAPE),
+    ({"out_h": 1000}, ErrorCode.BAD_SHAPE),
+    ({"nnz": 3, "pps": False}, ErrorCode.BAD_SHAPE),
+    ({"patterns": 17}, ErrorCode.BAD_SHAPE),
+    ({"kh": 5, "kw": 5}, ErrorCode.BAD_SHAPE),
+    ({"pad_top": 3}, ErrorCode.BAD_SHAPE),
+    ({"in_offset": 1 << 30}, ErrorCode.AXI_ERROR),
+    ({"weight_offset": (1 << 32) - 64}, ErrorCode.AXI_ERROR),
+    ({"out_offset": 65}, ErrorCode.MISALIGNED),
+    ({"in_c": 5000}, ErrorCode.ACT_BUF_OVERFLOW),
+])
+def test_bad_descriptor_gives_error_code_and_writes_nothing(change, code):
+    rng = np.random.default_rng(12)
+    hw = CONFIGS["zcu104"]
+    arena, d = random_layer(rng, hw, op="pps", patterns=4, nnz=4, in_c=6, in_h=8, in_w=8, out_c=20, stride=1,
+                            pad=1)
+    arena2, first = random_layer(rng, hw, op="maxpool")
+    # layer 0: a good maxpool in its own region; layer 1: the bad conv
+    shift = (arena2.size + 63) // 64 * 64
+    for name in ("in_offset", "out_offset", "weight_offset", "param_offset"):
+        setattr(d, name, getattr(d, name) + shift)
+    combined = np.concatenate([arena2, np.zeros(shift - arena2.size, np.uint8), arena])
+    for k, v in change.items():
+        if k == "op":
+            continue
+        setattr(d, k, getattr(d, k) + v if k.endswith("_offset") and v < 1 << 20 and k != "in_offset" else v)
+    descs = [first, d]
+    big, inner, prog_offset = _with_program(combined, descs)
+    if "op" in change:      # Descriptor.pack refuses an unknown op: patch the word
+        word = struct.unpack_from("<I", inner, prog_offset + DESC_BYTES)[0]
+        struct.pack_into("<I", inner, prog_offset + DESC_BYTES, (word & ~0xF) | change["op"])
+    before = inner.copy()
+    r = golden().run(inner, prog_offset, 2, hw)
+    assert r.error == code and r.layer == 1, r
+    assert r.message
+    expected = before.copy()
+    ref.run_layer(expected, first, hw)
+    assert (inner == expected).all()               # layer 0 ran, layer 1 wrote nothing
+    assert (big[:GUARD] == 0xA5).all() and (big[-GUARD:] == 0xA5).all()
+    with pytest.raises(DeviceError, match="layer 1 \\(conv_b\\)"):
+        r.raise_for_error(["pool_a", "conv_b"])
+
+
+def test_weight_buffer_overflow():
+    rng = np.random.default_rng(13)
+    hw = CONFIGS["small"]                           # 8 KiB weight buffer, R = 2
+    arena, d = random_layer(rng, hw, op="dense", kh=3, kw=3, in_c=600, in_h=3, in_w=3, out_c=2, pad=1)
+    r, _, _ = _run_bad(hw, arena, [d])
+    assert r.error == ErrorCode.WEIGHT_BUF_OVERFLOW
+    assert golden().run(_with_program(arena, [d])[1], arena.size, 1, hw, check_buffers=False).error == 0
+
+
+def test_program_or_stats_outside_arena():
+    rng = np.random.default_rng(14)
+    hw = CONFIGS["small"]
+    arena, d = random_layer(rng, hw, op="add")
+    big, inner, prog_offset = _with_program(arena, [d])
+    assert golden().run(inner, prog_offset, 2, hw).error == ErrorCode.AXI_ERROR       # 2nd descriptor missing
+    assert golden().run(inner, prog_offset, 1, hw, stats_offset=inner.size - 8).error == ErrorCode.AXI_ERROR
+    assert (big[:GUARD] == 0xA5).all() and (big[-GUARD:] == 0xA5).all()
+
+
+def test_fuzzed_descriptors_never_write_outside_the_arena():
+    """Valid layers with one field replaced by a random value: either an error or the reference's result."""
+    rng = np.random.default_rng(15)
+    hw = CONFIGS["small"]
+    names = ["in_c", "in_h", "in_w", "out_c", "out_h", "out_w", "kh", "kw", "stride_h", "stride_w", "pad_top",
+             "pad_left", "patterns", "nnz", "in_offset", "out_offset", "weight_offset", "param_offset",
+             "in2_offset", "shift", "mult"]
+    widths = {"in_c": 16, "out_c": 16, "in_offset": 32, "out_offset": 32, "weight_offset": 32,
+              "param_offset": 32, "in2_offset": 32, "mult": 32}
+    errors = 0
+    for n in range(400):
+        arena, d = random_layer(rng, hw, in_c=int(rng.integers(1, 5)), in_h=int(rng.integers(1, 8)),
+                                in_w=int(rng.integers(1, 8)))
+        name = names[n % len(names)]
+        bits = widths.get(name, 8)
+        value = int(rng.integers(0, 1 << min(bits, 12))) if rng.random() < 0.7 else int(rng.integers(0, 1 << bits))
+        if name.endswith("offset") and rng.random() < 0.5:
+            value = value // 64 * 64
+        setattr(d, name, value)
+        try:
+            pack_program([d])
+        except ValueError:
+            continue
+        r, before, big = _run_bad(hw, arena, [d])
+        if r.error:
+            errors += 1
+            assert (big == before).all()
+    assert errors > 100
+
+
+def test_missing_compiler_gives_one_clear_error(tmp_path, monkeypatch):
+    from sps_pynq.native import build
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    monkeypatch.setenv("SPS_PYNQ_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(BackendError, match="build-essential") as info:
+        build.build()
+    assert "no-such-cc" in str(info.value) and info.value.__cause__ is not None
