@@ -1,0 +1,197 @@
+"""`Session`: load a packed model once, run it on a backend (board, sim or rtl) many times.
+
+    with Session("vgg16.spsmodel") as s:          # backend="auto": the board if an SPS overlay is there
+        probs = s.run(x)                            # float (C,H,W) or (N,C,H,W) in, float (N, ...) out
+        print(s.backend.name, s.chosen_backend_reason, s.stats()["seconds"])
+
+The input is quantized with the program's input scale (rint, saturate), each sample runs the whole layer
+program once, outputs are dequantized with their scales and the host steps (softmax) applied.
+Torch- and onnx-free: this module runs on the board.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import List, Optional, Sequence, Union
+
+import numpy as np
+
+from .. import model_file
+from ..backends import backend_class
+from ..errors import BackendError, InputError, ModelFileError
+from ..hw.config import HwConfig, get_config
+from ..program import Program, TensorInfo
+from .preprocess import apply_host_steps, dequantize, quantize
+
+log = logging.getLogger("sps_pynq")
+
+BACKEND_CHOICES = ("auto", "sim", "board", "rtl")
+
+
+def choose_backend() -> "tuple[str, str]":
+    """(backend name, why) for backend="auto": the board when its backend says an SPS overlay is usable."""
+    try:
+        from ..backends.board import board_available
+    except Exception as e:        # the board module is optional (pynq missing, import error): sim it is
+        return "sim", f"board backend unavailable ({type(e).__name__}: {e}); using sim (C golden model)"
+    try:
+        ok, reason = board_available()
+    except Exception as e:
+        ok, reason = False, f"board check failed ({type(e).__name__}: {e})"
+    if ok:
+        return "board", f"SPS overlay present: {reason}"
+    return "sim", f"{reason}; using sim (C golden model)"
+
+
+def _onnx_shape(program: Program, kind: str, t: TensorInfo) -> Optional[tuple]:
+    """The tensor's ONNX shape without batch, if the compiler recorded one that matches its size."""
+    shape = (program.metadata.get(f"onnx_{kind}") or {}).get(t.name)
+    if not shape or len(shape) < 2:
+        return None
+    rest = tuple(int(v) for v in shape[1:])
+    return rest if int(np.prod(rest)) == t.nbytes else None
+
+
+class Session:
+    def __init__(self, path_or_program: Union[str, os.PathLike, Program], backend: str = "auto",
+                 hw: Union[str, HwConfig, None] = None, **backend_options):
+        if isinstance(path_or_program, Program):
+            self.program, self.source = path_or_program, "<Program>"
+        elif isinstance(path_or_program, (str, os.PathLike)):
+            self.program, self.source = model_file.load(path_or_program), str(path_or_program)
+        else:
+            raise ModelFileError(f"Session wants a .spsmodel path or a Program, got {type(path_or_program).__name__}")
+        if backend not in BACKEND_CHOICES:
+            raise BackendError(f"unknown backend {backend!r}; choose one of {', '.join(BACKEND_CHOICES)}")
+        if backend == "auto":
+            name, self.chosen_backend_reason = choose_backend()
+        else:
+            name, self.chosen_backend_reason = backend, f"backend {backend!r} requested"
+        try:
+            hw_cfg = get_config(hw) if hw is not None else None
+        except KeyError as e:
+            raise BackendError(str(e.args[0])) from e
+        cls = backend_class(name)
+        self.backend = cls(hw=hw_cfg, **backend_options)
+        try:
+            self.backend.load(self.program)
+        except BaseException:
+            self.backend.close()
+            raise
+        log.info("sps_pynq: %s on the %s backend (%s)", self.source, name, self.chosen_backend_reason)
+        self._runs = 0
+        self._last_run = {}
+
+    # -- inputs ------------------------------------------------------------------------------------------------
+    def _batched(self, x, t: TensorInfo, what: str, want_int8: bool) -> np.ndarray:
+        x = np.asarray(x)
+        if want_int8 and x.dtype != np.int8:
+            raise InputError(f"{what}: run_int8 wants int8 data, got {x.dtype}; use run() for float input")
+        if not want_int8 and not np.issubdtype(x.dtype, np.floating):
+            raise InputError(f"{what}: run wants float32/float64 data, got {x.dtype}; use run_int8 for int8 "
+                             f"buffers")
+        shapes = [t.shape]
+        alt = _onnx_shape(self.program, "inputs", t)
+        if alt and alt != t.shape:
+            shapes.append(alt)
+        for s in shapes:
+            if x.shape == s:
+                return x.reshape((1,) + t.shape)
+            if x.ndim == len(s) + 1 and x.shape[1:] == s and x.shape[0] >= 1:
+                return x.reshape((x.shape[0],) + t.shape)
+        expect = " or ".join(f"{s} / (N, {', '.join(map(str, s))})" for s in shapes)
+        raise InputError(f"{what}: expected shape {expect}, got {x.shape}")
+
+    def _inputs(self, x, want_int8: bool) -> List[np.ndarray]:
+        ins = self.program.inputs
+        if isinstance(x, dict):
+            missing = [t.name for t in ins if t.name not in x]
+            if missing:
+                raise InputError(f"missing inputs {missing}; the model takes {[t.name for t in ins]}")
+            xs = [x[t.name] for t in ins]
+        elif len(ins) > 1:
+            if not isinstance(x, (list, tuple)) or len(x) != len(ins):
+                raise InputError(f"the model takes {len(ins)} inputs {[t.name for t in ins]}; pass a list or dict")
+            xs = list(x)
+        else:
+            xs = [x]
+        batches = [self._batched(v, t, f"input {t.name!r}", want_int8) for v, t in zip(xs, ins)]
+        n = {b.shape[0] for b in batches}
+        if len(n) != 1:
+            raise InputError(f"inputs have different batch sizes {sorted(n)}")
+        return batches
+
+    # -- running -----------------------------------------------------------------------------------------------
+    def _run_batch(self, qs: Sequence[np.ndarray]) -> List[np.ndarray]:
+        """Run every sample of the int8 batches; int8 outputs [N, C, H, W] per program output."""
+        n = qs[0].shape[0]
+        outs = [np.empty((n,) + t.shape, dtype=np.int8) for t in self.program.outputs]
+        times = []
+        for j in range(n):
+            for q, t in zip(qs, self.program.inputs):
+                self.backend.write(t.offset, q[j])
+            t0 = time.perf_counter()
+            self.backend.run()
+            times.append(time.perf_counter() - t0)
+            for o, t in zip(outs, self.program.outputs):
+                o[j] = self.backend.read(t.offset, t.nbytes).reshape(t.shape)
+        self._runs += n
+        self._last_run = {"batch": n, "run_seconds": times}
+        return outs
+
+    def run_int8(self, x):
+        """Raw buffers: int8 (C,H,W) or (N,C,H,W) in (a list/dict for several inputs), int8 (N,C,H,W) out per
+        output (a list when the model has several), no host steps."""
+        outs = self._run_batch(self._inputs(x, want_int8=True))
+        return outs[0] if len(outs) == 1 else outs
+
+    def run(self, x):
+        """Float in ((C,H,W) or (N,C,H,W)), float32 out (N, ...) per output (a list when several), quantized
+        with the input scale, dequantized with the output scales, host steps (softmax) applied."""
+        t0 = time.perf_counter()
+        xs = self._inputs(x, want_int8=False)
+        for b, t in zip(xs, self.program.inputs):
+            if not np.all(np.isfinite(b)):
+                raise InputError(f"input {t.name!r} contains NaN or infinity")
+        qs = [quantize(b, t.scale) for b, t in zip(xs, self.program.inputs)]
+        outs = self._run_batch(qs)
+        result = {}
+        for o, t in zip(outs, self.program.outputs):
+            shape = _onnx_shape(self.program, "outputs", t) or t.shape
+            result[t.name] = dequantize(o, t.scale).reshape((o.shape[0],) + shape)
+        result = apply_host_steps(result, self.program.host_steps)
+        self._last_run["host_seconds"] = time.perf_counter() - t0
+        values = [result[t.name] for t in self.program.outputs]
+        return values[0] if len(values) == 1 else values
+
+    # -- the rest ----------------------------------------------------------------------------------------------
+    def stats(self) -> dict:
+        """The backend's counters of the last run, plus this session's: runs so far, per-sample run times."""
+        out = dict(self.backend.stats())
+        out.update({"session_runs": self._runs, **self._last_run,
+                    "chosen_backend_reason": self.chosen_backend_reason})
+        return out
+
+    @property
+    def inputs(self) -> List[TensorInfo]:
+        return self.program.inputs
+
+    @property
+    def outputs(self) -> List[TensorInfo]:
+        return self.program.outputs
+
+    def close(self) -> None:
+        backend, self.backend = getattr(self, "backend", None), None
+        if backend is not None:
+            backend.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        name = self.backend.name if self.backend is not None else "closed"
+        return f"Session({self.source!r}, backend={name!r})"
