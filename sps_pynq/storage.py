@@ -344,7 +344,7 @@ def _ratio(x) -> str:
 
 def format_report(d: dict, per_layer: bool = False) -> str:
     n_pps = sum(1 for l in d["layers"] if l["masks"] is not None)
-    dense = [f"{l['name']} {l['structure']}" for l in d["layers"] if l["masks"] is None]
+    dense = [f"{l['name']}: {l['structure']}" for l in d["layers"] if l["masks"] is None]
     lines = [f"{d['source']}: {len(d['layers'])} weight layers, {n_pps} pruned to "
              f"PPS({d['pps']['P']},{d['pps']['K']}), dense in every format: {', '.join(dense) or 'none'}",
              f"int{d['weight_bits']} weights (per-channel symmetric), {d['index_width']} index widths "
