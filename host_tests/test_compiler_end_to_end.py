@@ -1,0 +1,162 @@
+"""Whole compiles of tiny graphs, one per supported op, executed on the numpy reference of the arithmetic
+(sps_pynq.reference) and compared with onnxruntime on the float model (project_onnx: PPS-projected fp32)."""
+import numpy as np
+import pytest
+from onnx import helper
+
+from sps_pynq.compiler import compile_model, project_onnx
+from sps_pynq.compiler.testing import cosine, make_model, ort_run, run_reference
+from sps_pynq.errors import CompileError
+from sps_pynq.hw.config import HwConfig
+from sps_pynq.hw.descriptor import Op
+
+RNG = np.random.default_rng(3)
+
+
+def compare(model, shape, pps=(4, 4), cos_min=0.995, **options):
+    calib = RNG.standard_normal((16,) + shape).astype(np.float32)
+    program = compile_model(model, pps=pps, calib=calib, **options)
+    floats = project_onnx(model, pps=pps, **{k: v for k, v in options.items() if k == "first_layer_dense"})
+    for _ in range(3):
+        x = RNG.standard_normal(shape).astype(np.float32)
+        want = ort_run(floats, x[None])[0].ravel()
+        got = run_reference(program, x)[0].ravel()
+        assert cosine(got, want) >= cos_min, (got[:8], want[:8])
+        assert np.max(np.abs(got - want)) <= 0.08 * np.max(np.abs(want)) + 3 * program.outputs[0].scale
+    return program
+
+
+def conv(x, y, w_name, name, **attrs):
+    return helper.make_node("Conv", [x, w_name, w_name + "_b"], [y], name=name, **attrs)
+
+
+def conv_inits(w_name, shape):
+    return {w_name: RNG.standard_normal(shape) / np.sqrt(np.prod(shape[1:])), w_name + "_b": RNG.standard_normal(shape[0]) * 0.1}
+
+
+@pytest.mark.parametrize("kernel,stride,pads", [(3, 1, [1, 1, 1, 1]), (3, 2, [0, 1, 1, 0]), (1, 1, [0, 0, 0, 0]),
+                                                (5, 2, [2, 2, 2, 2]), (2, 2, [0, 0, 0, 0])])
+def test_conv_geometries(kernel, stride, pads):
+    shape = (3, 9, 8)
+    m = make_model([conv("x", "c", "w", "conv", kernel_shape=[kernel, kernel], strides=[stride, stride], pads=pads),
+                    helper.make_node("Relu", ["c"], ["y"])], [("x", (1,) + shape)], ["y"],
+                   conv_inits("w", (8, 3, kernel, kernel)))
+    program = compare(m, shape)
+    d = program.descriptors()[0]
+    assert (d.op, d.kh, d.stride_h, d.pad_top, d.pad_left, d.relu) == (Op.CONV, kernel, stride, pads[0], pads[1], True)
+    assert d.pps == (kernel == 3) and (d.patterns, d.nnz) == ((4, 4) if kernel == 3 else (1, kernel * kernel))
+
+
+def test_same_auto_pad():
+    shape = (2, 7, 7)
+    m = make_model([conv("x", "y", "w", "conv", kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER")],
+                   [("x", (1,) + shape)], ["y"], conv_inits("w", (4, 2, 3, 3)))
+    compare(m, shape)
+
+
+@pytest.mark.parametrize("op,attrs", [("MaxPool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])),
+                                      ("MaxPool", dict(kernel_shape=[2, 2], strides=[2, 2])),
+                                      ("AveragePool", dict(kernel_shape=[2, 2], strides=[2, 2])),
+                                      ("AveragePool", dict(kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1],
+                                                           count_include_pad=1)),
+                                      ("GlobalAveragePool", {})])
+def test_pools(op, attrs):
+    shape = (3, 8, 8)
+    m = make_model([conv("x", "c", "w", "conv", kernel_shape=[1, 1]), helper.make_node(op, ["c"], ["y"], **attrs)],
+                   [("x", (1,) + shape)], ["y"], conv_inits("w", (6, 3, 1, 1)))
+    program = compare(m, shape)
+    d = program.descriptors()[1]
+    assert d.op == (Op.MAXPOOL if op == "MaxPool" else Op.AVGPOOL)
+    if op == "MaxPool":
+        assert program.layers[1].out_scale == program.layers[0].out_scale
+
+
+def test_residual_add():
+    shape = (4, 6, 6)
+    nodes = [conv("x", "a", "w1", "conv1", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["a"], ["ar"]),
+             conv("ar", "b", "w2", "conv2", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["b", "ar"], ["s"], name="add"), helper.make_node("Relu", ["s"], ["y"])]
+    m = make_model(nodes, [("x", (1,) + shape)], ["y"], {**conv_inits("w1", (4, 4, 3, 3)),
+                                                        **conv_inits("w2", (4, 4, 3, 3))})
+    program = compare(m, shape)
+    descs = program.descriptors()
+    assert [d.op for d in descs] == [Op.CONV, Op.CONV, Op.ADD]
+    # the residual (conv1's output) stays alive until the ADD: conv2 must not overwrite it
+    assert descs[2].in2_offset == descs[0].out_offset or descs[2].in_offset == descs[0].out_offset
+    assert descs[1].out_offset != descs[0].out_offset
+
+
+def test_flatten_gemm_softmax():
+    shape = (3, 4, 4)
+    nodes = [conv("x", "c", "w", "conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("Flatten", ["r"], ["f"]),
+             helper.make_node("Gemm", ["f", "B", "C"], ["l"], name="fc", transB=1),
+             helper.make_node("Softmax", ["l"], ["y"], name="sm", axis=1)]
+    m = make_model(nodes, [("x", (1,) + shape)], ["y"], {**conv_inits("w", (8, 3, 3, 3)),
+                                                        "B": RNG.standard_normal((10, 128)) * 0.1,
+                                                        "C": RNG.standard_normal(10)})
+    calib = RNG.standard_normal((8,) + shape).astype(np.float32)
+    program = compile_model(m, pps=None, calib=calib)
+    d = program.descriptors()[1]
+    assert (d.op, d.kh, d.kw, d.out_h, d.pps, d.nnz) == (Op.CONV, 4, 4, 1, False, 16)
+    assert program.host_steps[0]["op"] == "softmax" and program.outputs[0].shape == (10, 1, 1)
+    x = RNG.standard_normal(shape).astype(np.float32)
+    logits = run_reference(program, x)[0].ravel()
+    probs = np.exp(logits - logits.max())
+    probs /= probs.sum()
+    want = ort_run(m, x[None])[0].ravel()
+    assert np.max(np.abs(probs - want)) < 0.05
+
+
+def test_fc_over_a_large_map_uses_the_flat_form():
+    # kernel 16x16 = 256 taps does not fit the 8-bit nnz field: the FC runs as a 1x1 conv over C*H*W channels
+    shape = (2, 16, 16)
+    nodes = [helper.make_node("Flatten", ["x"], ["f"]), helper.make_node("Gemm", ["f", "B"], ["y"], transB=1)]
+    m = make_model(nodes, [("x", (1,) + shape)], ["y"], {"B": RNG.standard_normal((5, 512)) * 0.05})
+    program = compare(m, shape)
+    d = program.descriptors()[0]
+    assert (d.in_c, d.in_h, d.in_w, d.kh, d.nnz) == (512, 1, 1, 1, 1)
+
+
+def test_activation_buffer_overflow_is_a_compile_error():
+    m = make_model([conv("x", "y", "w", "big", kernel_shape=[1, 1])], [("x", (1, 3, 256, 256))], ["y"],
+                   conv_inits("w", (2, 3, 1, 1)))
+    with pytest.raises(CompileError, match=r"layer big: input 'x' \[3, 256, 256\] is 196608 bytes.*131072"):
+        compile_model(m, num_calib=1)
+
+
+def test_weight_buffer_overflow_is_a_compile_error():
+    m = make_model([conv("x", "y", "w", "wide", kernel_shape=[3, 3])], [("x", (1, 300, 3, 3))], ["y"],
+                   conv_inits("w", (4, 300, 3, 3)))
+    with pytest.raises(CompileError, match=r"layer wide: one row group.*I=300 x K=9 x R=2\) is 5408 bytes.*4096"):
+        compile_model(m, hw=HwConfig("tiny", rows=2, cols=2, weight_buf_bytes=4096), pps=None, num_calib=1)
+
+
+def test_too_many_patterns_is_a_compile_error():
+    m = make_model([conv("x", "y", "w", "c3", kernel_shape=[3, 3])], [("x", (1, 8, 4, 4))], ["y"],
+                   conv_inits("w", (8, 8, 3, 3)))
+    with pytest.raises(CompileError, match="layer c3: 8 patterns.*at most 4"):
+        compile_model(m, hw=HwConfig("p4", rows=4, cols=4, max_patterns=4), pps=(8, 4), num_calib=1)
+
+
+def test_calibration_data_synthetic_warning_and_shape_check():
+    shape = (2, 4, 4)
+    m = make_model([conv("x", "y", "w", "c", kernel_shape=[1, 1])], [("x", (1,) + shape)], ["y"],
+                   conv_inits("w", (2, 2, 1, 1)))
+    with pytest.warns(UserWarning, match="no calibration data.*synthetic"):
+        p = compile_model(m, num_calib=4, seed=5)
+    assert p.metadata["calibration"] == {"count": 4, "synthetic": True, "seed": 5, "method": "max-abs"}
+    x = np.full((3,) + shape, 2.0, dtype=np.float32)
+    p = compile_model(m, calib=x)
+    assert p.metadata["calibration"]["synthetic"] is False and p.inputs[0].scale == pytest.approx(2.0 / 127)
+    with pytest.raises(CompileError, match=r"calibration data has shape \[3, 4, 4\].*\[N, 2, 4, 4\]"):
+        compile_model(m, calib=np.zeros((3, 4, 4), dtype=np.float32))
+
+
+def test_compile_is_deterministic():
+    shape = (3, 6, 6)
+    m = make_model([conv("x", "y", "w", "c", kernel_shape=[3, 3], pads=[1, 1, 1, 1])], [("x", (1,) + shape)], ["y"],
+                   conv_inits("w", (8, 3, 3, 3)))
+    a, b = (compile_model(m, num_calib=4) for _ in range(2))
+    assert a.image == b.image and a.inputs == b.inputs and a.outputs == b.outputs
