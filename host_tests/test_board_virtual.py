@@ -224,3 +224,20 @@ def test_energy_command_on_the_virtual_board_reports_latency_not_power(board, tm
     assert out.count("power: unavailable (the virtual board has no power rails") == 2
     assert "latency median" in out and "energy ratio unavailable" in out
     assert "mJ/inference" not in out
+
+
+def test_pynq_remote_devices_variable_on_the_default_port(tmp_path):
+    """PYNQ's own configuration: PYNQ_REMOTE_DEVICES=host, port 7967 (skipped when 7967 is taken here)."""
+    try:
+        vb = VirtualBoard(host="127.0.0.1", port=7967)
+    except (OSError, RuntimeError):
+        pytest.skip("port 7967 is in use on this machine")
+    with vb:
+        env = dict(os.environ, PYNQ_REMOTE_DEVICES="127.0.0.1", SPS_PYNQ_OVERLAY=str(OVERLAY))
+        env.pop("SPS_PYNQ_REMOTE", None)
+        out_file = tmp_path / "out.npy"
+        subprocess.run([sys.executable, "-c", CLIENT, str(ROOT / "host_tests"), str(out_file)], env=env,
+                       check=True, timeout=120, cwd=tmp_path)
+    program = random_packed_program(np.random.default_rng(21), HW, n_layers=4)
+    x = np.arange(program.inputs[0].nbytes).astype(np.int8)
+    assert np.array_equal(np.load(out_file), expected_output(program, x))

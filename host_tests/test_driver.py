@@ -203,3 +203,12 @@ def test_stats_records():
     assert recs[0] == {"index": 0, "name": "a", "cycles": 100, "mac_cycles": 80, "stall_cycles": 5,
                        "utilization": 0.8}
     assert recs[1]["stall_cycles"] == 10 and recs[1]["utilization"] == 0.0
+
+
+def test_interrupt_unavailable_now_falls_back_to_polling():
+    core = FakeCore(polls_to_finish=3)
+    drv, _ = make(core, wait_irq=lambda t: None)
+    drv.configure(0x4000_0000, 0, 1, 0)
+    core.log.clear()
+    drv.run(timeout=1.0)
+    assert [n for op, n, _ in core.log] == ["CTRL", "CTRL", "CTRL", "CTRL"] and drv.last_polls == 3

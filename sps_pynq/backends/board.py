@@ -148,7 +148,15 @@ def _macs(program: Program) -> Tuple[int, int]:
         return 0, 0
 
 
-def _wait_interrupt(irq, timeout: float) -> bool:
+def _wait_interrupt(irq, timeout: float) -> "bool | None":
+    """Wait for pynq.Interrupt `irq`: True when it fired, False on timeout, None when no wait is possible here
+    (an event loop already runs in this thread, as in a Jupyter notebook): the driver polls instead."""
+    try:
+        asyncio.get_running_loop()
+        return None
+    except RuntimeError:
+        pass
+
     async def waiter():
         await asyncio.wait_for(irq.wait(), timeout)
     try:

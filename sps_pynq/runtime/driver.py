@@ -74,7 +74,7 @@ class SpsCore:
     mmio        object with read(offset) -> int and write(offset, value), 32-bit registers
     where       a name for messages (e.g. "sps_core_0 at 0xa0000000 in overlays/zcu104/sps.bit")
     wait_irq    optional callable(timeout_s) -> bool that blocks until the core's interrupt fires (True) or the
-                timeout passes (False); without it the driver polls CTRL
+                timeout passes (False), or returns None when it cannot wait now; the driver polls CTRL then
     clock, sleep  injectable for tests
     """
 
@@ -150,17 +150,16 @@ class SpsCore:
     def _wait(self, t0: float, timeout: float, expected: float) -> int:
         deadline = t0 + timeout
         self.last_polls = 0
-        if self.wait_irq is not None:
-            fired = self.wait_irq(max(0.0, deadline - self._clock()))
+        fired = self.wait_irq(max(0.0, deadline - self._clock())) if self.wait_irq is not None else None
+        if fired is not None:           # None: no interrupt wait was possible this time, poll instead
             ctrl = self.read("CTRL")
             self.last_polls = 1
             self.write("ISR", 0b11)     # write-1-to-clear, so the next run's interrupt is fresh
             if ctrl & (CtrlBit.DONE | CtrlBit.ERROR):
                 return ctrl
-            if fired:   # spurious: fall back to polling for what is left
-                pass
-            else:
+            if not fired:
                 raise self._timeout(timeout)
+            # a spurious interrupt: poll for the time that is left
         # First look near the expected end, then back off: few accesses for long runs, low latency for short.
         if expected > 0:
             self._sleep(min(expected * 0.9, max(0.0, deadline - self._clock())))

@@ -23,13 +23,14 @@ from xml.sax.saxutils import quoteattr
 from ..hw.config import CONFIGS, HwConfig, get_config
 from ..hw.regmap import REGISTERS
 
-# Kept identical to the real overlay's address map (hw_src/vivado): instance name and base address.
+# Kept identical to the real overlay (hw_src/vivado/block_design.tcl, package_ip.tcl): instance name, VLNV,
+# base address and range, interface names, PS ports.
 CORE_NAME = "sps_core_0"
 CORE_VLNV = "sps-pynq:sps:sps_core:1.0"
 CORE_BASE = 0xA000_0000
 CORE_RANGE = 0x1_0000
 PS_NAME = "zynq_ultra_ps_e_0"
-PL_CLK_MHZ = 100          # the virtual core has no clock; the number only keeps pynq's Clocks consistent
+PL_CLK_MHZ = 150          # as hw_src/vivado requests (IOPLL 1500 MHz / 10); the virtual core has no clock
 PAYLOAD_MAGIC = b"SPS-VIRTUAL-OVERLAY\0"
 DESIGN_PREFIX = "sps_virtual_"
 

@@ -29,12 +29,12 @@ CHUNK = 2 * 1024 * 1024
 FPGA_FIRMWARE = "/sys/class/fpga_manager/fpga0/firmware"
 FAULT_FILE = "/sps_virtual/fault"
 
-# Reset values pynq's Clocks reads on a ZCU104 (33.333 MHz reference): IOPLL x90 / 2 = 1500 MHz, PL0 = 100 MHz.
+# Values pynq's Clocks reads on a ZCU104 (33.333 MHz reference): IOPLL x90 / 2 = 1500 MHz, PL0 = IOPLL / 10.
 _PLL_CTRL = 90 << 8 | 1 << 16
 _INITIAL_REGS = {
     0xFF5E0020: _PLL_CTRL,                      # CRL_APB.IOPLL_CTRL
     0xFF5E0030: _PLL_CTRL,                      # CRL_APB.RPLL_CTRL
-    0xFF5E00C0: 1 << 24 | 1 << 16 | 15 << 8,    # CRL_APB.PL0_REF_CTRL: CLKACT, DIVISOR1=1, DIVISOR0=15, IOPLL
+    0xFF5E00C0: 1 << 24 | 1 << 16 | 10 << 8,    # CRL_APB.PL0_REF_CTRL: CLKACT, DIVISOR1=1, DIVISOR0=10, IOPLL
     0xFF5E00C4: 1 << 16 | 15 << 8, 0xFF5E00C8: 1 << 16 | 15 << 8, 0xFF5E00CC: 1 << 16 | 15 << 8,
     0xFD1A0020: 72 << 8 | 1 << 16,              # CRF_APB.APLL_CTRL (1200 MHz)
     0xFD1A002C: 64 << 8 | 1 << 16,              # CRF_APB.DPLL_CTRL
