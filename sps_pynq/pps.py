@@ -103,8 +103,8 @@ def check_eligible(weight_shape: Sequence[int], groups: int = 1, name: str = "la
 
 
 # ----------------------------------------------------------------------------------------------------- per class
-def _class_reduce(x: np.ndarray, P: int, op: str) -> np.ndarray:
-    """Reduce x[O, I, 9] over every class (o + i) % P -> (P, 9), with op "sum" or "any".
+def _class_sum(x: np.ndarray, P: int) -> np.ndarray:
+    """Sum x[O, I, 9] over every class (o + i) % P -> (P, 9).
 
     Vectorized: zero-pad O and I to multiples of P, fold o and i to o mod P and i mod P (P x P blocks), then
     gather the P x P blocks into the P classes (a + b) mod P.
@@ -115,14 +115,9 @@ def _class_reduce(x: np.ndarray, P: int, op: str) -> np.ndarray:
         pad = np.zeros((Op, Ip, T), dtype=x.dtype)
         pad[:O, :I] = x
         x = pad
-    x = x.reshape(Op // P, P, Ip // P, P, T)
-    blocks = x.sum(axis=0).sum(axis=1) if op == "sum" else x.any(axis=0).any(axis=1)   # (o mod P, i mod P, T)
-    out = np.zeros((P, T), dtype=blocks.dtype)
+    blocks = x.reshape(Op // P, P, Ip // P, P, T).sum(axis=0).sum(axis=1)     # (o mod P, i mod P, T)
     res = _residues(P, P, P)
-    for r in range(P):
-        sel = blocks[res == r]                                              # (P, T)
-        out[r] = sel.sum(axis=0) if op == "sum" else sel.any(axis=0)
-    return out
+    return np.stack([blocks[res == r].sum(axis=0) for r in range(P)])
 
 
 def _weights_3d(w, name: str) -> np.ndarray:
@@ -155,7 +150,7 @@ class Projection:
 
 def class_energy(w, P: int, name: str = "layer") -> np.ndarray:
     """(P, 9) float64: the squared weights of class r summed per tap."""
-    return _class_reduce(np.square(_weights_3d(w, name), dtype=np.float64), P, "sum")
+    return _class_sum(np.square(_weights_3d(w, name), dtype=np.float64), P)
 
 
 def project(w, P: int, K: int, name: str = "layer") -> Projection:
@@ -256,8 +251,8 @@ def detect(w, max_patterns: int = MAX_P, name: str = "layer", P: Optional[int] =
 def _majority_patterns(w3: np.ndarray, P: int, K: int) -> Tuple[List[int], np.ndarray]:
     """Per class, the K taps the most kernels use (ties: more energy, then the lowest tap): the pattern a pruned
     layer was most likely meant to follow, so the kernels outside it are the odd ones. Also the (P, 9) counts."""
-    counts = _class_reduce((w3 != 0).astype(np.int64), P, "sum")
-    energy = _class_reduce(w3.astype(np.float64) ** 2, P, "sum")
+    counts = _class_sum((w3 != 0).astype(np.int64), P)
+    energy = _class_sum(w3.astype(np.float64) ** 2, P)
     masks = [mask_of(np.lexsort((np.arange(TAPS), -energy[r], -counts[r]))[:K]) for r in range(P)]
     return masks, counts
 
