@@ -216,3 +216,14 @@ def test_vgg16_sized_project_and_detect_is_fast():
         info = pps.detect(pps.project(w, 8, 4).weights)
         assert (info.P, info.K) == (8, 4)
     print(f"VGG16 project+detect: {time.perf_counter() - t0:.3f} s")
+
+
+def test_pps_and_storage_cli_import_without_torch():
+    # the board has no torch: pps (and the CLI's storage command module) must import without it
+    import subprocess
+    import sys
+    code = ("import sys; sys.modules['torch'] = None; sys.modules['onnx'] = None\n"
+            "import sps_pynq.pps, sps_pynq.storage, sps_pynq.commands.storage\n"
+            "print(sps_pynq.pps.project(__import__('numpy').ones((2, 2, 3, 3)), 2, 3).masks)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[7, 7]"
