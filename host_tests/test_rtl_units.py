@@ -1,0 +1,23 @@
+"""Unit tests of the RTL datapath blocks (requantizer, indexing unit, PE array), cocotb on Verilator."""
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hw_src" / "tb"))
+import rtl_build  # noqa: E402
+
+pytestmark = pytest.mark.skipif(rtl_build.setup_verilator() is None, reason="verilator not installed")
+
+
+@pytest.mark.parametrize("module,params", [
+    ("sps_requant", {}),
+    ("sps_index_unit", {"EntryWidth": 13}),
+    ("sps_pe_array", {"Rows": 2, "Cols": 4}),
+    ("sps_pe_array", {"Rows": 3, "Cols": 2}),
+])
+def test_unit(module, params):
+    name = "-".join(f"{k}{v}" for k, v in params.items()) or "default"
+    runner = rtl_build.build(module, params, name, sources=rtl_build.unit_sources(module))
+    test = {"sps_requant": "test_requant", "sps_index_unit": "test_index_unit", "sps_pe_array": "test_pe_array"}
+    rtl_build.run(runner, module, "test_units", {"SPS_SEED": "7"}, testcase=test[module])
