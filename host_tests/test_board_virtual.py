@@ -241,3 +241,15 @@ def test_pynq_remote_devices_variable_on_the_default_port(tmp_path):
     program = random_packed_program(np.random.default_rng(21), HW, n_layers=4)
     x = np.arange(program.inputs[0].nbytes).astype(np.int8)
     assert np.array_equal(np.load(out_file), expected_output(program, x))
+
+
+def test_overlay_replaced_behind_our_back_is_downloaded_again(board):
+    program = random_packed_program(np.random.default_rng(12), HW, n_layers=2)
+    with BoardBackend() as be:
+        be.load(program)
+    board.state.load_firmware("someone_elses_design.bin")     # the fabric now holds no SPS core
+    assert board.core is None
+    x = np.zeros(program.inputs[0].nbytes, np.int8)
+    with BoardBackend() as be:
+        be.load(program)
+        assert np.array_equal(run_board(be, program, x), expected_output(program, x))

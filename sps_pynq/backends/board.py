@@ -28,7 +28,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from ..errors import BackendError, SpsError
+from ..errors import BackendError, HardwareMismatchError, SpsError
 from ..hw.config import HwConfig
 from ..program import STATS_RECORD_BYTES, Program
 from ..runtime.driver import SpsCore, decode_hw_config, parse_stats_records
@@ -190,6 +190,7 @@ class BoardBackend(Backend):
         self._expected_s = 0.0
         self._clock_mhz = DEFAULT_CLOCK_MHZ
         self._last = {}
+        self._overlay_reused = False
 
     # -- device and overlay ------------------------------------------------------------------------------------
     def _get_device(self, pynq):
@@ -222,10 +223,12 @@ class BoardBackend(Backend):
             raise BackendError(f"no PYNQ device found ({e}): run on the board, or set $PYNQ_REMOTE_DEVICES / "
                                f"${REMOTE_ENV} to a PYNQ remote device") from e
 
-    def _load_overlay(self, pynq, device, bit: Path):
+    def _load_overlay(self, pynq, device, bit: Path, reuse: bool = True):
         key = (id(device), str(bit), bit.stat().st_mtime_ns, bit.with_suffix(".hwh").stat().st_mtime_ns)
-        if key in _OVERLAYS and self._download is not True:
+        if reuse and key in _OVERLAYS and self._download is not True:
+            self._overlay_reused = True
             return _OVERLAYS[key]
+        self._overlay_reused = False
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")       # pynq warns about remote interrupts/GPIO we do not use
@@ -276,7 +279,16 @@ class BoardBackend(Backend):
         mmio = pynq.MMIO(desc["phys_addr"], desc["addr_range"], device=device)
         where = f"{name} at 0x{desc['phys_addr']:x} of overlay {bit}"
         self.core = SpsCore(mmio, where=where, wait_irq=self._interrupt_waiter(pynq, name, desc))
-        ident = self.core.check(program.hw, model=program.metadata.get("source", "the model"))
+        try:
+            ident = self.core.identify()
+        except HardwareMismatchError:
+            if not self._overlay_reused:
+                raise
+            # This process loaded the overlay earlier, but the fabric no longer holds it (another process
+            # loaded a different bitstream, or the board restarted): download it again, once.
+            self.overlay = self._load_overlay(pynq, device, bit, reuse=False)
+            ident = self.core.identify()
+        ident = self.core.check(program.hw, ident, model=program.metadata.get("source", "the model"))
         self.hw = decode_hw_config(ident.config_word, ident.buffers_word, name=program.hw.name)
         try:
             self._clock_mhz = float(self.overlay.clock_dict[0]["frequency"] or DEFAULT_CLOCK_MHZ)
