@@ -26,7 +26,7 @@
 
 #define TILE_PIX 16        /* pixels per tile: two vectors of 8 int32 */
 #define FBLK 4             /* filters per register block */
-#define DOT_MAX_PIX 4      /* below this many output pixels (FC layers) use dot products instead of tiles */
+#define DOT_MAX_PIX 5      /* below this many output pixels (FC layers) use dot products instead of tiles */
 #define PAR_MIN_WORK (1 << 20)  /* below ~1M operations a layer runs on one thread: starting one costs more */
 #define STATS_RECORD_BYTES 16   /* program.STATS_RECORD_BYTES: cycles, MAC-active cycles, stall cycles, 0 */
 
@@ -249,44 +249,52 @@ typedef struct {
 } filt_t;
 
 typedef struct {
-    uint32_t members;      /* filters in the class */
-    uint32_t blocks;       /* ceil(members / FBLK) */
-    int16_t *wt;           /* [blocks][JP][FBLK][2]: weight pairs, ready to broadcast */
-    int16_t *wd;           /* [members][JP*2]: for the dot-product path */
-    filt_t *f;             /* [blocks * FBLK] */
-    int64_t *src;          /* [JP*2]: offset of row j in the padded input, -1 for the padding row */
+    uint32_t members;      /* filters in the class: o = r + P * m, m < members (layout.py order) */
+    uint32_t mpad;         /* members rounded up to FBLK */
+    int16_t *wt;           /* tile path: [JP][mpad][2] weight pairs (rows 2jp, 2jp+1), ready to broadcast */
+    int16_t *wd;           /* dot path: [members][JP*2] */
+    filt_t *f;             /* [mpad] */
+    int64_t *src;          /* [JP*2]: offset of row j = (i, k) in the padded input, -1 for the padding row */
 } class_t;
 
-/* out[o][p] for p in [p0, p0 + n) of one 4-filter block, from int32 accumulators acc[FBLK][TILE_PIX]. */
-static void store_block(int8_t *out, uint64_t pix, const filt_t *f, int32_t acc[FBLK][TILE_PIX], uint64_t p0,
-                        int n, int relu) {
-    for (int b = 0; b < FBLK; b++) {
-        if (f[b].o < 0) continue;
-        int8_t *dst = out + (uint64_t)f[b].o * pix + p0;
-        for (int q = 0; q < n; q++)
-            dst[q] = finish(requant((int32_t)(acc[b][q] + f[b].bias), f[b].mult, f[b].shift), relu);
-    }
-}
+typedef struct {
+    const layer_t *L;
+    const class_t *cls;
+    const int8_t *xpad;
+    const uint64_t *pixoff;    /* gather path: offset of output pixel p in a padded plane */
+    int8_t *out;
+    uint64_t pix, JP, Wp;
+    uint32_t P;
+    int virt;                  /* stride 1: tiles run over a virtual grid of out_h x Wp pixels (see run_conv) */
+    uint64_t vpix;             /* pixels the tiles cover: out_h * Wp (virtual) or out_h * out_w */
+    uint64_t ntiles;
+    uint32_t max_members;
+    int16_t *zv;               /* dot path: [P][pix][JP*2] row vectors */
+    volatile int oom;
+} conv_job_t;
 
-/* acc[b][q] = sum over pairs jp of wt[jp][b][0] * z[jp][q][0] + wt[jp][b][1] * z[jp][q][1] */
-static void kernel_4x16(const int16_t *z, const int16_t *wt, int JP, int32_t acc[FBLK][TILE_PIX]) {
+/* acc[b][q] = sum over pairs jp of w[jp][b][0] * z[jp][q][0] + w[jp][b][1] * z[jp][q][1], for 4 filters b and
+ * 16 pixels q; w advances by `wstride` int16 per pair. */
+static void kernel_4x16(const int16_t *z, const int16_t *w, uint64_t wstride, uint64_t JP,
+                        int32_t acc[FBLK][TILE_PIX]) {
 #if defined(__AVX2__)
     __m256i a00 = _mm256_setzero_si256(), a01 = a00, a10 = a00, a11 = a00;
     __m256i a20 = a00, a21 = a00, a30 = a00, a31 = a00;
-    for (int jp = 0; jp < JP; jp++) {
-        const __m256i z0 = _mm256_loadu_si256((const __m256i *)(z + jp * 32));
-        const __m256i z1 = _mm256_loadu_si256((const __m256i *)(z + jp * 32 + 16));
-        const int32_t *w = (const int32_t *)(wt + jp * FBLK * 2);
-        __m256i b = _mm256_set1_epi32(w[0]);
+    for (uint64_t jp = 0; jp < JP; jp++, z += 2 * TILE_PIX, w += wstride) {
+        const __m256i z0 = _mm256_loadu_si256((const __m256i *)z);
+        const __m256i z1 = _mm256_loadu_si256((const __m256i *)(z + 16));
+        int32_t wp[FBLK];
+        memcpy(wp, w, sizeof wp);
+        __m256i b = _mm256_set1_epi32(wp[0]);
         a00 = _mm256_add_epi32(a00, _mm256_madd_epi16(z0, b));
         a01 = _mm256_add_epi32(a01, _mm256_madd_epi16(z1, b));
-        b = _mm256_set1_epi32(w[1]);
+        b = _mm256_set1_epi32(wp[1]);
         a10 = _mm256_add_epi32(a10, _mm256_madd_epi16(z0, b));
         a11 = _mm256_add_epi32(a11, _mm256_madd_epi16(z1, b));
-        b = _mm256_set1_epi32(w[2]);
+        b = _mm256_set1_epi32(wp[2]);
         a20 = _mm256_add_epi32(a20, _mm256_madd_epi16(z0, b));
         a21 = _mm256_add_epi32(a21, _mm256_madd_epi16(z1, b));
-        b = _mm256_set1_epi32(w[3]);
+        b = _mm256_set1_epi32(wp[3]);
         a30 = _mm256_add_epi32(a30, _mm256_madd_epi16(z0, b));
         a31 = _mm256_add_epi32(a31, _mm256_madd_epi16(z1, b));
     }
@@ -298,63 +306,82 @@ static void kernel_4x16(const int16_t *z, const int16_t *wt, int JP, int32_t acc
     /* Portable version (e.g. the board's aarch64): the same sums, left to the auto-vectorizer. */
     for (int b = 0; b < FBLK; b++)
         for (int q = 0; q < TILE_PIX; q++) acc[b][q] = 0;
-    for (int jp = 0; jp < JP; jp++) {
-        const int16_t *zz = z + jp * 32;
-        const int16_t *w = wt + jp * FBLK * 2;
+    for (uint64_t jp = 0; jp < JP; jp++, z += 2 * TILE_PIX, w += wstride)
         for (int b = 0; b < FBLK; b++) {
-            int32_t w0 = w[2 * b], w1 = w[2 * b + 1];
-            for (int q = 0; q < TILE_PIX; q++) acc[b][q] += w0 * zz[2 * q] + w1 * zz[2 * q + 1];
+            const int32_t w0 = w[2 * b], w1 = w[2 * b + 1];
+            for (int q = 0; q < TILE_PIX; q++) acc[b][q] += w0 * z[2 * q] + w1 * z[2 * q + 1];
         }
-    }
 #endif
 }
 
-static int32_t dot16(const int16_t *a, const int16_t *b, int n) {
+static int32_t dot16(const int16_t *a, const int16_t *b, uint64_t n) {
     int32_t s = 0;                    /* gcc turns this into vpmaddwd */
-    for (int j = 0; j < n; j++) s += (int32_t)a[j] * (int32_t)b[j];
+    for (uint64_t j = 0; j < n; j++) s += (int32_t)a[j] * (int32_t)b[j];
     return s;
 }
 
-typedef struct {
-    const layer_t *L;
-    const class_t *cls;
-    const int8_t *xpad;
-    const uint64_t *pixoff;
-    int8_t *out;
-    uint64_t pix, JP;
-    uint32_t P;
-    uint64_t ntiles;
-    uint32_t max_members;
-    int16_t *zv;           /* dot path: [P][pix][JP*2] row vectors */
-    volatile int oom;
-} conv_job_t;
+/* Z[jp][q][0..1] = (row 2jp, row 2jp+1) at 16 consecutive positions of the padded input, as int16 pairs. */
+static void gather_contiguous(int16_t *z, const int8_t *base, const int64_t *src, uint64_t JP) {
+    for (uint64_t jp = 0; jp < JP; jp++, z += 2 * TILE_PIX) {
+        const int8_t *a = base + src[2 * jp];
+        const int64_t s1 = src[2 * jp + 1];
+#if defined(__AVX2__)
+        const __m128i va = _mm_loadu_si128((const __m128i *)a);
+        const __m128i vb = s1 >= 0 ? _mm_loadu_si128((const __m128i *)(base + s1)) : _mm_setzero_si128();
+        _mm256_storeu_si256((__m256i *)z, _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(va, vb)));
+        _mm256_storeu_si256((__m256i *)(z + 16), _mm256_cvtepi8_epi16(_mm_unpackhi_epi8(va, vb)));
+#else
+        for (int q = 0; q < TILE_PIX; q++) {
+            z[2 * q] = a[q];
+            z[2 * q + 1] = s1 >= 0 ? base[s1 + q] : 0;
+        }
+#endif
+    }
+}
 
-/* One (class, tile of 16 pixels): gather the tile's rows as int16 pairs Z[JP][16][2] once, then every 4-filter
- * block of the class multiplies it. */
+/* One (class, tile of 16 pixels): build the tile's rows Z[JP][16][2] once, then every 4-filter block of the
+ * class multiplies it, and the real pixels of the tile are requantized and written to channel o. */
 static void conv_tile_item(void *arg, int64_t it, void **scratch) {
     conv_job_t *jb = arg;
+    const layer_t *L = jb->L;
     const uint32_t r = (uint32_t)(it / jb->ntiles);
-    const uint64_t p0 = (uint64_t)(it % jb->ntiles) * TILE_PIX, JP = jb->JP;
-    const int n = jb->pix - p0 < TILE_PIX ? (int)(jb->pix - p0) : TILE_PIX;
+    const uint64_t v0 = (uint64_t)(it % jb->ntiles) * TILE_PIX, JP = jb->JP;
     const class_t *C = &jb->cls[r];
     if (!C->members) return;
     if (!*scratch) *scratch = malloc(JP * TILE_PIX * 2 * sizeof(int16_t));
     int16_t *z = *scratch;
     if (!z) { jb->oom = 1; return; }
-    const int8_t *xpad = jb->xpad;
-    const uint64_t *po = jb->pixoff + p0;
-    for (uint64_t jp = 0; jp < JP; jp++) {
-        const int64_t s0 = C->src[2 * jp], s1 = C->src[2 * jp + 1];
-        int16_t *zz = z + jp * TILE_PIX * 2;
+    int64_t dst[TILE_PIX];            /* output pixel of each lane, -1 for lanes outside the map */
+    if (jb->virt) {
+        gather_contiguous(z, jb->xpad + v0, C->src, JP);
         for (int q = 0; q < TILE_PIX; q++) {
-            zz[2 * q] = q < n ? xpad[s0 + po[q]] : 0;
-            zz[2 * q + 1] = (q < n && s1 >= 0) ? xpad[s1 + po[q]] : 0;
+            const uint64_t v = v0 + q, y = v / jb->Wp, x = v % jb->Wp;
+            dst[q] = (v < jb->vpix && x < L->out_w) ? (int64_t)(y * L->out_w + x) : -1;
         }
+    } else {
+        const int n = jb->pix - v0 < TILE_PIX ? (int)(jb->pix - v0) : TILE_PIX;
+        const uint64_t *po = jb->pixoff + v0;
+        for (uint64_t jp = 0; jp < JP; jp++) {
+            const int64_t s0 = C->src[2 * jp], s1 = C->src[2 * jp + 1];
+            int16_t *zz = z + jp * TILE_PIX * 2;
+            for (int q = 0; q < TILE_PIX; q++) {
+                zz[2 * q] = q < n ? jb->xpad[s0 + po[q]] : 0;
+                zz[2 * q + 1] = (q < n && s1 >= 0) ? jb->xpad[s1 + po[q]] : 0;
+            }
+        }
+        for (int q = 0; q < TILE_PIX; q++) dst[q] = q < n ? (int64_t)(v0 + q) : -1;
     }
     int32_t acc[FBLK][TILE_PIX];
-    for (uint32_t b = 0; b < C->blocks; b++) {
-        kernel_4x16(z, C->wt + (uint64_t)b * JP * FBLK * 2, (int)JP, acc);
-        store_block(jb->out, jb->pix, C->f + b * FBLK, acc, p0, n, jb->L->relu);
+    for (uint32_t b0 = 0; b0 < C->mpad; b0 += FBLK) {
+        kernel_4x16(z, C->wt + (uint64_t)b0 * 2, (uint64_t)C->mpad * 2, JP, acc);
+        for (int b = 0; b < FBLK; b++) {
+            const filt_t *f = &C->f[b0 + b];
+            if (f->o < 0) continue;
+            int8_t *o = jb->out + (uint64_t)f->o * jb->pix;
+            for (int q = 0; q < TILE_PIX; q++)
+                if (dst[q] >= 0)
+                    o[dst[q]] = finish(requant((int32_t)(acc[b][q] + f->bias), f->mult, f->shift), L->relu);
+        }
     }
 }
 
@@ -368,7 +395,7 @@ static void conv_dot_item(void *arg, int64_t it, void **scratch) {
     const filt_t *f = &C->f[m];
     const uint64_t n2 = jb->JP * 2;
     for (uint64_t p = 0; p < jb->pix; p++) {
-        int32_t acc = dot16(C->wd + m * n2, jb->zv + ((uint64_t)r * jb->pix + p) * n2, (int)n2);
+        int32_t acc = dot16(C->wd + m * n2, jb->zv + ((uint64_t)r * jb->pix + p) * n2, n2);
         jb->out[(uint64_t)f->o * jb->pix + p] =
             finish(requant((int32_t)(acc + f->bias), f->mult, f->shift), jb->L->relu);
     }
@@ -378,25 +405,32 @@ static int run_conv(ctx_t *c, uint8_t *arena, const layer_t *L) {
     const uint32_t R = (uint32_t)c->cfg->rows, P = L->pps ? L->P : 1, K = L->K, I = L->in_c, O = L->out_c;
     const uint64_t pix = (uint64_t)L->out_h * L->out_w;
     const uint64_t J = (uint64_t)I * K, JP = (J + 1) / 2;
-    /* Input padded with zeros so that every tap of every output pixel is a plain read. */
-    const uint64_t bot_need = (uint64_t)(L->out_h - 1) * L->sh + L->kh;   /* rows the windows span */
-    const uint64_t rgt_need = (uint64_t)(L->out_w - 1) * L->sw + L->kw;
-    const uint64_t Hp = bot_need > L->pt + L->in_h ? bot_need : L->pt + L->in_h;
-    const uint64_t Wp = rgt_need > L->pl + L->in_w ? rgt_need : L->pl + L->in_w;
+    const int dot = pix < DOT_MAX_PIX;
+    /* The input, padded with zeros so that every tap of every output pixel is a plain read. */
+    const uint64_t rows_needed = (uint64_t)(L->out_h - 1) * L->sh + L->kh;
+    const uint64_t cols_needed = (uint64_t)(L->out_w - 1) * L->sw + L->kw;
+    const uint64_t Hp = rows_needed > L->pt + L->in_h ? rows_needed : L->pt + L->in_h;
+    const uint64_t Wp = cols_needed > L->pl + L->in_w ? cols_needed : L->pl + L->in_w;
     const uint64_t plane = Hp * Wp;
+    /* Stride 1: output pixel (y, x) reads plane offset y * Wp + x + tap offset. Numbering pixels over a grid
+     * Wp wide (the columns x >= out_w are computed and thrown away) makes a tile's 16 reads contiguous. The
+     * last tile may read up to 15 + kw bytes past the last plane: the allocation has slack for it. */
+    const int virt = L->sh == 1 && L->sw == 1 && !dot;
     const int8_t *in = (const int8_t *)arena + L->in_off;
     int8_t *out = (int8_t *)arena + L->out_off;
 
-    int8_t *xpad = calloc(I * plane + 1, 1);
+    int8_t *xpad = calloc(I * plane + Wp + 2 * TILE_PIX + 64, 1);
     uint64_t *pixoff = malloc((pix + TILE_PIX) * sizeof *pixoff);
     class_t *cls = calloc(P, sizeof *cls);
+    conv_job_t job;
+    memset(&job, 0, sizeof job);
     int err = 0;
     if (!xpad || !pixoff || !cls) { err = 1; goto done; }
     for (uint32_t i = 0; i < I; i++)
         for (uint32_t y = 0; y < L->in_h; y++)
             memcpy(xpad + i * plane + (y + L->pt) * Wp + L->pl, in + ((uint64_t)i * L->in_h + y) * L->in_w, L->in_w);
     for (uint64_t p = 0; p < pix + TILE_PIX; p++) {
-        uint64_t y = p / L->out_w, x = p % L->out_w;
+        const uint64_t y = p / L->out_w, x = p % L->out_w;
         pixoff[p] = p < pix ? y * L->sh * Wp + x * L->sw : 0;
     }
 
@@ -406,12 +440,12 @@ static int run_conv(ctx_t *c, uint8_t *arena, const layer_t *L) {
     for (uint32_t r = 0; r < P; r++) {
         class_t *C = &cls[r];
         C->members = (uint32_t)class_size(O, P, r);
-        C->blocks = (C->members + FBLK - 1) / FBLK;
-        C->wt = calloc((size_t)C->blocks * JP * FBLK * 2 + 1, sizeof(int16_t));
-        C->wd = calloc((size_t)C->members * JP * 2 + 1, sizeof(int16_t));
-        C->f = calloc((size_t)C->blocks * FBLK + 1, sizeof(filt_t));
+        C->mpad = (C->members + FBLK - 1) / FBLK * FBLK;
+        C->f = calloc((size_t)C->mpad + 1, sizeof(filt_t));
         C->src = malloc((JP * 2) * sizeof(int64_t));
-        if (!C->wt || !C->wd || !C->f || !C->src) { err = 1; goto done; }
+        if (dot) C->wd = calloc((size_t)C->members * JP * 2 + 1, sizeof(int16_t));
+        else C->wt = calloc((size_t)JP * C->mpad * 2 + 1, sizeof(int16_t));
+        if (!C->f || !C->src || !(dot ? (void *)C->wd : (void *)C->wt)) { err = 1; goto done; }
         for (uint64_t j = 0; j < JP * 2; j++) {
             if (j >= J) { C->src[j] = -1; continue; }
             uint32_t i = (uint32_t)(j / K), k = (uint32_t)(j % K), t = k;
@@ -422,15 +456,15 @@ static int run_conv(ctx_t *c, uint8_t *arena, const layer_t *L) {
             }
             C->src[j] = (int64_t)(i * plane + (t / L->kw) * Wp + t % L->kw);
         }
-        for (uint32_t b = 0; b < C->blocks * FBLK; b++) C->f[b].o = -1;
+        for (uint32_t b = 0; b < C->mpad; b++) C->f[b].o = -1;
         for (uint32_t m0 = 0; m0 < C->members; m0 += R, gidx++) {
             const int8_t *wg = (const int8_t *)arena + L->w_off + gidx * gw;
             const uint8_t *pg = arena + L->p_off + gidx * R * SPS_PARAM_RECORD_BYTES;
-            for (uint32_t row = 0; row < R && m0 + row < C->members; row++) {
-                uint32_t m = m0 + row, b = m / FBLK, lane = m % FBLK;
+            const uint32_t nrows = C->members - m0 < R ? C->members - m0 : R;
+            for (uint32_t row = 0; row < nrows; row++) {
                 const uint8_t *rec = pg + row * SPS_PARAM_RECORD_BYTES;
-                filt_t *f = &C->f[m];
-                f->o = (int32_t)(r + P * m);
+                filt_t *f = &C->f[m0 + row];
+                f->o = (int32_t)(r + P * (m0 + row));
                 f->bias = (int32_t)rd32(rec);
                 f->mult = (int32_t)rd32(rec + 4);
                 f->shift = (int32_t)rd32(rec + 8);
@@ -440,18 +474,26 @@ static int run_conv(ctx_t *c, uint8_t *arena, const layer_t *L) {
                     err = 2;
                     goto done;
                 }
-                for (uint64_t j = 0; j < J; j++) {
-                    int16_t w = wg[j * R + row];
-                    C->wt[((b * JP + j / 2) * FBLK + lane) * 2 + j % 2] = w;
-                    C->wd[m * JP * 2 + j] = w;
+            }
+            /* The group's block is (i, k, row) = (j, row): R weights per row j. */
+            for (uint64_t j = 0; j < J; j++) {
+                const int8_t *s = wg + j * R;
+                if (dot) {
+                    for (uint32_t row = 0; row < nrows; row++) C->wd[(uint64_t)(m0 + row) * JP * 2 + j] = s[row];
+                } else {
+                    int16_t *d = C->wt + (j / 2) * C->mpad * 2 + (j % 2) + (uint64_t)m0 * 2;
+                    for (uint32_t row = 0; row < nrows; row++) d[2 * row] = s[row];
                 }
             }
         }
     }
 
-    conv_job_t job = {L, cls, xpad, pixoff, out, pix, JP, P, (pix + TILE_PIX - 1) / TILE_PIX, 0, NULL};
+    job.L = L; job.cls = cls; job.xpad = xpad; job.pixoff = pixoff; job.out = out;
+    job.pix = pix; job.JP = JP; job.Wp = Wp; job.P = P; job.virt = virt;
+    job.vpix = virt ? (uint64_t)L->out_h * Wp : pix;
+    job.ntiles = (job.vpix + TILE_PIX - 1) / TILE_PIX;
     const int threads = threads_for(c->cfg, (uint64_t)O * J * pix);
-    if (pix < DOT_MAX_PIX) {
+    if (dot) {
         /* FC-like layers: one dot product per (filter, pixel) over the J rows; the row vectors first. */
         job.zv = calloc((size_t)P * pix * JP * 2 + 1, sizeof(int16_t));
         if (!job.zv) { err = 1; goto done; }
@@ -460,11 +502,9 @@ static int run_conv(ctx_t *c, uint8_t *arena, const layer_t *L) {
                 for (uint64_t j = 0; j < JP * 2; j++)
                     job.zv[((uint64_t)r * pix + p) * JP * 2 + j] =
                         cls[r].src[j] < 0 ? 0 : xpad[cls[r].src[j] + pixoff[p]];
-        job.max_members = 0;
         for (uint32_t r = 0; r < P; r++)
             if (cls[r].members > job.max_members) job.max_members = cls[r].members;
         sps_parallel_for((int64_t)P * job.max_members, threads, conv_dot_item, &job);
-        free(job.zv);
     } else {
         sps_parallel_for((int64_t)(P * job.ntiles), threads, conv_tile_item, &job);
         if (job.oom) err = 1;
@@ -475,6 +515,7 @@ done:
         for (uint32_t r = 0; r < P; r++) {
             free(cls[r].wt); free(cls[r].wd); free(cls[r].f); free(cls[r].src);
         }
+    free(job.zv);
     free(cls);
     free(pixoff);
     free(xpad);
