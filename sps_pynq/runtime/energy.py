@@ -180,6 +180,7 @@ class EnergyResult:
     board_input: Dict[str, float] = field(default_factory=dict)           # the 12V rail, if present
     power_unavailable: str = ""                           # why there are no power numbers
     note: str = ""                                        # what the latency includes, when it is not the FPGA's
+    register_accesses_per_inference: Optional[float] = None   # board: 1 START write + CTRL reads, mean
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -226,15 +227,19 @@ def measure(name: str, run_once: Callable[[], None], seconds: float, sensors: Di
     return result
 
 
-def backend_runner(backend, program) -> Callable[[], None]:
-    """One inference on a loaded backend: int8 input in, the whole program, int8 output out."""
+def backend_runner(backend, program, polls: Optional[List[int]] = None) -> Callable[[], None]:
+    """One inference on a loaded backend: int8 input in, the whole program, int8 output out. With `polls`, the
+    board driver's CTRL reads of each run are appended to it."""
     t_in, t_out = program.inputs[0], program.outputs[0]
     x = np.random.default_rng(0).integers(-128, 128, size=t_in.nbytes, dtype=np.int8)
+    core = getattr(backend, "core", None)
 
     def run_once():
         backend.write(t_in.offset, x)
         backend.run()
         backend.read(t_out.offset, t_out.nbytes)
+        if polls is not None and core is not None:
+            polls.append(core.last_polls)
     return run_once
 
 
@@ -255,8 +260,11 @@ def measure_model(path_or_program, seconds: float = 10.0, backend: str = "board"
         else:
             sensors, extra, why = {}, {}, (f"the {backend} backend runs on this computer's CPU: FPGA power rails "
                                            f"do not apply")
+        polls: List[int] = []
         result = measure(name or str(path_or_program if not isinstance(path_or_program, Program) else "program"),
-                         backend_runner(be, program), seconds, sensors, extra, why)
+                         backend_runner(be, program, polls), seconds, sensors, extra, why)
+        if polls:
+            result.register_accesses_per_inference = 1 + float(np.mean(polls))
         if getattr(be, "virtual", False):
             result.note = ("virtual board: latency is PYNQ's remote protocol (the whole arena crosses the network "
                            "twice per inference) plus the golden model on this CPU, not the FPGA's latency")
@@ -281,6 +289,9 @@ def format_result(r: EnergyResult) -> str:
     lines = [f"{r.name}: {r.inferences} inferences in {r.wall_s:.2f} s",
              f"  latency median {r.latency_median_s * 1e3:.3f} ms, p90 {r.latency_p90_s * 1e3:.3f} ms; "
              f"throughput {r.throughput_per_s:.1f} inferences/s"]
+    if r.register_accesses_per_inference is not None:
+        lines.append(f"  register accesses per inference: {r.register_accesses_per_inference:.1f} "
+                     f"(1 START write + CTRL polls, mean)")
     if r.note:
         lines.append(f"  note: {r.note}")
     if r.joules_per_inference is None:
