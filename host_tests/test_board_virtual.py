@@ -253,3 +253,17 @@ def test_overlay_replaced_behind_our_back_is_downloaded_again(board):
     with BoardBackend() as be:
         be.load(program)
         assert np.array_equal(run_board(be, program, x), expected_output(program, x))
+
+
+def test_fault_control_through_the_remote_protocol(board):
+    from sps_pynq.virtual_board.server import FAULT_FILE
+    program = random_packed_program(np.random.default_rng(13), HW, n_layers=3)
+    with BoardBackend() as be:
+        be.load(program)
+        be.device.write_file(FAULT_FILE, b"error 4 0")          # pynq's own RemoteDevice.write_file
+        assert be.device.read_file(FAULT_FILE) == b"error 4 0"
+        with pytest.raises(DeviceError, match=r"layer 0 .*BAD_SHAPE"):
+            run_board(be, program, np.zeros(program.inputs[0].nbytes, np.int8))
+        be.device.write_file(FAULT_FILE, b"none")
+        x = np.ones(program.inputs[0].nbytes, np.int8)
+        assert np.array_equal(run_board(be, program, x), expected_output(program, x))

@@ -17,7 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="sim", choices=["sim"],
                    help="what executes the program behind the registers: 'sim' = the C golden model "
                         "(numpy reference if no C compiler)")
-    p.add_argument("--hw", default=None,
+    from ..hw.config import CONFIGS
+    p.add_argument("--hw", default=None, choices=sorted(CONFIGS),
                    help="start with this configuration's core already loaded (default: none until pynq "
                         "downloads a virtual overlay, e.g. overlays/virtual_zcu104/sps.bit)")
     p.add_argument("--fault", default="none", help="'hang', 'error CODE LAYER' or 'none' (for tests)")
