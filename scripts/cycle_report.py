@@ -1,0 +1,258 @@
+#!/usr/bin/env python3
+"""Cycle report: VGG16's 13 conv layers through the RTL (Verilator, `rtl` backend), PPS(8,4) and dense.
+
+    python scripts/cycle_report.py                      # zcu104 (16x16), maps 8x8, full channel counts
+    python scripts/cycle_report.py --size 14 --layers conv4_1,conv5_3
+    python scripts/cycle_report.py --hw small --size 6 --channel-div 8     # quick look at the CI array
+
+For every layer it builds a one-layer program (random int8 input, random weights; in PPS mode projected onto a
+PPS(8,4) table with sps_pynq.pps.project), runs it on the RTL, and reads the core's own counters. It prints per
+layer and mode:
+
+  cycles      the layer's cycle count from the core's per-layer statistics record (START to layer done)
+  ideal       I*K cycles per tile, summed over tiles and row groups: n_groups * ceil(H_out*W_out / C) * I * K,
+              where n_groups = sum over residue classes of ceil(filters in class / R) (dense: P = 1, K = 9)
+  util        ideal / cycles: how close the array gets to one useful (i, k) step per cycle
+  idle rows   fraction of row slots holding no filter (a class with fewer than R filters left); these slots are
+              counted inside `ideal`, so they lower the MAC efficiency but not `util`
+  mac%        MAC-active cycles / cycles, from the core's counters
+  speedup     dense cycles / PPS cycles of the same layer on the same array
+
+Scaling (simulation costs tens of microseconds per clock): channel counts are VGG16's own (they set the row
+groups, idle rows and the I*K work per tile) unless --channel-div divides them; the feature maps are --size x
+--size instead of 224..14 (VGG16's conv1 input map alone would not fit the 128 KiB activation buffer). Fewer
+tiles per row group means each row group's weight fetch is spread over fewer tiles, so utilization measured on
+small maps is, if anything, pessimistic. Each output is also checked bit-exact against the `sim` backend.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from sps_pynq.hw import layout  # noqa: E402
+from sps_pynq.hw.config import HwConfig, get_config  # noqa: E402
+from sps_pynq.hw.descriptor import ALIGN, DESC_BYTES, Descriptor, Op, pack_program  # noqa: E402
+from sps_pynq.program import STATS_RECORD_BYTES, LayerInfo, Program, TensorInfo  # noqa: E402
+
+# VGG16's 13 conv layers: (name, input channels, output channels, input map side at 224x224).
+VGG16_CONVS = [
+    ("conv1_1", 3, 64, 224), ("conv1_2", 64, 64, 224),
+    ("conv2_1", 64, 128, 112), ("conv2_2", 128, 128, 112),
+    ("conv3_1", 128, 256, 56), ("conv3_2", 256, 256, 56), ("conv3_3", 256, 256, 56),
+    ("conv4_1", 256, 512, 28), ("conv4_2", 512, 512, 28), ("conv4_3", 512, 512, 28),
+    ("conv5_1", 512, 512, 14), ("conv5_2", 512, 512, 14), ("conv5_3", 512, 512, 14),
+]
+PPS_P, PPS_K = 8, 4
+GOAL_UTIL, GOAL_SPEEDUP = 0.90, 2.0
+
+
+@dataclass
+class LayerShape:
+    name: str
+    in_c: int
+    out_c: int
+    side: int          # input and output map side (3x3, stride 1, pad 1)
+
+
+def scaled_layers(size: int, channel_div: int, names: Optional[List[str]] = None) -> List[LayerShape]:
+    chosen = []
+    for name, i, o, side in VGG16_CONVS:
+        if names and name not in names:
+            continue
+        chosen.append(LayerShape(name, max(1, i // channel_div), max(1, o // channel_div), min(size, side)))
+    if names:
+        unknown = set(names) - {c[0] for c in VGG16_CONVS}
+        if unknown:
+            raise SystemExit(f"unknown layer(s) {', '.join(sorted(unknown))}; VGG16 has "
+                             f"{', '.join(c[0] for c in VGG16_CONVS)}")
+    return chosen
+
+
+def ideal_cycles(shape: LayerShape, hw: HwConfig, pps: bool) -> Tuple[int, float]:
+    """(ideal cycles, idle-row fraction): I*K per tile, summed over tiles and row groups."""
+    P, K = (PPS_P, PPS_K) if pps else (1, 9)
+    groups = layout.row_groups(shape.out_c, P, hw.rows)
+    tiles = math.ceil(shape.side * shape.side / hw.cols)
+    ideal = len(groups) * tiles * shape.in_c * K
+    idle = 1.0 - shape.out_c / (len(groups) * hw.rows)
+    return ideal, idle
+
+
+def _align(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+def build_program(shape: LayerShape, hw: HwConfig, pps: bool, rng: np.random.Generator) -> Program:
+    """A one-layer program: descriptor at 0, weights, params, input, output, stats record."""
+    w = rng.integers(-127, 128, size=(shape.out_c, shape.in_c, 3, 3)).astype(np.int8)
+    masks: List[int] = []
+    if pps:
+        from sps_pynq.pps import project
+        proj = project(w, PPS_P, PPS_K, name=shape.name)
+        w, masks = proj.weights.astype(np.int8), list(proj.masks)
+    K = PPS_K if pps else 9
+    acc_std = 74.0 * 74.0 * math.sqrt(shape.in_c * K)
+    factor = 50.0 / acc_std
+    shift = int(min(max(30 - math.floor(math.log2(factor)), 0), 63))
+    mult = np.full(shape.out_c, int(round(factor * 2**shift)), dtype=np.int64)
+    bias = rng.integers(-int(acc_std), int(acc_std) + 1, size=shape.out_c)
+    wdata = layout.pack_weights(w, hw.rows, masks or None)
+    pdata = layout.pack_params(bias, mult, np.full(shape.out_c, shift), hw.rows, PPS_P if pps else 1)
+
+    hw_side = shape.side
+    in_bytes = shape.in_c * hw_side * hw_side
+    out_bytes = shape.out_c * hw_side * hw_side
+    weight_off = _align(DESC_BYTES)
+    param_off = _align(weight_off + len(wdata))
+    in_off = _align(param_off + len(pdata))
+    out_off = _align(in_off + in_bytes)
+    stats_off = _align(out_off + out_bytes)
+    arena_size = _align(stats_off + STATS_RECORD_BYTES)
+
+    d = Descriptor(op=Op.CONV, in_offset=in_off, in_c=shape.in_c, in_h=hw_side, in_w=hw_side,
+                   out_offset=out_off, out_c=shape.out_c, out_h=hw_side, out_w=hw_side, kh=3, kw=3,
+                   stride_h=1, stride_w=1, pad_top=1, pad_left=1, pad_bottom=1, pad_right=1, relu=True,
+                   pps=pps, patterns=PPS_P if pps else 1, nnz=K, weight_offset=weight_off, param_offset=param_off,
+                   pattern_masks=masks)
+    image = bytearray(in_off)
+    image[0:DESC_BYTES] = pack_program([d])
+    image[weight_off:weight_off + len(wdata)] = wdata
+    image[param_off:param_off + len(pdata)] = pdata
+    mode = f"pps{PPS_P}_{PPS_K}" if pps else "dense"
+    return Program(hw=hw, image=bytes(image), arena_size=arena_size, prog_offset=0,
+                   layers=[LayerInfo(f"{shape.name}_{mode}", [], 1.0)],
+                   inputs=[TensorInfo("input", (shape.in_c, hw_side, hw_side), 1.0, in_off)],
+                   outputs=[TensorInfo("output", (shape.out_c, hw_side, hw_side), 1.0, out_off)],
+                   stats_offset=stats_off, metadata={"source": "scripts/cycle_report.py", "layer": shape.name})
+
+
+@dataclass
+class Measured:
+    cycles: int
+    mac_cycles: int
+    stall_cycles: int
+    ideal: int
+    idle_rows: float
+    exact: Optional[bool]
+    seconds: float
+
+    @property
+    def util(self) -> float:
+        return self.ideal / self.cycles if self.cycles else 0.0
+
+
+def run_layer(program: Program, x: np.ndarray, rtl, sim) -> Tuple[dict, Optional[bool], float]:
+    t0 = time.perf_counter()
+    rtl.load(program)
+    rtl.write(program.inputs[0].offset, x)
+    rtl.run()
+    out = program.outputs[0]
+    got = rtl.read(out.offset, out.nbytes)
+    stats = rtl.stats()
+    seconds = time.perf_counter() - t0
+    exact = None
+    if sim is not None:
+        sim.load(program)
+        sim.write(program.inputs[0].offset, x)
+        sim.run()
+        exact = bool(np.array_equal(got, sim.read(out.offset, out.nbytes)))
+    layer = stats["layers"][0] if stats.get("layers") else {"cycles": stats["cycles"],
+                                                             "mac_cycles": stats["mac_cycles"],
+                                                             "stall_cycles": stats["stall_cycles"]}
+    return layer, exact, seconds
+
+
+def format_row(name: str, mode: str, m: Measured, speedup: str = "") -> str:
+    exact = {None: "-", True: "yes", False: "NO"}[m.exact]
+    mac = m.mac_cycles / m.cycles if m.cycles else 0.0
+    return (f"{name:<8} {mode:<6} {m.cycles:>10} {m.ideal:>10} {m.util:>6.1%} {m.idle_rows:>9.1%} "
+            f"{mac:>6.1%} {m.stall_cycles:>8} {exact:>5} {speedup:>8}")
+
+
+HEADER = (f"{'layer':<8} {'mode':<6} {'cycles':>10} {'ideal':>10} {'util':>6} {'idle rows':>9} "
+          f"{'mac%':>6} {'stalls':>8} {'exact':>5} {'speedup':>8}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--hw", default=None, help="hardware configuration (default zcu104, 16x16)")
+    p.add_argument("--size", type=int, default=8, help="feature map side (default 8; VGG16's own is 224..14)")
+    p.add_argument("--channel-div", type=int, default=1, help="divide VGG16's channel counts (default 1: none)")
+    p.add_argument("--layers", default="", help="comma-separated subset, e.g. conv1_2,conv4_1")
+    p.add_argument("--no-check", action="store_true", help="skip the bit-exact comparison with `sim`")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+
+    from sps_pynq.backends.rtl import RtlBackend
+    from sps_pynq.errors import SpsError
+    hw = get_config(args.hw)
+    names = [n.strip() for n in args.layers.split(",") if n.strip()]
+    shapes = scaled_layers(args.size, args.channel_div, names)
+    rng = np.random.default_rng(args.seed)
+    sim = None
+    if not args.no_check:
+        from sps_pynq.backends.sim import SimBackend
+        sim = SimBackend(hw)
+    rtl = RtlBackend(hw)
+
+    print(f"SPS core RTL (Verilator), {hw.describe()}")
+    print(f"VGG16 conv layers, 3x3 stride 1 pad 1, maps {args.size}x{args.size} (capped at VGG16's own side), "
+          f"channels {'as VGG16' if args.channel_div == 1 else f'VGG16 / {args.channel_div}'}; "
+          f"PPS({PPS_P},{PPS_K}) vs dense (K=9) on the same array")
+    print(HEADER)
+    totals = {"pps": [0, 0], "dense": [0, 0]}      # cycles, ideal
+    all_exact = True
+    t_start = time.perf_counter()
+    for shape in shapes:
+        x = rng.integers(0, 128, size=shape.in_c * shape.side * shape.side, dtype=np.int64).astype(np.int8)
+        rows = {}
+        for mode in ("pps", "dense"):
+            prog = build_program(shape, hw, mode == "pps", rng)
+            try:
+                layer, exact, seconds = run_layer(prog, x, rtl, sim)
+            except SpsError as e:
+                print(f"{shape.name:<8} {mode:<6} failed: {e}", flush=True)
+                return 2
+            ideal, idle = ideal_cycles(shape, hw, mode == "pps")
+            rows[mode] = Measured(int(layer["cycles"]), int(layer["mac_cycles"]), int(layer["stall_cycles"]),
+                                  ideal, idle, exact, seconds)
+            totals[mode][0] += rows[mode].cycles
+            totals[mode][1] += ideal
+            all_exact &= exact is not False
+        speed = rows["dense"].cycles / rows["pps"].cycles if rows["pps"].cycles else 0.0
+        label = f"{shape.name}"
+        print(format_row(label, f"pps", rows["pps"], f"{speed:.2f}x"), flush=True)
+        print(format_row(f"  {shape.in_c}>{shape.out_c}"[:8], "dense", rows["dense"]), flush=True)
+
+    pps_c, pps_i = totals["pps"]
+    den_c, den_i = totals["dense"]
+    util_pps = pps_i / pps_c if pps_c else 0.0
+    util_den = den_i / den_c if den_c else 0.0
+    speedup = den_c / pps_c if pps_c else 0.0
+    ideal_speedup = den_i / pps_i if pps_i else 0.0
+    print()
+    print(f"conv stack ({len(shapes)} layers): PPS {pps_c} cycles (ideal {pps_i}, utilization {util_pps:.1%}), "
+          f"dense {den_c} cycles (ideal {den_i}, utilization {util_den:.1%})")
+    print(f"PPS({PPS_P},{PPS_K}) over dense: {speedup:.2f}x measured, {ideal_speedup:.2f}x ideal on this array "
+          f"(9/{PPS_K} = {9 / PPS_K:.2f}x without idle rows)")
+    print(f"goals: utilization >= {GOAL_UTIL:.0%} of ideal: PPS {'met' if util_pps >= GOAL_UTIL else 'MISSED'}, "
+          f"dense {'met' if util_den >= GOAL_UTIL else 'MISSED'}; speedup >= {GOAL_SPEEDUP:.1f}x: "
+          f"{'met' if speedup >= GOAL_SPEEDUP else 'MISSED'}")
+    print(f"outputs bit-exact with sim: {'all' if all_exact else 'NO (see rows marked NO)'}"
+          f"{' (not checked)' if sim is None else ''}; simulation wall time {time.perf_counter() - t_start:.0f} s")
+    return 0 if all_exact else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
