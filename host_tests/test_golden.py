@@ -234,3 +234,26 @@ def test_missing_compiler_gives_one_clear_error(tmp_path, monkeypatch):
     with pytest.raises(BackendError, match="build-essential") as info:
         build.build()
     assert "no-such-cc" in str(info.value) and info.value.__cause__ is not None
+
+
+def test_weight_cache_never_changes_results():
+    """Runs with a prepared-weights cache equal the reference, also after weights, params or the descriptor
+    change in the arena between runs."""
+    rng = np.random.default_rng(16)
+    hw = CONFIGS["zcu104"]
+    arena, d = random_layer(rng, hw, op="pps", in_c=20, in_h=12, in_w=12, out_c=40, relu=False)
+    big, inner, prog_offset = _with_program(arena, [d])
+    cache = golden().new_cache()
+    wlen = layout.weight_bytes(d.out_c, d.in_c, d.nnz, d.patterns, hw.rows)
+    for step in range(5):
+        if step == 2:      # a weight changes (kept inside the pattern: any byte of the packed block is a tap)
+            inner[d.weight_offset + int(rng.integers(wlen // 2))] ^= 0x11
+        if step == 3:      # a bias changes
+            inner[d.param_offset] ^= 0x40
+        if step == 4:      # the descriptor changes: ReLU on
+            d.relu = True
+            inner[prog_offset:prog_offset + DESC_BYTES] = np.frombuffer(d.pack(), np.uint8)
+        expected = inner.copy()
+        ref.run_layer(expected, d, hw)
+        assert golden().run(inner, prog_offset, 1, hw, cache=cache).error == 0
+        assert (inner == expected).all(), step

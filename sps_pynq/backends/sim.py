@@ -52,6 +52,7 @@ class SimBackend(Backend):
         self.arena: Optional[np.ndarray] = None
         self._static: List[dict] = []
         self._last: dict = {}
+        self._cache = None
 
     def load(self, program: Program) -> None:
         self.check_hardware(program)
@@ -60,6 +61,7 @@ class SimBackend(Backend):
                                f"{program.arena_size} bytes; re-pack the model")
         self.program = program
         self.arena = np.zeros(program.arena_size, dtype=np.uint8)
+        self._cache = self._golden.new_cache()
         self.arena[:len(program.image)] = np.frombuffer(program.image, dtype=np.uint8)
         self._static = []
         try:
@@ -98,7 +100,7 @@ class SimBackend(Backend):
         stats = p.stats_offset if 0 <= p.stats_offset and stats_end <= p.arena_size else None
         t0 = time.perf_counter()
         result = self._golden.run(self.arena, p.prog_offset, p.num_layers, p.hw, stats_offset=stats,
-                                  threads=self.threads, check_buffers=self.check_buffers)
+                                  threads=self.threads, check_buffers=self.check_buffers, cache=self._cache)
         seconds = time.perf_counter() - t0
         self._last = {"seconds": seconds, "layer_ns": result.layer_ns}
         result.raise_for_error([layer.name for layer in p.layers])
@@ -118,3 +120,4 @@ class SimBackend(Backend):
 
     def close(self) -> None:
         self.arena = None
+        self._cache = None

@@ -2,6 +2,8 @@
 
     from sps_pynq.native import golden
     result = golden().run(arena, prog_offset, num_layers, hw)      # arena: 1-D uint8 numpy array, in place
+    cache = golden().new_cache()                                   # optional: keep prepared weights between
+    result = golden().run(arena, prog_offset, num_layers, hw, cache=cache)     # runs of one program
     result.error, result.layer, result.message, result.layer_ns
 
 `GoldenResult.raise_for_error()` turns an error code into `DeviceError` naming the layer, as the board does.
@@ -39,12 +41,18 @@ class GoldenModel:
     def __init__(self, module):
         self.ffi, self.lib = module.ffi, module.lib
 
+    def new_cache(self):
+        """A prepared-weights cache for repeated runs of one program (freed with the object). Entries are
+        re-checked against the arena bytes on every run, so results never depend on it."""
+        return self.ffi.gc(self.lib.sps_golden_cache_new(), self.lib.sps_golden_cache_free)
+
     @property
     def max_threads(self) -> int:
         return int(self.lib.sps_golden_threads())
 
     def run(self, arena: np.ndarray, prog_offset: int, num_layers: int, hw: HwConfig, *,
-            stats_offset: Optional[int] = None, threads: int = 0, check_buffers: bool = True) -> GoldenResult:
+            stats_offset: Optional[int] = None, threads: int = 0, check_buffers: bool = True,
+            cache=None) -> GoldenResult:
         """Run `num_layers` descriptors at `prog_offset` on `arena` in place. `check_buffers` applies the
         hardware's activation/weight buffer limits (errors 2 and 3) as the core would."""
         if not (isinstance(arena, np.ndarray) and arena.dtype == np.uint8 and arena.ndim == 1
@@ -59,8 +67,9 @@ class GoldenModel:
         cfg.stats_offset = int(stats_offset or 0)
         status = self.ffi.new("sps_golden_status *")
         ns = np.zeros(max(num_layers, 1), dtype=np.uint64)
-        self.lib.sps_golden_run(self.ffi.from_buffer("uint8_t[]", arena), arena.size, int(prog_offset),
-                                int(num_layers), cfg, self.ffi.cast("uint64_t *", ns.ctypes.data), status)
+        self.lib.sps_golden_run_cached(self.ffi.from_buffer("uint8_t[]", arena), arena.size, int(prog_offset),
+                                       int(num_layers), cfg, self.ffi.cast("uint64_t *", ns.ctypes.data), status,
+                                       cache if cache is not None else self.ffi.NULL)
         return GoldenResult(int(status.error), int(status.layer),
                             self.ffi.string(status.message).decode(errors="replace"),
                             [int(v) for v in ns[:num_layers]])

@@ -35,6 +35,12 @@ typedef struct {
 typedef struct { int32_t error; int32_t layer; char message[256]; } sps_golden_status;
 int sps_golden_run(uint8_t *arena, uint64_t arena_size, uint64_t prog_offset, uint32_t num_layers,
                    const sps_golden_config *cfg, uint64_t *layer_ns, sps_golden_status *status);
+typedef struct sps_golden_cache sps_golden_cache;
+sps_golden_cache *sps_golden_cache_new(void);
+void sps_golden_cache_free(sps_golden_cache *cache);
+int sps_golden_run_cached(uint8_t *arena, uint64_t arena_size, uint64_t prog_offset, uint32_t num_layers,
+                          const sps_golden_config *cfg, uint64_t *layer_ns, sps_golden_status *status,
+                          sps_golden_cache *cache);
 int sps_golden_threads(void);
 """
 

@@ -26,7 +26,7 @@
 
 #define TILE_PIX 16        /* pixels per tile: two vectors of 8 int32 */
 #define FBLK 4             /* filters per register block */
-#define DOT_MAX_PIX 5      /* below this many output pixels (FC layers) use dot products instead of tiles */
+#define DOT_MAX_PIX 2      /* below this many output pixels (FC layers) use dot products instead of tiles */
 #define PAR_MIN_WORK (1 << 20)  /* below ~1M operations a layer runs on one thread: starting one costs more */
 #define STATS_RECORD_BYTES 16   /* program.STATS_RECORD_BYTES: cycles, MAC-active cycles, stall cycles, 0 */
 
@@ -38,6 +38,7 @@ typedef struct {
     uint32_t P, K;
     uint32_t mult, mult2, shift;
     uint32_t masks[SPS_MAX_PATTERNS];
+    uint32_t words[SPS_DESC_WORDS];   /* the raw descriptor (the key of the prepared-weights cache) */
 } layer_t;
 
 static const int mask_word[SPS_MAX_PATTERNS] = {
@@ -62,6 +63,7 @@ static void wr32(uint8_t *p, uint32_t v) {
 static void decode(const uint8_t *p, layer_t *L) {
     uint32_t w[SPS_DESC_WORDS];
     for (int j = 0; j < SPS_DESC_WORDS; j++) w[j] = rd32(p + 4 * j);
+    memcpy(L->words, w, sizeof w);
     L->op = SPS_DESC_GET(w, OP);
     L->relu = SPS_DESC_GET(w, RELU);
     L->pps = SPS_DESC_GET(w, PPS);
@@ -401,51 +403,63 @@ static void conv_dot_item(void *arg, int64_t it, void **scratch) {
     }
 }
 
-static int run_conv(ctx_t *c, uint8_t *arena, const layer_t *L) {
-    const uint32_t R = (uint32_t)c->cfg->rows, P = L->pps ? L->P : 1, K = L->K, I = L->in_c, O = L->out_c;
-    const uint64_t pix = (uint64_t)L->out_h * L->out_w;
-    const uint64_t J = (uint64_t)I * K, JP = (J + 1) / 2;
-    const int dot = pix < DOT_MAX_PIX;
-    /* The input, padded with zeros so that every tap of every output pixel is a plain read. */
+/* What a CONV needs besides the input: per class its filters, params, weights as int16 and row sources.
+ * Built from the arena's weight and parameter bytes; reused across runs through sps_golden_cache. */
+typedef struct {
+    uint32_t P;
+    int dot;
+    class_t *cls;
+} conv_prep_t;
+
+static void free_prep(conv_prep_t *pr) {
+    if (pr->cls)
+        for (uint32_t r = 0; r < pr->P; r++) {
+            free(pr->cls[r].wt); free(pr->cls[r].wd); free(pr->cls[r].f); free(pr->cls[r].src);
+        }
+    free(pr->cls);
+    pr->cls = NULL;
+}
+
+typedef struct {
+    uint64_t Hp, Wp, plane, pix, J, JP;
+    int dot;
+} conv_geom_t;
+
+static conv_geom_t conv_geometry(const layer_t *L) {
+    conv_geom_t g;
     const uint64_t rows_needed = (uint64_t)(L->out_h - 1) * L->sh + L->kh;
     const uint64_t cols_needed = (uint64_t)(L->out_w - 1) * L->sw + L->kw;
-    const uint64_t Hp = rows_needed > L->pt + L->in_h ? rows_needed : L->pt + L->in_h;
-    const uint64_t Wp = cols_needed > L->pl + L->in_w ? cols_needed : L->pl + L->in_w;
-    const uint64_t plane = Hp * Wp;
-    /* Stride 1: output pixel (y, x) reads plane offset y * Wp + x + tap offset. Numbering pixels over a grid
-     * Wp wide (the columns x >= out_w are computed and thrown away) makes a tile's 16 reads contiguous. The
-     * last tile may read up to 15 + kw bytes past the last plane: the allocation has slack for it. */
-    const int virt = L->sh == 1 && L->sw == 1 && !dot;
-    const int8_t *in = (const int8_t *)arena + L->in_off;
-    int8_t *out = (int8_t *)arena + L->out_off;
+    g.Hp = rows_needed > L->pt + L->in_h ? rows_needed : L->pt + L->in_h;
+    g.Wp = cols_needed > L->pl + L->in_w ? cols_needed : L->pl + L->in_w;
+    g.plane = g.Hp * g.Wp;
+    g.pix = (uint64_t)L->out_h * L->out_w;
+    g.J = (uint64_t)L->in_c * L->K;
+    g.JP = (g.J + 1) / 2;
+    g.dot = g.pix < DOT_MAX_PIX;
+    return g;
+}
 
-    int8_t *xpad = calloc(I * plane + Wp + 2 * TILE_PIX + 64, 1);
-    uint64_t *pixoff = malloc((pix + TILE_PIX) * sizeof *pixoff);
-    class_t *cls = calloc(P, sizeof *cls);
-    conv_job_t job;
-    memset(&job, 0, sizeof job);
-    int err = 0;
-    if (!xpad || !pixoff || !cls) { err = 1; goto done; }
-    for (uint32_t i = 0; i < I; i++)
-        for (uint32_t y = 0; y < L->in_h; y++)
-            memcpy(xpad + i * plane + (y + L->pt) * Wp + L->pl, in + ((uint64_t)i * L->in_h + y) * L->in_w, L->in_w);
-    for (uint64_t p = 0; p < pix + TILE_PIX; p++) {
-        const uint64_t y = p / L->out_w, x = p % L->out_w;
-        pixoff[p] = p < pix ? y * L->sh * Wp + x * L->sw : 0;
-    }
-
-    /* Per class: its filters (from the row groups, in layout.py order), weights, params and row sources. */
-    const uint64_t gw = group_weight_bytes(I, K, R);
+/* Returns 0, 1 (out of memory) or 2 (bad parameter record, status set). */
+static int prepare_conv(ctx_t *c, const uint8_t *arena, const layer_t *L, conv_prep_t *pr) {
+    const uint32_t R = (uint32_t)c->cfg->rows, P = L->pps ? L->P : 1, K = L->K, O = L->out_c;
+    const conv_geom_t g = conv_geometry(L);
+    const uint64_t J = g.J, JP = g.JP;
+    const int dot = g.dot;
+    pr->P = P;
+    pr->dot = dot;
+    pr->cls = calloc(P, sizeof *pr->cls);
+    if (!pr->cls) return 1;
+    const uint64_t gw = group_weight_bytes(L->in_c, K, R);
     uint64_t gidx = 0;
     for (uint32_t r = 0; r < P; r++) {
-        class_t *C = &cls[r];
+        class_t *C = &pr->cls[r];
         C->members = (uint32_t)class_size(O, P, r);
         C->mpad = (C->members + FBLK - 1) / FBLK * FBLK;
         C->f = calloc((size_t)C->mpad + 1, sizeof(filt_t));
         C->src = malloc((JP * 2) * sizeof(int64_t));
         if (dot) C->wd = calloc((size_t)C->members * JP * 2 + 1, sizeof(int16_t));
         else C->wt = calloc((size_t)JP * C->mpad * 2 + 1, sizeof(int16_t));
-        if (!C->f || !C->src || !(dot ? (void *)C->wd : (void *)C->wt)) { err = 1; goto done; }
+        if (!C->f || !C->src || !(dot ? (void *)C->wd : (void *)C->wt)) return 1;
         for (uint64_t j = 0; j < JP * 2; j++) {
             if (j >= J) { C->src[j] = -1; continue; }
             uint32_t i = (uint32_t)(j / K), k = (uint32_t)(j % K), t = k;
@@ -454,7 +468,7 @@ static int run_conv(ctx_t *c, uint8_t *arena, const layer_t *L) {
                 for (t = 0; t < 9; t++)
                     if ((m >> t & 1) && seen++ == k) break;
             }
-            C->src[j] = (int64_t)(i * plane + (t / L->kw) * Wp + t % L->kw);
+            C->src[j] = (int64_t)(i * g.plane + (t / L->kw) * g.Wp + t % L->kw);
         }
         for (uint32_t b = 0; b < C->mpad; b++) C->f[b].o = -1;
         for (uint32_t m0 = 0; m0 < C->members; m0 += R, gidx++) {
@@ -471,28 +485,57 @@ static int run_conv(ctx_t *c, uint8_t *arena, const layer_t *L) {
                 if (f->mult < 0 || f->shift < 0 || f->shift > 63) {
                     fail(c, SPS_ERR_BAD_SHAPE, "CONV filter %d has multiplier %d, shift %d (needs 0..2^31-1, "
                          "0..63)", f->o, f->mult, f->shift);
-                    err = 2;
-                    goto done;
+                    return 2;
                 }
             }
             /* The group's block is (i, k, row) = (j, row): R weights per row j. */
-            for (uint64_t j = 0; j < J; j++) {
-                const int8_t *s = wg + j * R;
-                if (dot) {
-                    for (uint32_t row = 0; row < nrows; row++) C->wd[(uint64_t)(m0 + row) * JP * 2 + j] = s[row];
-                } else {
+            if (dot) {
+                for (uint32_t row = 0; row < nrows; row++) {
+                    int16_t *d = C->wd + (uint64_t)(m0 + row) * JP * 2;
+                    for (uint64_t j = 0; j < J; j++) d[j] = wg[j * R + row];
+                }
+            } else {
+                for (uint64_t j = 0; j < J; j++) {
+                    const int8_t *s = wg + j * R;
                     int16_t *d = C->wt + (j / 2) * C->mpad * 2 + (j % 2) + (uint64_t)m0 * 2;
                     for (uint32_t row = 0; row < nrows; row++) d[2 * row] = s[row];
                 }
             }
         }
     }
+    return 0;
+}
 
+static int execute_conv(ctx_t *c, uint8_t *arena, const layer_t *L, const conv_prep_t *pr) {
+    const uint32_t P = pr->P, I = L->in_c;
+    const conv_geom_t g = conv_geometry(L);
+    const uint64_t pix = g.pix, JP = g.JP, Wp = g.Wp, plane = g.plane;
+    const int dot = g.dot;
+    const class_t *cls = pr->cls;
+    /* Stride 1: output pixel (y, x) reads plane offset y * Wp + x + tap offset. Numbering pixels over a grid
+     * Wp wide (the columns x >= out_w are computed and thrown away) makes a tile's 16 reads contiguous. The
+     * last tile may read up to 15 + kw bytes past the last plane: the allocation has slack for it. */
+    const int virt = L->sh == 1 && L->sw == 1 && !dot;
+    const int8_t *in = (const int8_t *)arena + L->in_off;
+    int8_t *out = (int8_t *)arena + L->out_off;
+    int8_t *xpad = calloc(I * plane + Wp + 2 * TILE_PIX + 64, 1);   /* the input padded with zeros */
+    uint64_t *pixoff = malloc((pix + TILE_PIX) * sizeof *pixoff);
+    conv_job_t job;
+    memset(&job, 0, sizeof job);
+    int err = 0;
+    if (!xpad || !pixoff) { err = 1; goto done; }
+    for (uint32_t i = 0; i < I; i++)
+        for (uint32_t y = 0; y < L->in_h; y++)
+            memcpy(xpad + i * plane + (y + L->pt) * Wp + L->pl, in + ((uint64_t)i * L->in_h + y) * L->in_w, L->in_w);
+    for (uint64_t p = 0; p < pix + TILE_PIX; p++) {
+        const uint64_t y = p / L->out_w, x = p % L->out_w;
+        pixoff[p] = p < pix ? y * L->sh * Wp + x * L->sw : 0;
+    }
     job.L = L; job.cls = cls; job.xpad = xpad; job.pixoff = pixoff; job.out = out;
     job.pix = pix; job.JP = JP; job.Wp = Wp; job.P = P; job.virt = virt;
     job.vpix = virt ? (uint64_t)L->out_h * Wp : pix;
     job.ntiles = (job.vpix + TILE_PIX - 1) / TILE_PIX;
-    const int threads = threads_for(c->cfg, (uint64_t)O * J * pix);
+    const int threads = threads_for(c->cfg, (uint64_t)L->out_c * g.J * pix);
     if (dot) {
         /* FC-like layers: one dot product per (filter, pixel) over the J rows; the row vectors first. */
         job.zv = calloc((size_t)P * pix * JP * 2 + 1, sizeof(int16_t));
@@ -509,16 +552,90 @@ static int run_conv(ctx_t *c, uint8_t *arena, const layer_t *L) {
         sps_parallel_for((int64_t)(P * job.ntiles), threads, conv_tile_item, &job);
         if (job.oom) err = 1;
     }
-
 done:
-    if (cls)
-        for (uint32_t r = 0; r < P; r++) {
-            free(cls[r].wt); free(cls[r].wd); free(cls[r].f); free(cls[r].src);
-        }
     free(job.zv);
-    free(cls);
     free(pixoff);
     free(xpad);
+    return err;
+}
+
+/* ---------------------------------------------------------------- the prepared-weights cache */
+
+typedef struct {
+    int valid;
+    uint32_t words[SPS_DESC_WORDS];
+    int32_t rows;
+    uint64_t w_len, p_len;
+    uint8_t *raw;            /* copy of the weight and parameter bytes the preparation was made from */
+    conv_prep_t prep;
+} cache_entry_t;
+
+struct sps_golden_cache {
+    uint32_t n;
+    cache_entry_t *e;
+};
+
+sps_golden_cache *sps_golden_cache_new(void) {
+    return calloc(1, sizeof(sps_golden_cache));
+}
+
+void sps_golden_cache_free(sps_golden_cache *cache) {
+    if (!cache) return;
+    for (uint32_t j = 0; j < cache->n; j++) {
+        free(cache->e[j].raw);
+        free_prep(&cache->e[j].prep);
+    }
+    free(cache->e);
+    free(cache);
+}
+
+static int run_conv(ctx_t *c, uint8_t *arena, const layer_t *L, sps_golden_cache *cache) {
+    const uint32_t R = (uint32_t)c->cfg->rows, P = L->pps ? L->P : 1;
+    const uint64_t groups = num_groups(L->out_c, P, R);
+    const uint64_t w_len = groups * group_weight_bytes(L->in_c, L->K, R);
+    const uint64_t p_len = groups * R * SPS_PARAM_RECORD_BYTES;
+    cache_entry_t *ce = NULL;
+    int err;
+    if (cache && c->layer >= 0) {
+        if ((uint32_t)c->layer >= cache->n) {
+            uint32_t n = (uint32_t)c->layer + 16;
+            cache_entry_t *e = realloc(cache->e, n * sizeof *e);
+            if (e) {
+                memset(e + cache->n, 0, (n - cache->n) * sizeof *e);
+                cache->e = e;
+                cache->n = n;
+            }
+        }
+        if ((uint32_t)c->layer < cache->n) ce = &cache->e[c->layer];
+    }
+    /* A cached preparation is used only if the descriptor and every weight/param byte are unchanged. */
+    if (ce && ce->valid && ce->rows == (int32_t)R && ce->w_len == w_len && ce->p_len == p_len &&
+        !memcmp(ce->words, L->words, sizeof ce->words) && !memcmp(ce->raw, arena + L->w_off, w_len) &&
+        !memcmp(ce->raw + w_len, arena + L->p_off, p_len)) {
+        err = execute_conv(c, arena, L, &ce->prep);
+    } else {
+        conv_prep_t prep = {0, 0, NULL};
+        err = prepare_conv(c, arena, L, &prep);
+        if (!err) err = execute_conv(c, arena, L, &prep);
+        if (ce) {
+            free(ce->raw);
+            free_prep(&ce->prep);
+            ce->valid = 0;
+            ce->raw = err ? NULL : malloc(w_len + p_len + 1);
+            if (ce->raw) {
+                memcpy(ce->raw, arena + L->w_off, w_len);
+                memcpy(ce->raw + w_len, arena + L->p_off, p_len);
+                memcpy(ce->words, L->words, sizeof ce->words);
+                ce->rows = (int32_t)R;
+                ce->w_len = w_len;
+                ce->p_len = p_len;
+                ce->prep = prep;
+                ce->valid = 1;
+                prep.cls = NULL;          /* now owned by the cache */
+            }
+        }
+        free_prep(&prep);
+    }
     if (err == 1) return fail(c, SPS_ERR_BAD_SHAPE, "CONV %ux%ux%u -> %ux%ux%u: out of host memory", L->in_c,
                               L->in_h, L->in_w, L->out_c, L->out_h, L->out_w);
     return err ? c->st->error : 0;
@@ -609,6 +726,12 @@ static uint64_t ideal_mac_cycles(const layer_t *L, const sps_golden_config *cfg)
 
 int sps_golden_run(uint8_t *arena, uint64_t arena_size, uint64_t prog_offset, uint32_t num_layers,
                    const sps_golden_config *cfg, uint64_t *layer_ns, sps_golden_status *status) {
+    return sps_golden_run_cached(arena, arena_size, prog_offset, num_layers, cfg, layer_ns, status, NULL);
+}
+
+int sps_golden_run_cached(uint8_t *arena, uint64_t arena_size, uint64_t prog_offset, uint32_t num_layers,
+                          const sps_golden_config *cfg, uint64_t *layer_ns, sps_golden_status *status,
+                          sps_golden_cache *cache) {
     ctx_t c = {cfg, arena_size, status, -1};
     status->error = 0;
     status->layer = -1;
@@ -631,7 +754,7 @@ int sps_golden_run(uint8_t *arena, uint64_t arena_size, uint64_t prog_offset, ui
         int e = check_layer(&c, &L);
         if (e) return e;
         if (L.op == SPS_OP_CONV) {
-            if ((e = run_conv(&c, arena, &L))) return e;
+            if ((e = run_conv(&c, arena, &L, cache))) return e;
         } else if (L.op == SPS_OP_ADD) {
             run_add(&c, arena, &L);
         } else {

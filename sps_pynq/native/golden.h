@@ -29,7 +29,17 @@ typedef struct {
 int sps_golden_run(uint8_t *arena, uint64_t arena_size, uint64_t prog_offset, uint32_t num_layers,
                    const sps_golden_config *cfg, uint64_t *layer_ns, sps_golden_status *status);
 
-/* Number of threads an OpenMP region would use (1 when built without OpenMP). */
+/* Prepared CONV weights (int16, reordered) kept between runs of the same program. An entry is reused only when
+ * its layer's descriptor and all its weight and parameter bytes equal the arena's (checked with memcmp each
+ * run), so a cache can never make a result differ from an uncached run. One cache per arena/program. */
+typedef struct sps_golden_cache sps_golden_cache;
+sps_golden_cache *sps_golden_cache_new(void);
+void sps_golden_cache_free(sps_golden_cache *cache);
+int sps_golden_run_cached(uint8_t *arena, uint64_t arena_size, uint64_t prog_offset, uint32_t num_layers,
+                          const sps_golden_config *cfg, uint64_t *layer_ns, sps_golden_status *status,
+                          sps_golden_cache *cache);
+
+/* Threads a layer uses by default: the CPUs this process may run on. */
 int sps_golden_threads(void);
 
 #endif
