@@ -267,3 +267,17 @@ def test_fault_control_through_the_remote_protocol(board):
         be.device.write_file(FAULT_FILE, b"none")
         x = np.ones(program.inputs[0].nbytes, np.int8)
         assert np.array_equal(run_board(be, program, x), expected_output(program, x))
+
+
+@pytest.mark.slow
+def test_zoo_resnet20_session_board_equals_sim(board, tmp_path):
+    """A whole packed network (residual adds, pools, FC) through Session on both backends."""
+    pytest.importorskip("torch")
+    session_mod = pytest.importorskip("sps_pynq.runtime.session")
+    from sps_pynq.cli import main
+    model = tmp_path / "resnet20.spsmodel"
+    assert main(["pack", "--model", "resnet20", "--pps", "8x4", "--num-calib", "4", "-o", str(model)]) == 0
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    with session_mod.Session(model, backend="board") as sb, session_mod.Session(model, backend="sim") as ss:
+        assert np.array_equal(sb.run(x), ss.run(x))
+        assert sb.stats()["layers"] and sb.stats()["virtual"]
