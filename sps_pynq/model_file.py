@@ -16,6 +16,7 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Union
 
@@ -83,7 +84,7 @@ def load(path: Union[str, os.PathLike]) -> Program:
                 if name not in names:
                     raise ModelFileError(f"{path}: blob {name} listed in the manifest is missing; re-pack the model")
                 blobs[name] = z.read(name)
-    except zipfile.BadZipFile as e:
+    except (zipfile.BadZipFile, zlib.error) as e:   # zlib.error: a corrupted deflate stream
         raise ModelFileError(f"{path}: not a .spsmodel or truncated ({e}); re-pack the model") from e
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ModelFileError(f"{path}: manifest is not valid JSON ({e}); re-pack the model") from e
