@@ -281,3 +281,15 @@ def test_zoo_resnet20_session_board_equals_sim(board, tmp_path):
     with session_mod.Session(model, backend="board") as sb, session_mod.Session(model, backend="sim") as ss:
         assert np.array_equal(sb.run(x), ss.run(x))
         assert sb.stats()["layers"] and sb.stats()["virtual"]
+
+
+def test_virtual_overlay_is_refused_on_a_real_board(board):
+    from sps_pynq.errors import BackendError
+    program = random_packed_program(np.random.default_rng(14), HW, n_layers=2)
+    saved = board.state.files["/proc/version"]
+    board.state.files["/proc/version"] = b"Linux version 6.6.10-xilinx-v2024.1 aarch64 GNU/Linux\n"   # a real PYNQ
+    try:
+        with BoardBackend() as be, pytest.raises(BackendError, match="virtual overlay"):
+            be.load(program)
+    finally:
+        board.state.files["/proc/version"] = saved

@@ -42,6 +42,7 @@ CORE_INSTANCE = "sps_core_0"          # instance name in the block design (hw_sr
 CORE_TYPE_NAME = "sps_core"           # the "name" part of the core's VLNV
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_CLOCK_MHZ = 100.0
+VIRTUAL_BOARD_MARK = b"virtual sps-pynq board"   # in the virtual board's /proc/version (virtual_board/server.py)
 
 _REPO = Path(__file__).resolve().parents[2]
 
@@ -241,6 +242,14 @@ class BoardBackend(Backend):
         _OVERLAYS[key] = ol
         return ol
 
+    def _is_virtual_board(self, device) -> bool:
+        if not self.remote:
+            return False
+        try:
+            return VIRTUAL_BOARD_MARK in device.read_file("/proc/version")
+        except Exception:
+            return False
+
     @staticmethod
     def _find_core(ip_dict) -> Tuple[str, dict]:
         for name, desc in ip_dict.items():
@@ -274,6 +283,10 @@ class BoardBackend(Backend):
         from ..virtual_board.overlay import is_virtual_overlay
         self.virtual = is_virtual_overlay(bit.with_suffix(".hwh"))
         self.overlay_path = bit
+        if self.virtual and not self._is_virtual_board(device):
+            raise BackendError(f"{bit} is the generated virtual overlay (no FPGA design inside); it runs only on the "
+                               f"virtual board (`sps-pynq virtual-board`), not on {getattr(device, 'name', device)}: "
+                               f"use the Vivado overlay overlays/zcu104/sps.bit")
         self.overlay = self._load_overlay(pynq, device, bit)
         name, desc = self._find_core(self.overlay.ip_dict)
         mmio = pynq.MMIO(desc["phys_addr"], desc["addr_range"], device=device)
