@@ -10,6 +10,7 @@ from sps_pynq.errors import CompileError
 from sps_pynq.hw.config import HwConfig
 from sps_pynq.hw.descriptor import Op
 
+pytestmark = pytest.mark.filterwarnings("ignore:no calibration data")
 RNG = np.random.default_rng(3)
 
 

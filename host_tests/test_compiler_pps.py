@@ -10,6 +10,7 @@ from sps_pynq.compiler import compile_model, import_and_lower, project_onnx
 from sps_pynq.compiler.testing import make_model, ort_run
 from sps_pynq.hw.descriptor import Op
 
+pytestmark = pytest.mark.filterwarnings("ignore:no calibration data")
 RNG = np.random.default_rng(4)
 
 
