@@ -84,3 +84,20 @@ def test_pack_from_torch_exports(exported, name, dynamo, tmp_path):
 def test_torch_module_input():
     program = quiet(compile_model, zoo.build("mnist_cnn"), input_shape=zoo.input_shape("mnist_cnn"), num_calib=2)
     assert program.inputs[0].shape == (1, 28, 28)
+
+
+def test_pruned_model_keeps_its_tables(tmp_path):
+    """A model pruned by sps_pynq.prune to PPS(4, 2) and exported keeps exactly those tables under --pps 8x4."""
+    from sps_pynq import prune
+    model = zoo.build("resnet20")
+    quiet(prune.prune_pps, model, P=4, K=2)
+    path = tmp_path / "pruned.onnx"
+    infos = quiet(prune.export_onnx, model, str(path), zoo.input_shape("resnet20"), keep_batchnorm=True)
+    program = quiet(compile_model, str(path), pps=(8, 4), num_calib=2)
+    by_name = {m["name"]: m for m in program.metadata["layers"]}
+    three = [n for n, info in infos.items() if n in by_name and by_name[n]["mode"] != "dense"]
+    assert len(three) == 19
+    for name in three:
+        meta = by_name[name]
+        assert (meta["mode"], meta["K"], meta["energy_kept"]) == ("detected", 2, 1.0)
+        assert meta["masks"] == infos[name].masks
