@@ -67,7 +67,7 @@ def test_buffer_grows_to_its_largest_tensor():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["resnet20", "resnet18", "vgg16"])
 def test_zoo_programs_have_a_sound_arena(name):
-    from sps_pynq.compiler import compile_model, import_and_lower
+    from sps_pynq.compiler import compile_model
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = compile_model(name, num_calib=2)

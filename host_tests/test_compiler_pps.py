@@ -1,7 +1,6 @@
 """PPS lowering: projection of dense 3x3 convs, detection (and no re-projection) of pruned ones, dense layers,
 first_layer_dense / dense options, and project_onnx (the float model the int8 program approximates)."""
 import numpy as np
-import onnx
 import pytest
 from onnx import helper, numpy_helper
 

@@ -8,11 +8,8 @@ torch models and zoo names).
 """
 from __future__ import annotations
 
-import os
 import time
 from typing import Optional, Sequence, Tuple, Union
-
-import numpy as np
 
 from .. import __version__
 from ..errors import CompileError, OnnxImportError, UnsupportedOpError

@@ -7,7 +7,7 @@ int8 range then never saturates on the calibration data. A tensor that is zero o
 from __future__ import annotations
 
 import warnings
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import numpy as np
 
