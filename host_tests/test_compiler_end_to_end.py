@@ -161,3 +161,10 @@ def test_compile_is_deterministic():
                    conv_inits("w", (8, 3, 3, 3)))
     a, b = (compile_model(m, num_calib=4) for _ in range(2))
     assert a.image == b.image and a.inputs == b.inputs and a.outputs == b.outputs
+
+
+def test_pool_padding_as_large_as_the_window_is_rejected():
+    m = make_model([helper.make_node("MaxPool", ["x"], ["y"], name="mp", kernel_shape=[2, 2], pads=[2, 2, 2, 2])],
+                   [("x", (1, 2, 4, 4))], ["y"], {})
+    with pytest.raises(CompileError, match=r"layer mp: pool padding \[2, 2, 2, 2\].*window 2x2"):
+        compile_model(m, num_calib=1)

@@ -50,6 +50,8 @@ def import_and_lower(model, hw="zcu104", pps=(8, 4), first_layer_dense=False, in
     layers = lower.to_layers(g)
     lower.apply_pps(layers, _pps_arg(pps), first_layer_dense, hwc)
     layers = [emit.fc_as_pointwise(layer) for layer in layers]
+    for layer in layers:
+        emit.check_fits(layer, hwc)      # before the (slower) calibration
     return g, layers, source
 
 

@@ -53,7 +53,11 @@ def tensor_ranges(g: Graph, tensors: List[str], inputs: np.ndarray) -> Dict[str,
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     # graph outputs stay observable under every optimization level (fusions keep them)
-    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    try:
+        sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:   # onnxruntime raises its own Fail/InvalidGraph types
+        raise CompileError(f"{g.source}: onnxruntime cannot run the lowered float model for calibration "
+                           f"({type(e).__name__}: {str(e).splitlines()[0][:300]})") from e
     names = [o.name for o in sess.get_outputs()]
     wanted = [t for t in tensors if t in names]
     ranges = {t: 0.0 for t in tensors}

@@ -46,6 +46,10 @@ def check_fits(layer: Layer, hw: HwConfig) -> None:
                                f"x R={hw.rows}) is {group} bytes, more than the {hw.weight_buf_bytes}-byte weight "
                                f"buffer of {hw.name}; prune it (smaller K, --pps) or reduce its input channels")
     kh, kw = layer.kernel
+    pt, pl, pb, pr = layer.pads
+    if layer.op in (Op.MAXPOOL, Op.AVGPOOL) and (max(pt, pb) >= kh or max(pl, pr) >= kw):
+        raise CompileError(f"layer {layer.name}: pool padding {list(layer.pads)} is not smaller than its window "
+                           f"{kh}x{kw}, so a window can lie entirely in the padding; use pads < kernel")
     if layer.op != Op.ADD and (kh > FIELD_LIMIT_8 or kw > FIELD_LIMIT_8 or
                                (layer.op == Op.CONV and layer.K > FIELD_LIMIT_8)):
         raise CompileError(f"layer {layer.name}: kernel {kh}x{kw} (K={layer.K}) exceeds the descriptor's 8-bit "

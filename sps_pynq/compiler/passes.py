@@ -319,6 +319,8 @@ def check_supported(g: Graph) -> None:
         if n.attr("sps_domain"):
             raise _unsupported(g, n, f"op of domain {n.attr('sps_domain')!r} is not supported")
         if n.op not in HW_OPS:
+            if n.op == "BatchNormalization" and n.attr("training_mode", 0):
+                raise _unsupported(g, n, "training_mode=1 is not supported; export the model in eval mode")
             if n.op == "BatchNormalization":
                 raise _unsupported(g, n, "a BatchNormalization is only supported right after a Conv (it is folded "
                                          "into the Conv's weights); this one is not")
