@@ -171,15 +171,59 @@ def test_return_rewrite_text():
     assert out.index("logic [8:0] t;") < out.index("clip_returned_ = 1'b0;") < out.index("t = {1'b0, v}")
 
 
-def test_return_rewrite_keeps_the_meaning_in_yosys(tmp_path):
+CLIP_PKG = """package clip_pkg;
+  localparam int unsigned Lo = 5;
+  function automatic logic [7:0] clip(input logic [7:0] v);
+    logic [8:0] t;
+    t = {1'b0, v} + 9'd1;
+    if (t > 9'd100) begin
+      return 8'd100;
+    end else if (t < 9'(Lo)) begin
+      return 8'(Lo);
+    end
+    return t[7:0];
+  endfunction
+endpackage
+"""
+CLIP_TOP = """module clip_top
+  import clip_pkg::*;
+(
+  input  wire logic [7:0] a_i,
+  output logic [7:0] y_o
+);
+  assign y_o = clip(a_i);
+endmodule
+"""
+
+
+def test_package_functions_move_into_importing_modules(tmp_path):
+    (tmp_path / "clip_pkg.sv").write_text(CLIP_PKG)
+    (tmp_path / "clip_top.sv").write_text(CLIP_TOP)
+    (tmp_path / "other.sv").write_text("module other (input wire logic a_i);\nendmodule\n")
+    copies, notes = yosys_compat.prepare_sources(
+        [tmp_path / "clip_pkg.sv", tmp_path / "clip_top.sv", tmp_path / "other.sv"], tmp_path / "out")
+    pkg, top, other = (c.read_text() for c in copies)
+    assert "function" not in pkg and "localparam int unsigned Lo = 5;" in pkg
+    assert top.index("import clip_pkg::*;") < top.index("module clip_top")
+    assert top.index("y_o\n);") < top.index("function automatic logic [7:0] clip") < top.index("assign y_o")
+    assert "function" not in other                                  # it imports nothing
+    assert any("moved into the modules importing it" in n for n in notes)
+
+
+def test_rewrites_keep_the_meaning_in_yosys(tmp_path):
+    """A package function with locals and early returns, called from a module with a header import: Yosys
+    0.70 cannot read it as written; after the rewrites it must compute the same values."""
     yosys = _yosys_or_skip()
-    out, _ = yosys_compat.rewrite_returns(RETURN_FUNC)
-    (tmp_path / "ret_test.sv").write_text(out)
+    (tmp_path / "clip_pkg.sv").write_text(CLIP_PKG)
+    (tmp_path / "clip_top.sv").write_text(CLIP_TOP)
+    copies, _ = yosys_compat.prepare_sources([tmp_path / "clip_pkg.sv", tmp_path / "clip_top.sv"],
+                                             tmp_path / "out")
     cases = {200: 100, 99: 100, 98: 99, 50: 51, 3: 5, 0: 5}     # clip(a + 1) to 5..100
-    proofs = "; ".join(f"sat -prove y {want} -set a {a}" for a, want in cases.items())
-    proc = subprocess.run(yosys + ["-p", f"read_verilog -sv ret_test.sv; prep -top ret_test; {proofs}"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    proofs = "; ".join(f"sat -prove y_o {want} -set a_i {a}" for a, want in cases.items())
+    proc = subprocess.run(yosys + ["-p", f"read_verilog -sv clip_pkg.sv clip_top.sv; prep -top clip_top; {proofs}"],
+                          cwd=tmp_path / "out", capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "implicitly declared" not in proc.stdout
     assert proc.stdout.count("SAT proof finished - no model found: SUCCESS!") == len(cases)
 
 

@@ -246,6 +246,13 @@ def run_yosys(sources: List[Path], params: Dict[str, int], out_dir: Path, top: s
         raise SynthError(f"Yosys failed (exit {proc.returncode}) on {top}: "
                          f"{errors[-1] if errors else 'see the log'}; full log: {out_dir / 'synth.log'}; "
                          f"command: {' '.join(cmd)} (in {out_dir})")
+    # A Yosys front-end gap shows as implicitly declared internal identifiers (e.g. a function's $result):
+    # the logic behind them is lost and the counts would be silently wrong.
+    implicit = [ln.strip() for ln in (out_dir / "synth.log").read_text(errors="replace").splitlines()
+                if "is implicitly declared" in ln]
+    if implicit:
+        raise SynthError(f"Yosys misread the design ({len(implicit)} implicitly declared identifiers, first: "
+                         f"{implicit[0]}); the counts would be wrong. See hw_src/synth/yosys_compat.py")
     return json.loads(stat_path.read_text())
 
 
