@@ -326,3 +326,21 @@ def test_whole_network_against_onnxruntime(name):
     agree = np.mean(np.argmax(got, 1) == np.argmax(expected, 1))
     assert err_lsb < 10, err_lsb
     assert agree >= 0.96, agree
+
+
+def test_conv_requant_extremes_per_channel():
+    """CONV parameter records with shifts across 0..63, multipliers up to 2^31-1 and large biases: the
+    vectorized requantization must match the spec's int64 rule, including saturation and ReLU."""
+    rng = np.random.default_rng(17)
+    hw = CONFIGS["zcu104"]
+    for n in range(30):
+        arena, d = random_layer(rng, hw, op=["pps", "dense"][n % 2], in_c=int(rng.integers(1, 9)), in_h=9,
+                                in_w=int(rng.integers(5, 40)), out_c=int(rng.integers(1, 40)), stride=1)
+        groups = len(layout.row_groups(d.out_c, d.patterns if d.pps else 1, hw.rows))
+        rec = arena[d.param_offset:d.param_offset + groups * hw.rows * 16].view("<i4").reshape(-1, 4)
+        live = rec[:, 1] != 0
+        k = int(live.sum())
+        rec[live, 0] = rng.integers(-2**31, 2**31, k)                        # bias: may wrap the int32 sum
+        rec[live, 1] = np.where(rng.random(k) < 0.3, 2**31 - 1, rng.integers(0, 2**31, k))
+        rec[live, 2] = rng.choice([0, 1, 2, 31, 32, 33, 62, 63], k)
+        _compare(rng, hw, arena, [d])

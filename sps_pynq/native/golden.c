@@ -341,6 +341,41 @@ static void gather_contiguous(int16_t *z, const int8_t *base, const int64_t *src
     }
 }
 
+#if defined(__AVX2__)
+/* requant + ReLU + saturation of 8 int32 lanes, in int64 exactly as requant() and finish() do. AVX2 has no
+ * 64-bit arithmetic shift: x >> S == ((x ^ 2^63) >>> S) - (2^63 >>> S). */
+static inline __m256i requant8(__m256i v, __m256i m, __m256i rnd, __m128i cnt, __m256i lo, __m256i hi) {
+    const __m256i sb = _mm256_set1_epi64x(INT64_MIN);
+    const __m256i corr = _mm256_srl_epi64(sb, cnt);
+    __m256i e = _mm256_add_epi64(_mm256_mul_epi32(v, m), rnd);                          /* lanes 0, 2, 4, 6 */
+    __m256i o = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(v, 32), m), rnd);  /* lanes 1, 3, 5, 7 */
+    e = _mm256_sub_epi64(_mm256_srl_epi64(_mm256_xor_si256(e, sb), cnt), corr);
+    o = _mm256_sub_epi64(_mm256_srl_epi64(_mm256_xor_si256(o, sb), cnt), corr);
+    e = _mm256_blendv_epi8(e, hi, _mm256_cmpgt_epi64(e, hi));
+    e = _mm256_blendv_epi8(e, lo, _mm256_cmpgt_epi64(lo, e));
+    o = _mm256_blendv_epi8(o, hi, _mm256_cmpgt_epi64(o, hi));
+    o = _mm256_blendv_epi8(o, lo, _mm256_cmpgt_epi64(lo, o));
+    return _mm256_blend_epi32(e, _mm256_slli_epi64(o, 32), 0xAA);
+}
+#endif
+
+/* y[q] = finish(requant(acc[q] + bias, mult, shift), relu) for the 16 lanes of a tile. */
+static void requant_tile(const int32_t *acc, const filt_t *f, int relu, int32_t *y) {
+#if defined(__AVX2__)
+    const __m256i bias = _mm256_set1_epi32(f->bias);
+    const __m256i m = _mm256_set1_epi64x(f->mult);
+    const __m256i rnd = _mm256_set1_epi64x(f->shift > 0 ? (int64_t)1 << (f->shift - 1) : 0);
+    const __m128i cnt = _mm_cvtsi32_si128(f->shift);
+    const __m256i lo = _mm256_set1_epi64x(relu ? 0 : -128), hi = _mm256_set1_epi64x(127);
+    for (int q = 0; q < TILE_PIX; q += 8) {
+        const __m256i v = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(acc + q)), bias);
+        _mm256_storeu_si256((__m256i *)(y + q), requant8(v, m, rnd, cnt, lo, hi));
+    }
+#else
+    for (int q = 0; q < TILE_PIX; q++) y[q] = finish(requant((int32_t)(acc[q] + f->bias), f->mult, f->shift), relu);
+#endif
+}
+
 /* One (class, tile of 16 pixels): build the tile's rows Z[JP][16][2] once, then every 4-filter block of the
  * class multiplies it, and the real pixels of the tile are requantized and written to channel o. */
 static void conv_tile_item(void *arg, int64_t it, void **scratch) {
@@ -380,9 +415,10 @@ static void conv_tile_item(void *arg, int64_t it, void **scratch) {
             const filt_t *f = &C->f[b0 + b];
             if (f->o < 0) continue;
             int8_t *o = jb->out + (uint64_t)f->o * jb->pix;
+            int32_t y[TILE_PIX];
+            requant_tile(acc[b], f, L->relu, y);
             for (int q = 0; q < TILE_PIX; q++)
-                if (dst[q] >= 0)
-                    o[dst[q]] = finish(requant((int32_t)(acc[b][q] + f->bias), f->mult, f->shift), L->relu);
+                if (dst[q] >= 0) o[dst[q]] = (int8_t)y[q];
         }
     }
 }
@@ -514,8 +550,10 @@ static int execute_conv(ctx_t *c, uint8_t *arena, const layer_t *L, const conv_p
     const class_t *cls = pr->cls;
     /* Stride 1: output pixel (y, x) reads plane offset y * Wp + x + tap offset. Numbering pixels over a grid
      * Wp wide (the columns x >= out_w are computed and thrown away) makes a tile's 16 reads contiguous. The
-     * last tile may read up to 15 + kw bytes past the last plane: the allocation has slack for it. */
-    const int virt = L->sh == 1 && L->sw == 1 && !dot;
+     * last tile may read up to 15 + kw bytes past the last plane: the allocation has slack for it. Small maps
+     * (where the thrown-away columns would be many) gather pixel by pixel instead. */
+    const uint64_t vtiles = ((uint64_t)L->out_h * Wp + TILE_PIX - 1) / TILE_PIX, rtiles = (pix + TILE_PIX - 1) / TILE_PIX;
+    const int virt = L->sh == 1 && L->sw == 1 && !dot && vtiles * 4 <= rtiles * 5;   /* <= 25% more lanes */
     const int8_t *in = (const int8_t *)arena + L->in_off;
     int8_t *out = (int8_t *)arena + L->out_off;
     int8_t *xpad = calloc(I * plane + Wp + 2 * TILE_PIX + 64, 1);   /* the input padded with zeros */
