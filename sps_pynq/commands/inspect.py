@@ -77,8 +77,11 @@ def run(args) -> int:
         return 0
     meta = info["metadata"]
     print(f"{args.model}: {info['hw_description']}")
+    cal = meta.get("calibration") or {}
+    cal_text = (f"{cal.get('count', '?')} {'synthetic' if cal.get('synthetic') else 'user'} inputs, "
+                f"{cal.get('method', '?')}" if cal else "?")
     print(f"source {meta.get('source', '?')}, PPS {meta.get('pps', '?')}, first layer dense "
-          f"{meta.get('first_layer_dense', '?')}, calibration {meta.get('calibration', '?')}")
+          f"{meta.get('first_layer_dense', '?')}, calibration: {cal_text}")
     rows = []
     for r in info["layers"]:
         pk = f"{r['P']}/{r['K']}" if r["op"] == "CONV" else "-"

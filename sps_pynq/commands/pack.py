@@ -38,6 +38,11 @@ def run(args) -> int:
         raise CompileError("give exactly one model: an ONNX file or --model NAME")
     if args.zoo is not None:
         from ..compiler.frontend import zoo_names
+        try:
+            from .. import zoo  # noqa: F401  (needs torch)
+        except ImportError as e:
+            raise CompileError(f"--model {args.zoo}: the model zoo needs torch ({e}); install the workstation "
+                               f"extra (pip install 'sps-pynq[workstation]') or pack an ONNX file") from e
         if args.zoo not in zoo_names():
             raise CompileError(f"unknown zoo model {args.zoo!r}; known: {', '.join(zoo_names()) or 'none'}")
     from ..compiler import pack
