@@ -168,3 +168,36 @@ def test_pool_padding_as_large_as_the_window_is_rejected():
                    [("x", (1, 2, 4, 4))], ["y"], {})
     with pytest.raises(CompileError, match=r"layer mp: pool padding \[2, 2, 2, 2\].*window 2x2"):
         compile_model(m, num_calib=1)
+
+
+@pytest.mark.parametrize("opset", [11, 13, 18, 21])
+def test_opsets_11_to_21(opset):
+    shape = (3, 8, 8)
+    c = 6
+    if opset >= 13:
+        squeeze = helper.make_node("Squeeze", ["g", "sq_axes"], ["s"], name="squeeze")
+    else:
+        squeeze = helper.make_node("Squeeze", ["g"], ["s"], name="squeeze", axes=[2, 3])
+    nodes = [conv("x", "c", "w", "conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["c", "bg", "bb", "bm", "bv"], ["n"], name="bn"),
+             helper.make_node("Relu", ["n"], ["r"], name="relu"),
+             helper.make_node("Dropout", ["r"], ["d"], name="drop"),
+             helper.make_node("MaxPool", ["d"], ["p"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("GlobalAveragePool", ["p"], ["g"], name="gap"), squeeze,
+             helper.make_node("Gemm", ["s", "B", "C"], ["l"], name="fc", transB=1),
+             helper.make_node("Softmax", ["l"], ["y"], name="sm", axis=1)]
+    inits = {**conv_inits("w", (c, 3, 3, 3)), "bg": RNG.uniform(0.5, 1.5, c), "bb": RNG.standard_normal(c) * 0.1,
+             "bm": RNG.standard_normal(c) * 0.1, "bv": RNG.uniform(0.5, 2, c), "B": RNG.standard_normal((4, c)),
+             "C": RNG.standard_normal(4) * 0.1, "sq_axes": np.array([2, 3], dtype=np.int64)}
+    if opset < 13:
+        del inits["sq_axes"]
+    m = make_model(nodes, [("x", (1,) + shape)], ["y"], inits, opset=opset)
+    program = compile_model(m, pps=(4, 4), calib=RNG.standard_normal((8,) + shape).astype(np.float32))
+    assert [d.op for d in program.descriptors()] == [Op.CONV, Op.MAXPOOL, Op.AVGPOOL, Op.CONV]
+    assert program.host_steps[0]["op"] == "softmax"
+    floats = project_onnx(m, pps=(4, 4))
+    x = RNG.standard_normal(shape).astype(np.float32)
+    logits = run_reference(program, x)[0].ravel()
+    probs = np.exp(logits - logits.max())
+    probs /= probs.sum()
+    np.testing.assert_allclose(probs, ort_run(floats, x[None])[0].ravel(), atol=0.03)
