@@ -108,6 +108,7 @@ def test_flatten_gemm_becomes_conv_over_the_whole_map(trans_b, alpha, beta):
     m = make_model(nodes, [("x", [1, c, h, w])], ["y"], {"B": b, "C": RNG.standard_normal(n)})
     g = passes.run_pipeline(ir.import_onnx(m))
     assert g.ops() == ["Conv"] and g.nodes[0].inputs[0] == "x" and g.nodes[0].attr("sps_fc")
+    assert g.nodes[0].sources == ["flat", "fc"]
     assert g.initializers[g.nodes[0].inputs[1]].shape == (n, c, h, w)
     assert g.nodes[0].attr("kernel_shape") == [h, w] and g.shapes["y"] == (1, n, 1, 1)
     same_numbers(m, g, (1, c, h, w))
@@ -123,7 +124,7 @@ def test_matmul_add_becomes_gemm_then_conv():
                                                          "B": RNG.standard_normal((c, n)),
                                                          "bias": RNG.standard_normal(n)})
     g = passes.run_pipeline(ir.import_onnx(m))
-    assert g.ops() == ["Conv", "Conv"] and g.nodes[1].sources == ["mm", "addb"]
+    assert g.ops() == ["Conv", "Conv"] and g.nodes[1].sources == ["flat", "mm", "addb"]
     same_numbers(m, g, (1, 2, 2, 2))
 
 

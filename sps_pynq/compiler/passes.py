@@ -184,6 +184,7 @@ class GemmToConv(Pass):
                     raise UnsupportedOpError(
                         f"{g.source}: node {n.name!r} (Gemm) reads {x!r} of shape {list(shape)}, which is not a "
                         f"flattened feature map [1, C, H, W]; supported: {SUPPORTED_TEXT}")
+                n.sources.insert(0, g.producer(x).name)     # the flatten folded into this layer
                 x, shape = src, g.shapes[src]
             if len(shape) != 4 or shape[0] != 1:
                 raise UnsupportedOpError(f"{g.source}: node {n.name!r} (Gemm) input {x!r} has shape {list(shape)}; "
