@@ -201,3 +201,19 @@ def test_opsets_11_to_21(opset):
     probs = np.exp(logits - logits.max())
     probs /= probs.sum()
     np.testing.assert_allclose(probs, ort_run(floats, x[None])[0].ravel(), atol=0.03)
+
+
+def test_two_outputs_one_of_them_used_inside():
+    shape = (3, 6, 6)
+    nodes = [conv("x", "c1", "w1", "conv1", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c1"], ["feat"], name="relu1"),
+             conv("feat", "c2", "w2", "conv2", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("MaxPool", ["c2"], ["y"], name="pool", kernel_shape=[2, 2], strides=[2, 2])]
+    m = make_model(nodes, [("x", (1,) + shape)], ["feat", "y"], {**conv_inits("w1", (4, 3, 3, 3)),
+                                                                **conv_inits("w2", (4, 4, 3, 3))})
+    program = compile_model(m, pps=None, calib=RNG.standard_normal((8,) + shape).astype(np.float32))
+    assert [t.name for t in program.outputs] == ["feat", "y"]
+    assert program.outputs[0].offset != program.outputs[1].offset
+    x = RNG.standard_normal(shape).astype(np.float32)
+    for got, want, t in zip(run_reference(program, x), ort_run(m, x[None]), program.outputs):
+        assert cosine(got, want) > 0.999 and np.max(np.abs(got.ravel() - want.ravel())) < 0.05 * np.abs(want).max()
