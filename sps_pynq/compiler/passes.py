@@ -204,9 +204,11 @@ class GemmToConv(Pass):
                                          f"its input map {list(shape)} has {c * h * wd} values")
             bias = np.zeros(out_n)
             if len(n.inputs) > 2 and n.inputs[2]:
-                bias = bias + np.broadcast_to(g.initializers[n.inputs[2]].astype(np.float64).ravel()
-                                              if g.initializers[n.inputs[2]].size in (1, out_n)
-                                              else g.initializers[n.inputs[2]], (out_n,)) * float(n.attr("beta", 1.0))
+                c_arr = g.initializers[n.inputs[2]].astype(np.float64)
+                if c_arr.size not in (1, out_n):
+                    raise UnsupportedOpError(f"{g.source}: node {n.name!r} (Gemm) has bias C of shape "
+                                             f"{list(c_arr.shape)}; expected {out_n} values (one per output)")
+                bias = np.broadcast_to(c_arr.ravel(), (out_n,)) * float(n.attr("beta", 1.0))
             w_name, b_name = n.name + "__w_conv", n.name + "__b_conv"
             g.initializers[w_name] = w.reshape(out_n, c, h, wd).astype(np.float64)
             g.initializers[b_name] = bias
