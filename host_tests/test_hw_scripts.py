@@ -448,3 +448,54 @@ def test_overlay_dryrun_target_passes_the_hw_configuration():
                           capture_output=True, text=True, timeout=60)
     assert real.stdout.split() == ["param.Rows=2", "param.Cols=4", "param.AxiDataWidth=64",
                                    "param.ActBufBytes=16384", "param.WeightBufBytes=8192"]
+
+
+# -- cycle report: the parts that need no simulator --------------------------------------------------------------
+
+cycle_report = _load("cycle_report", REPO / "scripts" / "cycle_report.py")
+
+
+def test_ideal_cycles_count_row_groups_tiles_and_idle_rows():
+    from sps_pynq.hw.config import get_config
+    hw = get_config("zcu104")                                     # 16 x 16
+    conv1_2 = cycle_report.LayerShape("conv1_2", 64, 64, 8)          # 64 px = 4 tiles of 16 columns
+    ideal, idle = cycle_report.ideal_cycles(conv1_2, hw, pps=True)
+    assert ideal == 8 * 4 * 64 * 4                                # 8 classes of 8 filters: 8 half-empty groups
+    assert idle == 0.5
+    ideal, idle = cycle_report.ideal_cycles(conv1_2, hw, pps=False)
+    assert (ideal, idle) == (4 * 4 * 64 * 9, 0.0)
+    conv4_1 = cycle_report.LayerShape("conv4_1", 256, 512, 5)        # 25 px: 2 tiles, the second partly idle
+    assert cycle_report.ideal_cycles(conv4_1, hw, pps=True) == (32 * 2 * 256 * 4, 0.0)
+
+
+def test_scaled_layers_keep_vgg16_channels_and_cap_maps():
+    shapes = cycle_report.scaled_layers(size=16, channel_div=1)
+    assert [(s.in_c, s.out_c) for s in shapes][:3] == [(3, 64), (64, 64), (64, 128)]
+    assert [s.side for s in shapes] == [16] * 10 + [14] * 3          # conv5's own map is 14x14
+    quarter = cycle_report.scaled_layers(size=4, channel_div=4, names=["conv5_3"])
+    assert [(s.name, s.in_c, s.out_c, s.side) for s in quarter] == [("conv5_3", 128, 128, 4)]
+    with pytest.raises(SystemExit, match="conv9_9"):
+        cycle_report.scaled_layers(size=4, channel_div=1, names=["conv9_9"])
+
+
+def test_cycle_report_programs_are_pps_8_4_and_dense(tmp_path):
+    import numpy as np
+    from sps_pynq.hw.config import get_config
+    from sps_pynq.reference import run_program
+    hw = get_config("small")
+    shape = cycle_report.LayerShape("conv2_1", 6, 19, 5)
+    rng = np.random.default_rng(1)
+    for pps in (True, False):
+        prog = cycle_report.build_program(shape, hw, pps, rng)
+        (d,) = prog.descriptors()
+        assert (d.pps, d.patterns, d.nnz) == ((True, 8, 4) if pps else (False, 1, 9))
+        assert all(bin(m).count("1") == 4 for m in d.pattern_masks) and len(d.pattern_masks) == (8 if pps else 0)
+        assert (d.in_c, d.out_c, d.out_h, d.out_w, d.pad_top) == (6, 19, 5, 5, 1)
+        assert prog.stats_offset + 16 <= prog.arena_size
+        arena = np.zeros(prog.arena_size, dtype=np.uint8)
+        arena[:len(prog.image)] = np.frombuffer(prog.image, dtype=np.uint8)
+        x = rng.integers(0, 128, size=6 * 25).astype(np.uint8)
+        arena[prog.inputs[0].offset:prog.inputs[0].offset + x.size] = x
+        run_program(arena, prog.descriptors(), hw)                 # the numpy reference accepts the layout
+        out = arena[prog.outputs[0].offset:prog.outputs[0].offset + prog.outputs[0].nbytes]
+        assert out.any()                                             # ReLU outputs, not all zero

@@ -27,7 +27,9 @@ small maps is, if anything, pessimistic. Each output is also checked bit-exact a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -151,11 +153,32 @@ class Measured:
         return self.ideal / self.cycles if self.cycles else 0.0
 
 
-def run_layer(program: Program, x: np.ndarray, rtl, sim) -> Tuple[dict, Optional[bool], float]:
+@contextlib.contextmanager
+def output_to(log_path: Path):
+    """Send this process's stdout/stderr (file descriptors, so Verilator's and cocotb's too) to a log file."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log_path, "ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def run_layer(program: Program, x: np.ndarray, rtl, sim, log_path: Path) -> Tuple[dict, Optional[bool], float]:
     t0 = time.perf_counter()
     rtl.load(program)
     rtl.write(program.inputs[0].offset, x)
-    rtl.run()
+    with output_to(log_path):
+        rtl.run()
     out = program.outputs[0]
     got = rtl.read(out.offset, out.nbytes)
     stats = rtl.stats()
@@ -192,6 +215,8 @@ def main(argv=None) -> int:
     p.add_argument("--layers", default="", help="comma-separated subset, e.g. conv1_2,conv4_1")
     p.add_argument("--no-check", action="store_true", help="skip the bit-exact comparison with `sim`")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--log", default=str(REPO / "build" / "cycle_report.log"),
+                   help="where the simulator's own output goes (default build/cycle_report.log)")
     args = p.parse_args(argv)
 
     from sps_pynq.backends.rtl import RtlBackend
@@ -206,7 +231,11 @@ def main(argv=None) -> int:
         sim = SimBackend(hw)
     rtl = RtlBackend(hw)
 
+    log_path = Path(args.log)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.write_text("")
     print(f"SPS core RTL (Verilator), {hw.describe()}")
+    print("layers (I>O, map): " + ", ".join(f"{sh.name} {sh.in_c}>{sh.out_c} {sh.side}x{sh.side}" for sh in shapes))
     print(f"VGG16 conv layers, 3x3 stride 1 pad 1, maps {args.size}x{args.size} (capped at VGG16's own side), "
           f"channels {'as VGG16' if args.channel_div == 1 else f'VGG16 / {args.channel_div}'}; "
           f"PPS({PPS_P},{PPS_K}) vs dense (K=9) on the same array")
@@ -220,9 +249,9 @@ def main(argv=None) -> int:
         for mode in ("pps", "dense"):
             prog = build_program(shape, hw, mode == "pps", rng)
             try:
-                layer, exact, seconds = run_layer(prog, x, rtl, sim)
+                layer, exact, seconds = run_layer(prog, x, rtl, sim, log_path)
             except SpsError as e:
-                print(f"{shape.name:<8} {mode:<6} failed: {e}", flush=True)
+                print(f"{shape.name:<8} {mode:<6} failed: {e} (simulator output in {log_path})", flush=True)
                 return 2
             ideal, idle = ideal_cycles(shape, hw, mode == "pps")
             rows[mode] = Measured(int(layer["cycles"]), int(layer["mac_cycles"]), int(layer["stall_cycles"]),
@@ -231,9 +260,8 @@ def main(argv=None) -> int:
             totals[mode][1] += ideal
             all_exact &= exact is not False
         speed = rows["dense"].cycles / rows["pps"].cycles if rows["pps"].cycles else 0.0
-        label = f"{shape.name}"
-        print(format_row(label, f"pps", rows["pps"], f"{speed:.2f}x"), flush=True)
-        print(format_row(f"  {shape.in_c}>{shape.out_c}"[:8], "dense", rows["dense"]), flush=True)
+        print(format_row(shape.name, "pps", rows["pps"], f"{speed:.2f}x"), flush=True)
+        print(format_row(shape.name, "dense", rows["dense"]), flush=True)
 
     pps_c, pps_i = totals["pps"]
     den_c, den_i = totals["dense"]
