@@ -26,7 +26,7 @@
 
 #define TILE_PIX 16        /* pixels per tile: two vectors of 8 int32 */
 #define FBLK 4             /* filters per register block */
-#define DOT_MAX_PIX 2      /* below this many output pixels (FC layers) use dot products instead of tiles */
+#define DOT_MAX_PIX 5      /* below this many output pixels (FC layers, 2x2 maps) use dot products instead of tiles */
 #define PAR_MIN_WORK (1 << 20)  /* below ~1M operations a layer runs on one thread: starting one costs more */
 #define STATS_RECORD_BYTES 16   /* program.STATS_RECORD_BYTES: cycles, MAC-active cycles, stall cycles, 0 */
 
@@ -254,7 +254,6 @@ typedef struct {
     uint32_t members;      /* filters in the class: o = r + P * m, m < members (layout.py order) */
     uint32_t mpad;         /* members rounded up to FBLK */
     int16_t *wt;           /* tile path: [JP][mpad][2] weight pairs (rows 2jp, 2jp+1), ready to broadcast */
-    int16_t *wd;           /* dot path: [members][JP*2] */
     filt_t *f;             /* [mpad] */
     int64_t *src;          /* [JP*2]: offset of row j = (i, k) in the padded input, -1 for the padding row */
 } class_t;
@@ -270,8 +269,6 @@ typedef struct {
     int virt;                  /* stride 1: tiles run over a virtual grid of out_h x Wp pixels (see run_conv) */
     uint64_t vpix;             /* pixels the tiles cover: out_h * Wp (virtual) or out_h * out_w */
     uint64_t ntiles;
-    uint32_t max_members;
-    int16_t *zv;               /* dot path: [P][pix][JP*2] row vectors */
     volatile int oom;
 } conv_job_t;
 
@@ -314,12 +311,6 @@ static void kernel_4x16(const int16_t *z, const int16_t *w, uint64_t wstride, ui
             for (int q = 0; q < TILE_PIX; q++) acc[b][q] += w0 * z[2 * q] + w1 * z[2 * q + 1];
         }
 #endif
-}
-
-static int32_t dot16(const int16_t *a, const int16_t *b, uint64_t n) {
-    int32_t s = 0;                    /* gcc turns this into vpmaddwd */
-    for (uint64_t j = 0; j < n; j++) s += (int32_t)a[j] * (int32_t)b[j];
-    return s;
 }
 
 /* Z[jp][q][0..1] = (row 2jp, row 2jp+1) at 16 consecutive positions of the padded input, as int16 pairs. */
@@ -423,39 +414,6 @@ static void conv_tile_item(void *arg, int64_t it, void **scratch) {
     }
 }
 
-/* One (class, member) filter of an FC-like layer: a dot product per output pixel. */
-static void conv_dot_item(void *arg, int64_t it, void **scratch) {
-    conv_job_t *jb = arg;
-    (void)scratch;
-    const uint32_t r = (uint32_t)(it / jb->max_members), m = (uint32_t)(it % jb->max_members);
-    const class_t *C = &jb->cls[r];
-    if (m >= C->members) return;
-    const filt_t *f = &C->f[m];
-    const uint64_t n2 = jb->JP * 2;
-    for (uint64_t p = 0; p < jb->pix; p++) {
-        int32_t acc = dot16(C->wd + m * n2, jb->zv + ((uint64_t)r * jb->pix + p) * n2, n2);
-        jb->out[(uint64_t)f->o * jb->pix + p] =
-            finish(requant((int32_t)(acc + f->bias), f->mult, f->shift), jb->L->relu);
-    }
-}
-
-/* What a CONV needs besides the input: per class its filters, params, weights as int16 and row sources.
- * Built from the arena's weight and parameter bytes; reused across runs through sps_golden_cache. */
-typedef struct {
-    uint32_t P;
-    int dot;
-    class_t *cls;
-} conv_prep_t;
-
-static void free_prep(conv_prep_t *pr) {
-    if (pr->cls)
-        for (uint32_t r = 0; r < pr->P; r++) {
-            free(pr->cls[r].wt); free(pr->cls[r].wd); free(pr->cls[r].f); free(pr->cls[r].src);
-        }
-    free(pr->cls);
-    pr->cls = NULL;
-}
-
 typedef struct {
     uint64_t Hp, Wp, plane, pix, J, JP;
     int dot;
@@ -475,16 +433,201 @@ static conv_geom_t conv_geometry(const layer_t *L) {
     return g;
 }
 
+/* tap[p][k]: the k-th set bit of pattern p's mask (PPS), or k itself (dense, p = 0). */
+typedef struct {
+    uint8_t tap[SPS_MAX_PATTERNS][256];
+} taps_t;
+
+static void tap_table(const layer_t *L, taps_t *T) {
+    if (!L->pps) {
+        for (uint32_t k = 0; k < L->K; k++) T->tap[0][k] = (uint8_t)k;
+        return;
+    }
+    for (uint32_t p = 0; p < L->P; p++)
+        for (uint32_t t = 0, k = 0; t < 9; t++)
+            if (L->masks[p] >> t & 1) T->tap[p][k++] = (uint8_t)t;
+}
+
+/* src[j] for j = (i, k) < J: offset in the padded input of channel i shifted by tap k of pattern (r + i) mod P
+ * (dense: tap k). Nested loops, no division per row: this runs for every row of every class. */
+static void row_offsets(const layer_t *L, const conv_geom_t *g, const taps_t *T, uint32_t r, int64_t *src) {
+    int64_t toff[SPS_MAX_PATTERNS][256];
+    const uint32_t np = L->pps ? L->P : 1;
+    for (uint32_t p = 0; p < np; p++)
+        for (uint32_t k = 0; k < L->K; k++) {
+            const uint32_t t = T->tap[p][k];
+            toff[p][k] = (int64_t)((t / L->kw) * g->Wp + t % L->kw);
+        }
+    uint32_t pat = r % np;
+    for (uint32_t i = 0; i < L->in_c; i++, src += L->K) {
+        const int64_t base = (int64_t)(i * g->plane);
+        for (uint32_t k = 0; k < L->K; k++) src[k] = base + toff[pat][k];
+        if (++pat == np) pat = 0;
+    }
+}
+
+/* FC-like layers (fewer than DOT_MAX_PIX output pixels): every weight is used for only a few pixels, so they
+ * are read straight from the arena's row groups (int8, (j, row) order: R filters side by side, a vector),
+ * with no preparation and no cache. */
+typedef struct {
+    const layer_t *L;
+    const uint8_t *arena;
+    uint32_t R, P;
+    uint64_t J, n, pix, gw;
+    const int16_t *zv;           /* [P][pix][n]: the rows j of each class at each pixel, int16, zero-padded */
+    const uint32_t *grp;         /* [groups][3]: class r, first member m0, rows */
+} dot_job_t;
+
+#if defined(__AVX2__)
+/* acc[p][0..15] = sum over rows j < J (pairs; returns the first row left) of the 16 int8 weights of row j
+ * times z[p * n + j], for NP pixels. */
+static inline __attribute__((always_inline)) uint64_t dot16_rows(const int8_t *wg, const int16_t *z, uint64_t n,
+                                                                 uint64_t J, const int NP, int32_t acc[][256]) {
+    __m256i lo[4], hi[4];
+    for (int p = 0; p < NP; p++) lo[p] = hi[p] = _mm256_setzero_si256();
+    uint64_t j = 0;
+    for (; j + 1 < J; j += 2) {           /* rows j, j+1 as int16 pairs for filters 0-7 and 8-15 */
+        const __m128i w0 = _mm_loadu_si128((const __m128i *)(wg + j * 16));
+        const __m128i w1 = _mm_loadu_si128((const __m128i *)(wg + (j + 1) * 16));
+        const __m256i wl = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(w0, w1));
+        const __m256i wh = _mm256_cvtepi8_epi16(_mm_unpackhi_epi8(w0, w1));
+        for (int p = 0; p < NP; p++) {
+            int32_t pair;
+            memcpy(&pair, z + p * n + j, sizeof pair);
+            const __m256i zz = _mm256_set1_epi32(pair);
+            lo[p] = _mm256_add_epi32(lo[p], _mm256_madd_epi16(wl, zz));
+            hi[p] = _mm256_add_epi32(hi[p], _mm256_madd_epi16(wh, zz));
+        }
+    }
+    for (int p = 0; p < NP; p++) {
+        _mm256_storeu_si256((__m256i *)&acc[p][0], lo[p]);
+        _mm256_storeu_si256((__m256i *)&acc[p][8], hi[p]);
+    }
+    return j;
+}
+#endif
+
+static void dot_group_item(void *arg, int64_t g, void **scratch) {
+    const dot_job_t *jb = arg;
+    const layer_t *L = jb->L;
+    (void)scratch;
+    const uint32_t r = jb->grp[3 * g], m0 = jb->grp[3 * g + 1], nrows = jb->grp[3 * g + 2], R = jb->R;
+    const int8_t *wg = (const int8_t *)jb->arena + L->w_off + (uint64_t)g * jb->gw;
+    const uint8_t *pg = jb->arena + L->p_off + (uint64_t)g * R * SPS_PARAM_RECORD_BYTES;
+    const int16_t *z = jb->zv + (uint64_t)r * jb->pix * jb->n;
+    const uint64_t J = jb->J, n = jb->n;
+    const int npix = (int)jb->pix;
+    int32_t acc[DOT_MAX_PIX][256];          /* R <= 255 */
+    uint64_t j = 0;
+#if defined(__AVX2__)
+    if (R == 16) {
+        switch (npix) {               /* a constant pixel count lets the compiler keep every sum in a register */
+        case 1: j = dot16_rows(wg, z, n, J, 1, acc); break;
+        case 2: j = dot16_rows(wg, z, n, J, 2, acc); break;
+        case 3: j = dot16_rows(wg, z, n, J, 3, acc); break;
+        default: j = dot16_rows(wg, z, n, J, 4, acc); break;
+        }
+    } else
+#endif
+        for (int p = 0; p < npix; p++)
+            for (uint32_t row = 0; row < R; row++) acc[p][row] = 0;
+    for (; j < J; j++)                      /* what the vector loop left (all of it when R != 16) */
+        for (int p = 0; p < npix; p++) {
+            const int32_t x = z[p * n + j];
+            for (uint32_t row = 0; row < R; row++) acc[p][row] += wg[j * R + row] * x;
+        }
+    for (uint32_t row = 0; row < nrows; row++) {
+        const uint8_t *rec = pg + row * SPS_PARAM_RECORD_BYTES;
+        const int32_t bias = (int32_t)rd32(rec), mult = (int32_t)rd32(rec + 4), shift = (int32_t)rd32(rec + 8);
+        const uint64_t o = r + (uint64_t)jb->P * (m0 + row);
+        for (int p = 0; p < npix; p++)
+            ((int8_t *)jb->arena)[L->out_off + o * jb->pix + p] =
+                finish(requant((int32_t)(acc[p][row] + bias), mult, shift), L->relu);
+    }
+}
+
+static int run_conv_direct(ctx_t *c, uint8_t *arena, const layer_t *L) {
+    const uint32_t R = (uint32_t)c->cfg->rows, P = L->pps ? L->P : 1, O = L->out_c;
+    const conv_geom_t g = conv_geometry(L);
+    const uint64_t n = (g.J + 15) / 16 * 16, groups = num_groups(O, P, R);
+    int8_t *xpad = calloc(L->in_c * g.plane + 1, 1);
+    int16_t *zv = calloc((size_t)P * g.pix * n + 1, sizeof(int16_t));
+    uint32_t *grp = malloc((groups * 3 + 1) * sizeof(uint32_t));
+    int64_t *src = malloc((g.J + 1) * sizeof(int64_t));
+    int err = 0;
+    if (!xpad || !zv || !grp || !src) { err = 1; goto done; }
+    for (uint32_t i = 0; i < L->in_c; i++)
+        for (uint32_t y = 0; y < L->in_h; y++)
+            memcpy(xpad + i * g.plane + (y + L->pt) * g.Wp + L->pl,
+                   arena + L->in_off + ((uint64_t)i * L->in_h + y) * L->in_w, L->in_w);
+    taps_t T;
+    tap_table(L, &T);
+    uint64_t poff[DOT_MAX_PIX];
+    for (uint64_t p = 0; p < g.pix; p++) poff[p] = (p / L->out_w) * L->sh * g.Wp + (p % L->out_w) * L->sw;
+    for (uint32_t r = 0; r < P; r++) {
+        row_offsets(L, &g, &T, r, src);
+        for (uint64_t p = 0; p < g.pix; p++) {
+            int16_t *zr = zv + (r * g.pix + p) * n;
+            const int8_t *xp = xpad + poff[p];
+            for (uint64_t j = 0; j < g.J; j++) zr[j] = xp[src[j]];
+        }
+    }
+    uint64_t gi = 0;
+    for (uint32_t r = 0; r < P; r++) {
+        const uint32_t members = (uint32_t)class_size(O, P, r);
+        for (uint32_t m0 = 0; m0 < members; m0 += R, gi++) {
+            const uint32_t nrows = members - m0 < R ? members - m0 : R;
+            grp[3 * gi] = r; grp[3 * gi + 1] = m0; grp[3 * gi + 2] = nrows;
+            for (uint32_t row = 0; row < nrows; row++) {     /* parameter records checked before any write */
+                const uint8_t *rec = arena + L->p_off + (gi * R + row) * SPS_PARAM_RECORD_BYTES;
+                const int32_t mult = (int32_t)rd32(rec + 4), shift = (int32_t)rd32(rec + 8);
+                if (mult < 0 || shift < 0 || shift > 63) {
+                    fail(c, SPS_ERR_BAD_SHAPE, "CONV filter %u has multiplier %d, shift %d (needs 0..2^31-1, "
+                         "0..63)", r + P * (m0 + row), mult, shift);
+                    err = 2;
+                    goto done;
+                }
+            }
+        }
+    }
+    dot_job_t job = {L, arena, R, P, g.J, n, g.pix, group_weight_bytes(L->in_c, L->K, R), zv, grp};
+    sps_parallel_for((int64_t)groups, threads_for(c->cfg, (uint64_t)O * g.J * g.pix), dot_group_item, &job);
+done:
+    free(src);
+    free(grp);
+    free(zv);
+    free(xpad);
+    if (err == 1) return fail(c, SPS_ERR_BAD_SHAPE, "CONV %ux%ux%u -> %ux%ux%u: out of host memory", L->in_c,
+                              L->in_h, L->in_w, L->out_c, L->out_h, L->out_w);
+    return err ? c->st->error : 0;
+}
+
+/* What a CONV needs besides the input: per class its filters, params, weights as int16 and row sources.
+ * Built from the arena's weight and parameter bytes; reused across runs through sps_golden_cache. */
+typedef struct {
+    uint32_t P;
+    class_t *cls;
+} conv_prep_t;
+
+static void free_prep(conv_prep_t *pr) {
+    if (pr->cls)
+        for (uint32_t r = 0; r < pr->P; r++) {
+            free(pr->cls[r].wt); free(pr->cls[r].f); free(pr->cls[r].src);
+        }
+    free(pr->cls);
+    pr->cls = NULL;
+}
+
 /* Returns 0, 1 (out of memory) or 2 (bad parameter record, status set). */
 static int prepare_conv(ctx_t *c, const uint8_t *arena, const layer_t *L, conv_prep_t *pr) {
     const uint32_t R = (uint32_t)c->cfg->rows, P = L->pps ? L->P : 1, K = L->K, O = L->out_c;
     const conv_geom_t g = conv_geometry(L);
     const uint64_t J = g.J, JP = g.JP;
-    const int dot = g.dot;
     pr->P = P;
-    pr->dot = dot;
     pr->cls = calloc(P, sizeof *pr->cls);
-    if (!pr->cls) return 1;
+    taps_t *T = malloc(sizeof *T);
+    if (!pr->cls || !T) { free(T); return 1; }
+    tap_table(L, T);
     const uint64_t gw = group_weight_bytes(L->in_c, K, R);
     uint64_t gidx = 0;
     for (uint32_t r = 0; r < P; r++) {
@@ -493,19 +636,10 @@ static int prepare_conv(ctx_t *c, const uint8_t *arena, const layer_t *L, conv_p
         C->mpad = (C->members + FBLK - 1) / FBLK * FBLK;
         C->f = calloc((size_t)C->mpad + 1, sizeof(filt_t));
         C->src = malloc((JP * 2) * sizeof(int64_t));
-        if (dot) C->wd = calloc((size_t)C->members * JP * 2 + 1, sizeof(int16_t));
-        else C->wt = calloc((size_t)JP * C->mpad * 2 + 1, sizeof(int16_t));
-        if (!C->f || !C->src || !(dot ? (void *)C->wd : (void *)C->wt)) return 1;
-        for (uint64_t j = 0; j < JP * 2; j++) {
-            if (j >= J) { C->src[j] = -1; continue; }
-            uint32_t i = (uint32_t)(j / K), k = (uint32_t)(j % K), t = k;
-            if (L->pps) {                  /* tap k = the k-th set bit of pattern (r + i) mod P */
-                uint32_t m = L->masks[(r + i) % P], seen = 0;
-                for (t = 0; t < 9; t++)
-                    if ((m >> t & 1) && seen++ == k) break;
-            }
-            C->src[j] = (int64_t)(i * g.plane + (t / L->kw) * g.Wp + t % L->kw);
-        }
+        C->wt = calloc((size_t)JP * C->mpad * 2 + 1, sizeof(int16_t));
+        if (!C->f || !C->src || !C->wt) { free(T); return 1; }
+        row_offsets(L, &g, T, r, C->src);
+        if (J < JP * 2) C->src[J] = -1;
         for (uint32_t b = 0; b < C->mpad; b++) C->f[b].o = -1;
         for (uint32_t m0 = 0; m0 < C->members; m0 += R, gidx++) {
             const int8_t *wg = (const int8_t *)arena + L->w_off + gidx * gw;
@@ -521,24 +655,19 @@ static int prepare_conv(ctx_t *c, const uint8_t *arena, const layer_t *L, conv_p
                 if (f->mult < 0 || f->shift < 0 || f->shift > 63) {
                     fail(c, SPS_ERR_BAD_SHAPE, "CONV filter %d has multiplier %d, shift %d (needs 0..2^31-1, "
                          "0..63)", f->o, f->mult, f->shift);
+                    free(T);
                     return 2;
                 }
             }
             /* The group's block is (i, k, row) = (j, row): R weights per row j. */
-            if (dot) {
-                for (uint32_t row = 0; row < nrows; row++) {
-                    int16_t *d = C->wd + (uint64_t)(m0 + row) * JP * 2;
-                    for (uint64_t j = 0; j < J; j++) d[j] = wg[j * R + row];
-                }
-            } else {
-                for (uint64_t j = 0; j < J; j++) {
-                    const int8_t *s = wg + j * R;
-                    int16_t *d = C->wt + (j / 2) * C->mpad * 2 + (j % 2) + (uint64_t)m0 * 2;
-                    for (uint32_t row = 0; row < nrows; row++) d[2 * row] = s[row];
-                }
+            for (uint64_t j = 0; j < J; j++) {
+                const int8_t *s = wg + j * R;
+                int16_t *d = C->wt + (j / 2) * C->mpad * 2 + (j % 2) + (uint64_t)m0 * 2;
+                for (uint32_t row = 0; row < nrows; row++) d[2 * row] = s[row];
             }
         }
     }
+    free(T);
     return 0;
 }
 
@@ -546,14 +675,13 @@ static int execute_conv(ctx_t *c, uint8_t *arena, const layer_t *L, const conv_p
     const uint32_t P = pr->P, I = L->in_c;
     const conv_geom_t g = conv_geometry(L);
     const uint64_t pix = g.pix, JP = g.JP, Wp = g.Wp, plane = g.plane;
-    const int dot = g.dot;
     const class_t *cls = pr->cls;
     /* Stride 1: output pixel (y, x) reads plane offset y * Wp + x + tap offset. Numbering pixels over a grid
      * Wp wide (the columns x >= out_w are computed and thrown away) makes a tile's 16 reads contiguous. The
      * last tile may read up to 15 + kw bytes past the last plane: the allocation has slack for it. Small maps
      * (where the thrown-away columns would be many) gather pixel by pixel instead. */
     const uint64_t vtiles = ((uint64_t)L->out_h * Wp + TILE_PIX - 1) / TILE_PIX, rtiles = (pix + TILE_PIX - 1) / TILE_PIX;
-    const int virt = L->sh == 1 && L->sw == 1 && !dot && vtiles * 4 <= rtiles * 5;   /* <= 25% more lanes */
+    const int virt = L->sh == 1 && L->sw == 1 && vtiles * 4 <= rtiles * 5;   /* <= 25% more lanes */
     const int8_t *in = (const int8_t *)arena + L->in_off;
     int8_t *out = (int8_t *)arena + L->out_off;
     int8_t *xpad = calloc(I * plane + Wp + 2 * TILE_PIX + 64, 1);   /* the input padded with zeros */
@@ -574,24 +702,9 @@ static int execute_conv(ctx_t *c, uint8_t *arena, const layer_t *L, const conv_p
     job.vpix = virt ? (uint64_t)L->out_h * Wp : pix;
     job.ntiles = (job.vpix + TILE_PIX - 1) / TILE_PIX;
     const int threads = threads_for(c->cfg, (uint64_t)L->out_c * g.J * pix);
-    if (dot) {
-        /* FC-like layers: one dot product per (filter, pixel) over the J rows; the row vectors first. */
-        job.zv = calloc((size_t)P * pix * JP * 2 + 1, sizeof(int16_t));
-        if (!job.zv) { err = 1; goto done; }
-        for (uint32_t r = 0; r < P; r++)
-            for (uint64_t p = 0; p < pix; p++)
-                for (uint64_t j = 0; j < JP * 2; j++)
-                    job.zv[((uint64_t)r * pix + p) * JP * 2 + j] =
-                        cls[r].src[j] < 0 ? 0 : xpad[cls[r].src[j] + pixoff[p]];
-        for (uint32_t r = 0; r < P; r++)
-            if (cls[r].members > job.max_members) job.max_members = cls[r].members;
-        sps_parallel_for((int64_t)P * job.max_members, threads, conv_dot_item, &job);
-    } else {
-        sps_parallel_for((int64_t)(P * job.ntiles), threads, conv_tile_item, &job);
-        if (job.oom) err = 1;
-    }
+    sps_parallel_for((int64_t)(P * job.ntiles), threads, conv_tile_item, &job);
+    if (job.oom) err = 1;
 done:
-    free(job.zv);
     free(pixoff);
     free(xpad);
     return err;
@@ -628,6 +741,7 @@ void sps_golden_cache_free(sps_golden_cache *cache) {
 }
 
 static int run_conv(ctx_t *c, uint8_t *arena, const layer_t *L, sps_golden_cache *cache) {
+    if (conv_geometry(L).dot) return run_conv_direct(c, arena, L);
     const uint32_t R = (uint32_t)c->cfg->rows, P = L->pps ? L->P : 1;
     const uint64_t groups = num_groups(L->out_c, P, R);
     const uint64_t w_len = groups * group_weight_bytes(L->in_c, L->K, R);
@@ -652,7 +766,7 @@ static int run_conv(ctx_t *c, uint8_t *arena, const layer_t *L, sps_golden_cache
         !memcmp(ce->raw + w_len, arena + L->p_off, p_len)) {
         err = execute_conv(c, arena, L, &ce->prep);
     } else {
-        conv_prep_t prep = {0, 0, NULL};
+        conv_prep_t prep = {0, NULL};
         err = prepare_conv(c, arena, L, &prep);
         if (!err) err = execute_conv(c, arena, L, &prep);
         if (ce) {
