@@ -39,6 +39,7 @@ module sps_conv_pipe
   input  wire logic [MaxPatterns*9-1:0]  masks_i,
 
   input  wire logic                      init_i,         // start the tiles of a row group
+  input  wire logic                      stop_i,         // abort: drop the tiles left and the shadow bank
   output logic                           busy_o,         // tiles left or steps in flight
   output logic                           mac_o,          // the array accumulates this cycle
 
@@ -150,9 +151,9 @@ module sps_conv_pipe
       ncols_q <= '0;
       j_q <= '0;
       chan_base_q <= '0;
-    end else if (init_i) begin
+    end else if (init_i || stop_i) begin
       cur_valid_q <= 1'b0;
-      run_q <= 1'b1;
+      run_q <= !stop_i;
       nxt_base_q <= '0;
       j_q <= '0;
       chan_base_q <= '0;
@@ -197,9 +198,9 @@ module sps_conv_pipe
       v2_q <= 1'b0;
       v3_q <= 1'b0;
     end else begin
-      v1_q <= issue && !init_i;
-      v2_q <= v1_q;
-      v3_q <= v2_q;
+      v1_q <= issue && !init_i && !stop_i;
+      v2_q <= v1_q && !stop_i;
+      v3_q <= v2_q && !stop_i;
     end
   end
 
@@ -272,7 +273,7 @@ module sps_conv_pipe
       shadow_full_q <= 1'b0;
       cap_base_q <= '0;
       shadow_base_q <= '0;
-    end else if (init_i) begin
+    end else if (init_i || stop_i) begin
       shadow_full_q <= 1'b0;
       cap_base_q <= '0;
     end else begin

@@ -123,7 +123,7 @@ module sps_core
   logic beat_fire, beat_done;
 
   // conv group loop
-  logic [3:0] residue_q;
+  logic [4:0] residue_q;        // class r; one wider than a pattern index so that it can reach P = 16
   logic [31:0] o_first_q, wg_off_q, pm_off_q;
   logic [AW-1:0] out_group_q;
   logic [31:0] par_q [Rows*4];
@@ -196,8 +196,9 @@ module sps_core
     .stride_h_i(sh_q), .stride_w_i(sw_q), .pad_top_i(pt_q), .pad_left_i(pl_q),
     .out_w_stride_i(ow_sw_q), .linear_i(linear_q),
     .pps_i(pps_q), .patterns_i(p_eff_q), .nnz_i(nnz_q), .in_c_i(in_c_q[15:0]), .kw_i(kw_q),
-    .residue_i(residue_q), .masks_i(masks_q),
+    .residue_i(residue_q[3:0]), .masks_i(masks_q),
     .init_i(pipe_init),
+    .stop_i(state_q == StAbort),
     .busy_o(pipe_busy),
     .mac_o(pipe_mac),
     .act_row_o(pipe_act_row),
@@ -693,7 +694,7 @@ module sps_core
           if (8'(residue_q) == p_eff_q) begin
             state_q <= StLayerEnd;
           end else if (o_first_q >= out_c_q) begin
-            residue_q <= residue_q + 4'd1;
+            residue_q <= residue_q + 5'd1;
             o_first_q <= 32'(residue_q) + 32'd1;
           end else begin
             ld_addr_q <= arena_q + AW'(w_off_q) + AW'(wg_off_q);
@@ -915,7 +916,7 @@ module sps_core
     endcase
   end
 
-  assign pipe_init = (state_q == StConvStart) || (state_q == StAbort);
+  assign pipe_init = (state_q == StConvStart);
 
   // ------------------------------------------------------------------------------------------------
   // Counters

@@ -100,7 +100,7 @@ class TB:
         await self.write_reg("IER", 3)
         await self.write_reg("CTRL", CtrlBit.START)
 
-    async def wait_irq(self, timeout_cycles: int = 5_000_000, poll: int = 64) -> int:
+    async def wait_irq(self, timeout_cycles: int = 1_000_000, poll: int = 64) -> int:
         """Wait for the interrupt; returns the cycles waited. Raises on timeout (the core must never hang)."""
         waited = 0
         while not int(self.dut.irq_o.value):
@@ -120,7 +120,7 @@ class TB:
         return out
 
     async def run(self, arena: np.ndarray, descs: List[Descriptor], stats: bool = False,
-                  base: int = ARENA_BASE, timeout_cycles: int = 5_000_000) -> dict:
+                  base: int = ARENA_BASE, timeout_cycles: int = 1_000_000) -> dict:
         """Run a program; returns the status dict with 'arena' (the arena after the run) and 'layer_stats'."""
         prog_offset, stats_offset = self.place_program(arena, descs, base)
         await self.start(prog_offset, len(descs), stats_offset, stats, base)
