@@ -333,13 +333,11 @@ static void gather_contiguous(int16_t *z, const int8_t *base, const int64_t *src
 }
 
 #if defined(__AVX2__)
-/* requant + ReLU + saturation of 8 int32 lanes, in int64 exactly as requant() and finish() do. AVX2 has no
- * 64-bit arithmetic shift: x >> S == ((x ^ 2^63) >>> S) - (2^63 >>> S). */
-static inline __m256i requant8(__m256i v, __m256i m, __m256i rnd, __m128i cnt, __m256i lo, __m256i hi) {
+/* (x >> S), ReLU and saturation of int64 lanes e (elements 0, 2, 4, 6) and o (1, 3, 5, 7), exactly as requant()
+ * and finish() do, as 8 int32. AVX2 has no 64-bit arithmetic shift: x >> S == ((x ^ 2^63) >>> S) - (2^63 >>> S). */
+static inline __m256i shift_sat8(__m256i e, __m256i o, __m128i cnt, __m256i lo, __m256i hi) {
     const __m256i sb = _mm256_set1_epi64x(INT64_MIN);
     const __m256i corr = _mm256_srl_epi64(sb, cnt);
-    __m256i e = _mm256_add_epi64(_mm256_mul_epi32(v, m), rnd);                          /* lanes 0, 2, 4, 6 */
-    __m256i o = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(v, 32), m), rnd);  /* lanes 1, 3, 5, 7 */
     e = _mm256_sub_epi64(_mm256_srl_epi64(_mm256_xor_si256(e, sb), cnt), corr);
     o = _mm256_sub_epi64(_mm256_srl_epi64(_mm256_xor_si256(o, sb), cnt), corr);
     e = _mm256_blendv_epi8(e, hi, _mm256_cmpgt_epi64(e, hi));
@@ -347,6 +345,13 @@ static inline __m256i requant8(__m256i v, __m256i m, __m256i rnd, __m128i cnt, _
     o = _mm256_blendv_epi8(o, hi, _mm256_cmpgt_epi64(o, hi));
     o = _mm256_blendv_epi8(o, lo, _mm256_cmpgt_epi64(lo, o));
     return _mm256_blend_epi32(e, _mm256_slli_epi64(o, 32), 0xAA);
+}
+
+/* requant + ReLU + saturation of 8 int32 lanes v (multiplier m in every 64-bit lane). */
+static inline __m256i requant8(__m256i v, __m256i m, __m256i rnd, __m128i cnt, __m256i lo, __m256i hi) {
+    const __m256i e = _mm256_add_epi64(_mm256_mul_epi32(v, m), rnd);
+    const __m256i o = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(v, 32), m), rnd);
+    return shift_sat8(e, o, cnt, lo, hi);
 }
 #endif
 
@@ -846,8 +851,27 @@ static void add_item(void *arg, int64_t chunk, void **scratch) {
     const int S = (int)L->shift;
     const int64_t R = S > 0 ? (int64_t)1 << (S - 1) : 0;
     const int64_t e0 = chunk * ADD_CHUNK, e1 = e0 + ADD_CHUNK < n ? e0 + ADD_CHUNK : n;
-    /* Element by element, reading both inputs before writing: the output may alias an input. */
-    for (int64_t e = e0; e < e1; e++) jb->out[e] = finish((jb->in[e] * M + jb->in2[e] * M2 + R) >> S, L->relu);
+    /* Reading both inputs before writing each group of elements: the output may be one of the inputs. */
+    int64_t e = e0;
+#if defined(__AVX2__)
+    const __m256i m = _mm256_set1_epi64x(M), m2 = _mm256_set1_epi64x(M2), rnd = _mm256_set1_epi64x(R);
+    const __m128i cnt = _mm_cvtsi32_si128(S);
+    const __m256i lo = _mm256_set1_epi64x(L->relu ? 0 : -128), hi = _mm256_set1_epi64x(127);
+    for (; e + 8 <= e1; e += 8) {
+        int64_t a8, b8;
+        memcpy(&a8, jb->in + e, 8);
+        memcpy(&b8, jb->in2 + e, 8);
+        const __m256i a = _mm256_cvtepi8_epi32(_mm_cvtsi64_si128(a8)), b = _mm256_cvtepi8_epi32(_mm_cvtsi64_si128(b8));
+        const __m256i ev = _mm256_add_epi64(_mm256_add_epi64(_mm256_mul_epi32(a, m), _mm256_mul_epi32(b, m2)), rnd);
+        const __m256i od = _mm256_add_epi64(_mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(a, 32), m),
+                                                             _mm256_mul_epi32(_mm256_srli_epi64(b, 32), m2)), rnd);
+        const __m256i y = shift_sat8(ev, od, cnt, lo, hi);             /* 8 int32 in -128..127 */
+        const __m128i y16 = _mm_packs_epi32(_mm256_castsi256_si128(y), _mm256_extracti128_si256(y, 1));
+        const int64_t y8 = _mm_cvtsi128_si64(_mm_packs_epi16(y16, y16));
+        memcpy(jb->out + e, &y8, 8);
+    }
+#endif
+    for (; e < e1; e++) jb->out[e] = finish((jb->in[e] * M + jb->in2[e] * M2 + R) >> S, L->relu);
 }
 
 static void run_add(ctx_t *c, uint8_t *arena, const layer_t *L) {
