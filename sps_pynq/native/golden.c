@@ -26,7 +26,8 @@
 
 #define TILE_PIX 16        /* pixels per tile: two vectors of 8 int32 */
 #define FBLK 4             /* filters per register block */
-#define DOT_MAX_PIX 5      /* below this many output pixels (FC layers, 2x2 maps) use dot products instead of tiles */
+#define DOT_MAX_PIX 17     /* below this many output pixels (FC layers, maps up to 4x4) read int8 weights directly */
+#define DOT_NP 4           /* pixels per pass of the direct path: their sums stay in registers */
 #define PAR_MIN_WORK (1 << 20)  /* below ~1M operations a layer runs on one thread: starting one costs more */
 #define STATS_RECORD_BYTES 16   /* program.STATS_RECORD_BYTES: cycles, MAC-active cycles, stall cycles, 0 */
 
@@ -471,9 +472,9 @@ static void row_offsets(const layer_t *L, const conv_geom_t *g, const taps_t *T,
     }
 }
 
-/* FC-like layers (fewer than DOT_MAX_PIX output pixels): every weight is used for only a few pixels, so they
- * are read straight from the arena's row groups (int8, (j, row) order: R filters side by side, a vector),
- * with no preparation and no cache. */
+/* Small maps and FC layers (fewer than DOT_MAX_PIX output pixels): every weight is used for only a few pixels,
+ * so the weights are read straight from the arena's row groups (int8, (j, row) order: R filters side by side, a
+ * vector) with no preparation and no cache, DOT_NP pixels per pass over a group's weights. */
 typedef struct {
     const layer_t *L;
     const uint8_t *arena;
@@ -488,7 +489,7 @@ typedef struct {
  * times z[p * n + j], for NP pixels. */
 static inline __attribute__((always_inline)) uint64_t dot16_rows(const int8_t *wg, const int16_t *z, uint64_t n,
                                                                  uint64_t J, const int NP, int32_t acc[][256]) {
-    __m256i lo[4], hi[4];
+    __m256i lo[DOT_NP], hi[DOT_NP];
     for (int p = 0; p < NP; p++) lo[p] = hi[p] = _mm256_setzero_si256();
     uint64_t j = 0;
     for (; j + 1 < J; j += 2) {           /* rows j, j+1 as int16 pairs for filters 0-7 and 8-15 */
@@ -526,11 +527,14 @@ static void dot_group_item(void *arg, int64_t g, void **scratch) {
     uint64_t j = 0;
 #if defined(__AVX2__)
     if (R == 16) {
-        switch (npix) {               /* a constant pixel count lets the compiler keep every sum in a register */
-        case 1: j = dot16_rows(wg, z, n, J, 1, acc); break;
-        case 2: j = dot16_rows(wg, z, n, J, 2, acc); break;
-        case 3: j = dot16_rows(wg, z, n, J, 3, acc); break;
-        default: j = dot16_rows(wg, z, n, J, 4, acc); break;
+        for (int p0 = 0; p0 < npix; p0 += DOT_NP) {
+            const uint64_t zo = (uint64_t)p0 * n;
+            switch (npix - p0) {      /* a constant pixel count lets the compiler keep every sum in a register */
+            case 1: j = dot16_rows(wg, z + zo, n, J, 1, acc + p0); break;
+            case 2: j = dot16_rows(wg, z + zo, n, J, 2, acc + p0); break;
+            case 3: j = dot16_rows(wg, z + zo, n, J, 3, acc + p0); break;
+            default: j = dot16_rows(wg, z + zo, n, J, DOT_NP, acc + p0); break;
+            }
         }
     } else
 #endif
