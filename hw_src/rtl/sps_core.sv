@@ -86,6 +86,11 @@ module sps_core
 
   typedef enum logic [1:0] {DstDesc, DstAct, DstWgt, DstParam} dest_e;
 
+  // Prefetch of the next row group's weights and parameters into the other half of the weight buffer and
+  // the other parameter bank, while the current group computes (when a group fits half the buffer).
+  typedef enum logic [2:0] {PfIdle, PfNone, PfWgtReq, PfWgt, PfParReq, PfPar, PfDone} prefetch_e;
+  prefetch_e pf_q;
+
   state_e state_q, ld_next_q;
   dest_e ld_dest_q;
 
@@ -126,7 +131,15 @@ module sps_core
   logic [4:0] residue_q;        // class r; one wider than a pattern index so that it can reach P = 16
   logic [31:0] o_first_q, wg_off_q, pm_off_q;
   logic [AW-1:0] out_group_q;
-  logic [31:0] par_q [Rows*4];
+  logic [31:0] par_q [2*Rows*4];      // two banks of R records (bias, M, S, 0)
+  logic wbank_q;                      // weight half / parameter bank the current group computes from
+  logic ld_pbank_q;                   // parameter bank a DstParam load fills
+  logic dbuf_q;                       // this layer's groups fit half the weight buffer: prefetch
+  logic pf_ready_q;                   // the next group's weights and parameters are already loaded
+  logic next_exists, ld_active, pf_loading;
+  logic [31:0] next_o_first;
+  logic [EntryWidth-1:0] pipe_wgt_addr;
+  localparam int unsigned WgtHalf = WgtDepth / 2;
 
   // counters
   logic [63:0] cycles_q, mac_q, stall_q, rd_bytes_q, wr_bytes_q;
@@ -203,7 +216,7 @@ module sps_core
     .mac_o(pipe_mac),
     .act_row_o(pipe_act_row),
     .act_data_i(act_rdata),
-    .wgt_addr_o(wgt_raddr),
+    .wgt_addr_o(pipe_wgt_addr),
     .wgt_data_i(wgt_rdata),
     .shadow_full_o(shadow_full),
     .shadow_base_o(shadow_base),
@@ -238,12 +251,12 @@ module sps_core
   for (genvar c = 0; c < Cols; c++) begin : gen_lane
     // acc + bias is an int32 register sum: it wraps like the accumulators (reference: _wrap_int32).
     logic signed [31:0] v;
-    assign v = $signed(shadow_row[32*c +: 32]) + $signed(par_q[4 * dr_row_q]);
+    assign v = $signed(shadow_row[32*c +: 32]) + $signed(par_q[Rows * 4 * wbank_q + 4 * dr_row_q]);
     sps_requant u_rq (
       .clk_i,
       .v_i(40'(v)),
-      .mult_i(par_q[4 * dr_row_q + 1][30:0]),
-      .shift_i(par_q[4 * dr_row_q + 2][5:0]),
+      .mult_i(par_q[Rows * 4 * wbank_q + 4 * dr_row_q + 1][30:0]),
+      .shift_i(par_q[Rows * 4 * wbank_q + 4 * dr_row_q + 2][5:0]),
       .relu_i(relu_q),
       .y_o(rq_y[8*c +: 8])
     );
@@ -431,12 +444,14 @@ module sps_core
   // ------------------------------------------------------------------------------------------------
   always_comb begin
     unique case (ld_dest_q)
-      DstAct: rd_beat_ready_o = (state_q == StLoad) && (ld_sub_q == 8'(ActSubs - 1));
-      DstWgt: rd_beat_ready_o = (state_q == StLoad) && (ld_sub_q == 8'(WgtSubs - 1));
-      default: rd_beat_ready_o = (state_q == StLoad);
+      DstAct: rd_beat_ready_o = ld_active && (ld_sub_q == 8'(ActSubs - 1));
+      DstWgt: rd_beat_ready_o = ld_active && (ld_sub_q == 8'(WgtSubs - 1));
+      default: rd_beat_ready_o = ld_active;
     endcase
   end
-  assign beat_fire = (state_q == StLoad) && rd_beat_valid_i;          // a (part of a) beat is used
+  assign pf_loading = (state_q == StConvRun) && (pf_q == PfWgt || pf_q == PfPar);
+  assign ld_active = (state_q == StLoad) || pf_loading;
+  assign beat_fire = ld_active && rd_beat_valid_i;          // a (part of a) beat is used
   assign beat_done = beat_fire && rd_beat_ready_o;
 
   assign act_we = beat_fire && ld_dest_q == DstAct;
@@ -446,7 +461,12 @@ module sps_core
   assign wgt_waddr = EntryWidth'(ld_idx_q);
   assign wgt_wdata = rd_beat_data_i[Rows * 8 * ld_sub_q +: Rows * 8];
 
-  assign rd_req_valid_o = (state_q == StLoadReq);
+  assign rd_req_valid_o = (state_q == StLoadReq) || (state_q == StConvRun && (pf_q == PfWgtReq || pf_q == PfParReq));
+  assign wgt_raddr = pipe_wgt_addr + (wbank_q ? EntryWidth'(WgtHalf) : '0);
+  // The group after the current one: the next R filters of this class, else the first of the next class.
+  assign next_o_first = o_first_q + 32'(p_eff_q) * 32'(Rows);
+  assign next_exists = next_o_first < out_c_q
+                       || (8'(residue_q) + 8'd1 < p_eff_q && 32'(residue_q) + 32'd1 < out_c_q);
   assign rd_req_addr_o = ld_addr_q;
   assign rd_req_beats_o = ld_beats_q;
 
@@ -508,6 +528,11 @@ module sps_core
       ld_sub_q <= '0;
       residue_q <= '0;
       o_first_q <= '0;
+      wbank_q <= 1'b0;
+      ld_pbank_q <= 1'b0;
+      dbuf_q <= 1'b0;
+      pf_q <= PfIdle;
+      pf_ready_q <= 1'b0;
       wg_off_q <= '0;
       pm_off_q <= '0;
       out_group_q <= '0;
@@ -535,6 +560,26 @@ module sps_core
     end else if (abort_i && state_q != StIdle) begin
       state_q <= StAbort;
     end else begin
+      // Beats of the load in progress (main path or prefetch) go to their destination.
+      if (beat_fire) begin
+        unique case (ld_dest_q)
+          DstDesc: begin
+            for (int w = 0; w < BeatWords; w++) desc_q[ld_idx_q * BeatWords + w] <= rd_beat_data_i[32*w +: 32];
+            ld_idx_q <= ld_idx_q + 32'd1;
+          end
+          DstParam: begin
+            for (int w = 0; w < BeatWords; w++) begin
+              par_q[Rows * 4 * ld_pbank_q + ld_idx_q * BeatWords + w] <= rd_beat_data_i[32*w +: 32];
+            end
+            ld_idx_q <= ld_idx_q + 32'd1;
+          end
+          default: begin   // buffers: one row / entry per cycle
+            ld_idx_q <= ld_idx_q + 32'd1;
+            ld_sub_q <= rd_beat_ready_o ? 8'd0 : ld_sub_q + 8'd1;
+          end
+        endcase
+        if (beat_done) ld_left_q <= ld_left_q - 32'd1;
+      end
       unique case (state_q)
         StIdle: begin
           if (start_i) begin
@@ -577,25 +622,8 @@ module sps_core
           if (rd_err_i) begin
             err_q <= 8'(ErrAxiError);
             state_q <= StError;
-          end else if (beat_fire) begin
-            unique case (ld_dest_q)
-              DstDesc: begin
-                for (int w = 0; w < BeatWords; w++) desc_q[ld_idx_q * BeatWords + w] <= rd_beat_data_i[32*w +: 32];
-                ld_idx_q <= ld_idx_q + 32'd1;
-              end
-              DstParam: begin
-                for (int w = 0; w < BeatWords; w++) par_q[ld_idx_q * BeatWords + w] <= rd_beat_data_i[32*w +: 32];
-                ld_idx_q <= ld_idx_q + 32'd1;
-              end
-              default: begin   // buffers: one row / entry per cycle
-                ld_idx_q <= ld_idx_q + 32'd1;
-                ld_sub_q <= rd_beat_ready_o ? 8'd0 : ld_sub_q + 8'd1;
-              end
-            endcase
-            if (beat_done) begin
-              ld_left_q <= ld_left_q - 32'd1;
-              if (ld_left_q == 32'd1) state_q <= ld_next_q;
-            end
+          end else if (beat_done && ld_left_q == 32'd1) begin
+            state_q <= ld_next_q;
           end
         end
 
@@ -665,6 +693,10 @@ module sps_core
             state_q <= StLoadReq;
             residue_q <= '0;
             o_first_q <= '0;
+            wbank_q <= 1'b0;
+            pf_q <= PfIdle;
+            pf_ready_q <= 1'b0;
+            dbuf_q <= steps_q <= 48'(WgtHalf);
             wg_off_q <= '0;
             pm_off_q <= '0;
             pc_q <= '0;
@@ -696,11 +728,14 @@ module sps_core
           end else if (o_first_q >= out_c_q) begin
             residue_q <= residue_q + 5'd1;
             o_first_q <= 32'(residue_q) + 32'd1;
+          end else if (pf_ready_q) begin
+            pf_ready_q <= 1'b0;        // prefetched while the previous group computed
+            state_q <= StConvStart;
           end else begin
             ld_addr_q <= arena_q + AW'(w_off_q) + AW'(wg_off_q);
             ld_beats_q <= group_beats;
             ld_dest_q <= DstWgt;
-            ld_idx_q <= '0;
+            ld_idx_q <= wbank_q ? 32'(WgtHalf) : '0;
             ld_next_q <= StConvParams;
             state_q <= StLoadReq;
           end
@@ -710,6 +745,7 @@ module sps_core
           ld_addr_q <= arena_q + AW'(p_off_q) + AW'(pm_off_q);
           ld_beats_q <= 32'(ParamBeats);
           ld_dest_q <= DstParam;
+          ld_pbank_q <= wbank_q;
           ld_idx_q <= '0;
           ld_next_q <= StConvStart;
           state_q <= StLoadReq;
@@ -721,10 +757,51 @@ module sps_core
         end
 
         StConvRun: begin
-          if (!pipe_init && !pipe_busy && !shadow_full && !dr_active_q && !rq1_q && !rq2_q) begin
+          unique case (pf_q)
+            PfIdle: begin
+              if (dbuf_q && next_exists) begin
+                ld_addr_q <= arena_q + AW'(w_off_q) + AW'(wg_off_q) + AW'(group_bytes);
+                ld_beats_q <= group_beats;
+                ld_dest_q <= DstWgt;
+                ld_idx_q <= wbank_q ? '0 : 32'(WgtHalf);
+                pf_q <= PfWgtReq;
+              end else begin
+                pf_q <= PfNone;
+              end
+            end
+            PfWgtReq, PfParReq: begin
+              ld_left_q <= ld_beats_q;
+              ld_sub_q <= '0;
+              if (rd_req_ready_i) pf_q <= (pf_q == PfWgtReq) ? PfWgt : PfPar;
+            end
+            PfWgt: begin
+              if (beat_done && ld_left_q == 32'd1) begin
+                ld_addr_q <= arena_q + AW'(p_off_q) + AW'(pm_off_q) + AW'(Rows * ParamRecordBytes);
+                ld_beats_q <= 32'(ParamBeats);
+                ld_dest_q <= DstParam;
+                ld_pbank_q <= !wbank_q;
+                ld_idx_q <= '0;
+                pf_q <= PfParReq;
+              end
+            end
+            PfPar: begin
+              if (beat_done && ld_left_q == 32'd1) pf_q <= PfDone;
+            end
+            default: ;
+          endcase
+          if (rd_err_i) begin
+            err_q <= 8'(ErrAxiError);
+            state_q <= StError;
+          end else if (!pipe_init && !pipe_busy && !shadow_full && !dr_active_q && !rq1_q && !rq2_q
+                       && (pf_q == PfNone || pf_q == PfDone)) begin
             wg_off_q <= wg_off_q + 32'(group_bytes);
             pm_off_q <= pm_off_q + 32'(Rows * ParamRecordBytes);
-            o_first_q <= o_first_q + 32'(p_eff_q) * 32'(Rows);
+            o_first_q <= next_o_first;
+            if (pf_q == PfDone) begin
+              wbank_q <= !wbank_q;
+              pf_ready_q <= 1'b1;
+            end
+            pf_q <= PfIdle;
             state_q <= StConvGroup;
           end
         end
@@ -926,6 +1003,7 @@ module sps_core
       state_q == StLoadReq || (state_q == StLoad && !rd_beat_valid_i)
       || ((state_q == StLayerEnd || state_q == StStatsWait) && !wr_idle_i)
       || (dr_active_q && !dr_issue)
+      || (state_q == StConvRun && !pipe_busy && !dr_active_q && pf_q != PfNone && pf_q != PfDone)
       || ((state_q == StPoolOut || state_q == StAddOut) && !byte_ready));
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
@@ -973,7 +1051,7 @@ module sps_core
   assign stall_cycles_o = stall_q;
   assign bytes_rd_o = rd_bytes_q;
   assign bytes_wr_o = wr_bytes_q;
-  assign rd_abort_o = (state_q == StLoad || state_q == StLoadReq) && (abort_i || rd_err_i);
+  assign rd_abort_o = (state_q == StLoad || state_q == StLoadReq || state_q == StConvRun) && (abort_i || rd_err_i);
   assign rd_clear_o = start_i;
   assign wr_clear_o = start_i;
 
