@@ -16,6 +16,7 @@ layer and mode:
   idle rows   fraction of row slots holding no filter (a class with fewer than R filters left); these slots are
               counted inside `ideal`, so they lower the MAC efficiency but not `util`
   mac%        MAC-active cycles / cycles, from the core's counters
+  groups      row groups (R filters of one residue class each); tiles: output tiles of C pixels per group
   speedup     dense cycles / PPS cycles of the same layer on the same array
 
 Scaling (simulation costs tens of microseconds per clock): channel counts are VGG16's own (they set the row
@@ -195,15 +196,20 @@ def run_layer(program: Program, x: np.ndarray, rtl, sim, log_path: Path) -> Tupl
     return layer, exact, seconds
 
 
-def format_row(name: str, mode: str, m: Measured, speedup: str = "") -> str:
+def format_row(name: str, mode: str, m: Measured, groups: int, tiles: int, speedup: str = "") -> str:
     exact = {None: "-", True: "yes", False: "NO"}[m.exact]
     mac = m.mac_cycles / m.cycles if m.cycles else 0.0
-    return (f"{name:<8} {mode:<6} {m.cycles:>10} {m.ideal:>10} {m.util:>6.1%} {m.idle_rows:>9.1%} "
-            f"{mac:>6.1%} {m.stall_cycles:>8} {exact:>5} {speedup:>8}")
+    return (f"{name:<8} {mode:<6} {groups:>6} {tiles:>5} {m.cycles:>10} {m.ideal:>10} {m.util:>6.1%} "
+            f"{m.idle_rows:>9.1%} {mac:>6.1%} {m.stall_cycles:>8} {exact:>5} {speedup:>8}")
 
 
-HEADER = (f"{'layer':<8} {'mode':<6} {'cycles':>10} {'ideal':>10} {'util':>6} {'idle rows':>9} "
-          f"{'mac%':>6} {'stalls':>8} {'exact':>5} {'speedup':>8}")
+HEADER = (f"{'layer':<8} {'mode':<6} {'groups':>6} {'tiles':>5} {'cycles':>10} {'ideal':>10} {'util':>6} "
+          f"{'idle rows':>9} {'mac%':>6} {'stalls':>8} {'exact':>5} {'speedup':>8}")
+
+
+def groups_and_tiles(shape: LayerShape, hw: HwConfig, pps: bool) -> Tuple[int, int]:
+    P = PPS_P if pps else 1
+    return len(layout.row_groups(shape.out_c, P, hw.rows)), math.ceil(shape.side * shape.side / hw.cols)
 
 
 def main(argv=None) -> int:
@@ -260,8 +266,9 @@ def main(argv=None) -> int:
             totals[mode][1] += ideal
             all_exact &= exact is not False
         speed = rows["dense"].cycles / rows["pps"].cycles if rows["pps"].cycles else 0.0
-        print(format_row(shape.name, "pps", rows["pps"], f"{speed:.2f}x"), flush=True)
-        print(format_row(shape.name, "dense", rows["dense"]), flush=True)
+        print(format_row(shape.name, "pps", rows["pps"], *groups_and_tiles(shape, hw, True), f"{speed:.2f}x"),
+              flush=True)
+        print(format_row(shape.name, "dense", rows["dense"], *groups_and_tiles(shape, hw, False)), flush=True)
 
     pps_c, pps_i = totals["pps"]
     den_c, den_i = totals["dense"]
