@@ -344,3 +344,21 @@ def test_conv_requant_extremes_per_channel():
         rec[live, 1] = np.where(rng.random(k) < 0.3, 2**31 - 1, rng.integers(0, 2**31, k))
         rec[live, 2] = rng.choice([0, 1, 2, 31, 32, 33, 62, 63], k)
         _compare(rng, hw, arena, [d])
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_threads_after_fork():
+    """The helper threads are persistent; a forked child (multiprocessing) must still run threaded layers."""
+    rng = np.random.default_rng(18)
+    hw = CONFIGS["zcu104"]
+    arena, d = random_layer(rng, hw, op="pps", in_c=64, in_h=20, in_w=20, out_c=64)
+    big, inner, prog_offset = _with_program(arena, [d])
+    expected = inner.copy()
+    ref.run_layer(expected, d, hw)
+    assert golden().run(inner.copy(), prog_offset, 1, hw, threads=2).error == 0     # helpers now exist
+    pid = os.fork()
+    if pid == 0:
+        out = inner.copy()
+        ok = golden().run(out, prog_offset, 1, hw, threads=2).error == 0 and np.array_equal(out, expected)
+        os._exit(0 if ok else 3)
+    assert os.waitpid(pid, 0)[1] == 0
