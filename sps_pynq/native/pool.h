@@ -2,7 +2,8 @@
  *
  * On a shared machine a helper thread may not be scheduled for milliseconds. With OpenMP the caller then
  * waits at the region's barrier; here the caller claims items itself from an atomic counter and waits only
- * for items a helper actually claimed. A late helper finds nothing left and exits on its own. */
+ * for items a helper actually claimed. A late helper finds nothing left and goes back to sleep. Helper threads
+ * are started on first use and kept (a forked child starts its own). */
 #ifndef SPS_POOL_H
 #define SPS_POOL_H
 
