@@ -190,7 +190,7 @@ def _kind_of(rng, op) -> str:
 def _fits(hw: HwConfig, c, h, w, kind):
     if c * h * w > hw.act_buf_bytes:
         return False
-    if kind == "fc" and h * w > 255:       # nnz is an 8-bit field
+    if kind == "fc" and (h * w > 255 or c * h * w * hw.rows > hw.weight_buf_bytes):   # nnz: 8 bits; one group
         return False
     return True
 

@@ -362,3 +362,23 @@ def test_threads_after_fork():
         ok = golden().run(out, prog_offset, 1, hw, threads=2).error == 0 and np.array_equal(out, expected)
         os._exit(0 if ok else 3)
     assert os.waitpid(pid, 0)[1] == 0
+
+
+@pytest.mark.skipif(os.uname().machine not in ("x86_64", "AMD64"), reason="x86: build without AVX2")
+def test_portable_code_paths_match():
+    """The plain-C paths (what an aarch64 board compiles) against numpy: the same model built without AVX2."""
+    from sps_pynq.native import GoldenModel
+    from sps_pynq.native.build import BASE_FLAGS, build
+    portable = GoldenModel(build(flags=BASE_FLAGS + ["-mno-avx2", "-mno-avx"]))
+    rng = np.random.default_rng(19)
+    for n in range(300):
+        hw = CONFIGS["small" if n % 3 == 0 else "zcu104"]
+        kind = ["pps", "dense", "fc", "maxpool", "avgpool", "add"][n % 6]
+        size = {"in_c": int(rng.integers(1, 40)), "in_h": int(rng.integers(1, 12)),
+                "in_w": int(rng.integers(1, 12 if kind == "fc" else 30))}        # FC: K = h * w fits 8 bits
+        arena, d = random_layer(rng, hw, op=kind, **size)
+        big, inner, prog_offset = _with_program(arena, [d])
+        expected = inner.copy()
+        ref.run_layer(expected, d, hw)
+        assert portable.run(inner, prog_offset, 1, hw, threads=1 + n % 2, check_buffers=False).error == 0
+        assert np.array_equal(inner, expected), d

@@ -96,12 +96,13 @@ def _load(module_name: str, path: Path):
     return module
 
 
-def build(verbose: bool = False):
-    """Return the compiled module (with `.ffi` and `.lib`), compiling it first if it is not in the cache."""
+def build(verbose: bool = False, flags=None):
+    """Return the compiled module (with `.ffi` and `.lib`), compiling it first if it is not in the cache.
+    `flags` replaces the default flag sets (tests use it to build the portable, non-AVX2 code paths)."""
     folder = cache_dir()
     errors = []
     # Best flags first; drop -march=native if this compiler does not take it.
-    for flags in (BASE_FLAGS + NATIVE_FLAGS, BASE_FLAGS):
+    for flags in ([list(flags)] if flags is not None else (BASE_FLAGS + NATIVE_FLAGS, BASE_FLAGS)):
         name = f"_sps_golden_{_key(flags)}"
         suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
         target = folder / (name + suffix)
