@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top", type=int, default=5, help="how many classes to print per sample (default 5)")
     p.add_argument("--repeat", type=int, default=1, help="run the input this many times, report the latency")
     p.add_argument("--seed", type=int, default=0, help="seed of the random input (default 0)")
-    p.add_argument("--threads", type=int, default=0, help="sim backend: CPU threads (default: all)")
+    p.add_argument("--threads", type=int, default=0, help="with --backend sim: CPU threads (default: all)")
 
 
 def _load_input(args, session):
@@ -42,7 +42,7 @@ def run(args) -> int:
     from ..runtime.session import Session
     if args.repeat < 1 or args.top < 1:
         raise InputError(f"--repeat and --top must be at least 1, got {args.repeat} and {args.top}")
-    options = {"threads": args.threads} if args.backend == "sim" or (args.backend == "auto" and args.threads) else {}
+    options = {"threads": args.threads} if args.backend == "sim" else {}     # a sim-only option
     with Session(args.model, backend=args.backend, **options) as s:
         print(f"backend: {s.backend.name} ({s.chosen_backend_reason})")
         x = _load_input(args, s)
