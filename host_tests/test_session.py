@@ -103,6 +103,13 @@ def test_wrong_shape_and_dtype(program):
             s.run(np.full(shape, np.nan))
 
 
+def test_closed_session(program):
+    s = Session(program, backend="sim")
+    s.close()
+    with pytest.raises(BackendError, match="closed"):
+        s.run(np.zeros(program.inputs[0].shape))
+
+
 def test_hardware_mismatch(program):
     with pytest.raises(HardwareMismatchError, match="16x16.*2x4"):
         Session(program, backend="sim", hw="small")

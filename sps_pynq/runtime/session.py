@@ -123,8 +123,14 @@ class Session:
         return batches
 
     # -- running -----------------------------------------------------------------------------------------------
+    def _open_backend(self):
+        if self.backend is None:
+            raise BackendError(f"the session for {self.source} is closed; create a new Session")
+        return self.backend
+
     def _run_batch(self, qs: Sequence[np.ndarray]) -> List[np.ndarray]:
         """Run every sample of the int8 batches; int8 outputs [N, C, H, W] per program output."""
+        self._open_backend()
         n = qs[0].shape[0]
         outs = [np.empty((n,) + t.shape, dtype=np.int8) for t in self.program.outputs]
         times = []
@@ -168,7 +174,7 @@ class Session:
     # -- the rest ----------------------------------------------------------------------------------------------
     def stats(self) -> dict:
         """The backend's counters of the last run, plus this session's: runs so far, per-sample run times."""
-        out = dict(self.backend.stats())
+        out = dict(self._open_backend().stats())
         out.update({"session_runs": self._runs, **self._last_run,
                     "chosen_backend_reason": self.chosen_backend_reason})
         return out
