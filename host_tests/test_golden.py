@@ -382,3 +382,14 @@ def test_portable_code_paths_match():
         ref.run_layer(expected, d, hw)
         assert portable.run(inner, prog_offset, 1, hw, threads=1 + n % 2, check_buffers=False).error == 0
         assert np.array_equal(inner, expected), d
+
+
+def test_maxpool_2x2_stride2_fast_path():
+    """The unclipped 2x2/2 pool path, odd and even map sizes (the last row/column dropped), with and without ReLU."""
+    rng = np.random.default_rng(20)
+    hw = CONFIGS["zcu104"]
+    for n in range(60):
+        arena, d = random_layer(rng, hw, op="maxpool", kh=2, kw=2, stride=2, pad=0, relu=bool(n % 2),
+                                in_c=int(rng.integers(1, 70)), in_h=int(rng.integers(2, 40)),
+                                in_w=int(rng.integers(2, 40)))
+        _compare(rng, hw, arena, [d])

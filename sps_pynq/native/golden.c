@@ -817,6 +817,22 @@ static void pool_item(void *arg, int64_t ch, void **scratch) {
     const int is_max = L->op == SPS_OP_MAXPOOL;
     const int8_t *x = jb->in + (uint64_t)ch * L->in_h * L->in_w;
     int8_t *o = jb->out + (uint64_t)ch * L->out_h * L->out_w;
+    if (is_max && L->kh == 2 && L->kw == 2 && L->sh == 2 && L->sw == 2 && L->pt == 0 && L->pl == 0 &&
+        2 * L->out_h <= L->in_h && 2 * L->out_w <= L->in_w) {
+        /* the common 2x2 / stride 2 pool with every window inside the map: no bounds to clip */
+        const int8_t floor_ = L->relu ? 0 : -128;
+        for (uint32_t y = 0; y < L->out_h; y++) {
+            const int8_t *r0 = x + (uint64_t)2 * y * L->in_w, *r1 = r0 + L->in_w;
+            int8_t *dst = o + (uint64_t)y * L->out_w;
+            for (uint32_t xo = 0; xo < L->out_w; xo++) {
+                int8_t a = r0[2 * xo] > r0[2 * xo + 1] ? r0[2 * xo] : r0[2 * xo + 1];
+                const int8_t b = r1[2 * xo] > r1[2 * xo + 1] ? r1[2 * xo] : r1[2 * xo + 1];
+                a = a > b ? a : b;
+                dst[xo] = a > floor_ ? a : floor_;
+            }
+        }
+        return;
+    }
     for (uint32_t y = 0; y < L->out_h; y++) {
         int64_t y0 = (int64_t)y * L->sh - L->pt, y1 = y0 + L->kh;
         if (y0 < 0) y0 = 0;
