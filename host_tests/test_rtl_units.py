@@ -14,7 +14,6 @@ pytestmark = pytest.mark.skipif(rtl_build.setup_verilator() is None, reason="ver
     ("sps_requant", {}),
     ("sps_index_unit", {"EntryWidth": 13}),
     ("sps_pe_array", {"Rows": 2, "Cols": 4}),
-    ("sps_pe_array", {"Rows": 3, "Cols": 2}),
 ])
 def test_unit(module, params):
     name = "-".join(f"{k}{v}" for k, v in params.items()) or "default"

@@ -86,9 +86,10 @@ def unit_sources(module: str) -> List[Path]:
         ([RTL_DIR / "sps_requant.sv"] if module == "sps_requant" else [])
 
 
-if __name__ == "__main__":   # manual use: python hw_src/tb/rtl_build.py [config]
+if __name__ == "__main__":   # manual use: python hw_src/tb/rtl_build.py [config [cocotb module [testcase]]]
     sys.path.insert(0, str(REPO))
     from sps_pynq.hw.config import get_config
     hw = get_config(sys.argv[1] if len(sys.argv) > 1 else "small")
     r = build("sps_top", top_parameters(hw), hw.name)
-    run(r, "sps_top", "test_top", {"SPS_HW": hw.name})
+    run(r, "sps_top", sys.argv[2] if len(sys.argv) > 2 else "test_top", {"SPS_HW": hw.name},
+        testcase=sys.argv[3] if len(sys.argv) > 3 else None)

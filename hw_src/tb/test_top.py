@@ -65,13 +65,17 @@ async def test_layers(dut):
 
 @cocotb.test()
 async def test_conv_shapes(dut):
-    """CONV corner cases: stride 2 (serial column path), PPS with P > O, wide maps, 1x1, one output channel."""
+    """Corner cases: stride 2 (serial column path), PPS with P > O, wide maps, 1x1, one output channel, FC;
+    an ADD in several chunks, a padded strided maxpool, a global average pool."""
     tb = await make_tb(dut)
     rng = np.random.default_rng(SEED + 100)
     cases = [dict(op="pps", stride=2, in_h=9, in_w=11), dict(op="pps", patterns=HW.max_patterns, out_c=3),
              dict(op="pps", in_h=3, in_w=30, in_c=2, pad=1), dict(op="dense", kh=1, kw=1, pad=0, stride=1),
              dict(op="dense", kh=3, kw=3, pad=0, stride=1, out_c=1), dict(op="pps", nnz=9, in_h=1, in_w=1, pad=1),
-             dict(op="dense", kh=5, kw=5, stride=2, pad=2, in_h=12, in_w=7), dict(op="fc", in_c=7, in_h=3, in_w=3)]
+             dict(op="dense", kh=5, kw=5, stride=2, pad=2, in_h=12, in_w=7), dict(op="fc", in_c=7, in_h=3, in_w=3),
+             # ADD larger than half the activation buffer runs in several chunks
+             dict(op="add", in_c=HW.act_buf_bytes // 2 // 400 + 1, in_h=20, in_w=20),
+             dict(op="maxpool", kh=3, kw=3, stride=2, pad=1, in_h=9, in_w=9), dict(op="gap", in_c=3, in_h=13, in_w=13)]
     for case in cases:
         arena, d = lf.random_layer(rng, HW, **case)
         await check_layer(tb, arena, [d], str(case))
