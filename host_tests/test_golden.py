@@ -393,3 +393,15 @@ def test_maxpool_2x2_stride2_fast_path():
                                 in_c=int(rng.integers(1, 70)), in_h=int(rng.integers(2, 40)),
                                 in_w=int(rng.integers(2, 40)))
         _compare(rng, hw, arena, [d])
+
+
+def test_missing_setuptools_is_named(tmp_path, monkeypatch):
+    """Python >= 3.12 venvs lack setuptools, which cffi needs to drive the compiler: say that, not 'no gcc'."""
+    from sps_pynq.native import build
+
+    def no_setuptools(*args, **kwargs):
+        raise ModuleNotFoundError("No module named 'setuptools'")
+    monkeypatch.setattr(build, "_compile", no_setuptools)
+    monkeypatch.setenv("SPS_PYNQ_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(BackendError, match="pip install setuptools"):
+        build.build()

@@ -123,6 +123,9 @@ def build(verbose: bool = False, flags=None):
             if verbose:
                 print(f"built {target} with {' '.join(flags)}")
             return _load(name, target)
+        except ModuleNotFoundError as e:      # Python >= 3.12 has no distutils: cffi compiles through setuptools
+            raise BackendError(f"cannot compile the C golden model: {e}. cffi needs setuptools to run the C "
+                               f"compiler on this Python; `pip install setuptools`") from e
         except Exception as e:                # distutils/setuptools raise several unrelated types here
             errors.append(f"{' '.join(flags)}: {type(e).__name__}: {e}")
             last = e
