@@ -29,7 +29,8 @@ module sps_conv_pipe
   input  wire logic [7:0]                pad_top_i,
   input  wire logic [7:0]                pad_left_i,
   input  wire logic [23:0]               out_w_stride_i, // out_w * stride_w
-  input  wire logic                      linear_i,       // stride 1 and out_w == in_w: one read per column per cycle
+  input  wire logic signed [31:0]        row_step_i,     // stride_h * in_w - out_w * stride_w: pb change per output row
+  input  wire logic [31:0]               pad_top_w_i,    // pad_top * in_w
   input  wire logic                      pps_i,
   input  wire logic [7:0]                patterns_i,
   input  wire logic [7:0]                nnz_i,
@@ -60,17 +61,18 @@ module sps_conv_pipe
   // ---------------------------------------------------------------------------------------------
   // Per-column output coordinates: cur_* for the tile being issued, nxt_* for the next one (advanced
   // by C pixels and renormalized in the background, so a new tile starts without a bubble).
-  // by/bx are the input coordinates of the window origin: y * stride - pad.
+  // by/bx are the input coordinates of the window origin (y * stride - pad, x * stride - pad), pb its
+  // offset in the channel plane (by * in_w + bx), all kept incrementally (no per-column multiplier).
   // ---------------------------------------------------------------------------------------------
   logic signed [19:0] cur_by_q [Cols], cur_bx_q [Cols], nxt_by_q [Cols], nxt_bx_q [Cols];
+  logic signed [31:0] cur_pb_q [Cols], nxt_pb_q [Cols];
   logic [16:0] nxt_x_q [Cols];
   logic [Cols-1:0] cur_act_q;                  // column holds a real pixel (< out_pixels)
   logic [Cols-1:0] nxt_norm;                   // column's nxt_x still >= out_w
   logic [31:0] nxt_base_q, cap_base_q, shadow_base_q;
-  logic [7:0] ncols_q;                         // real pixels in the current tile
   logic cur_valid_q, nxt_ok, nxt_more, advance;
   logic run_q;                                 // between init_i and the last tile: tiles may start
-  logic [7:0] j_q;                             // serial path: column being read
+  logic [Cols-1:0] done_q;                     // columns already served for the current (i, k)
   logic [31:0] chan_base_q;                    // i * in_plane
   logic shadow_full_q;
 
@@ -89,55 +91,79 @@ module sps_conv_pipe
   );
 
   // ---------------------------------------------------------------------------------------------
-  // Stage 0: choose the step, per-column bounds check.
+  // Stage 0: per-column bounds and bank of the (i, k) step; columns whose banks collide are served in
+  // successive cycles (the lowest column of each bank first). Stride-1 'same' convolutions read C
+  // consecutive addresses, which never collide: one cycle per step. Stride 2 takes two.
   // ---------------------------------------------------------------------------------------------
-  logic j_last, tile_last_step, last_in_flight, issue;
-  logic [Cols-1:0] mask0;
-  logic signed [19:0] sel_by, sel_bx;
+  logic step_end, tile_last_step, last_in_flight, issue;
+  logic [Cols-1:0] mask0, pending, served;
+  logic [ColShift-1:0] bank0 [Cols];
+  logic [ColShift-1:0] step_low;               // (chan_base + ky * in_w + kx) mod C
   logic v1_q, v2_q, v3_q, first1_q, first2_q, first3_q, last1_q, last2_q, last3_q;
 
-  assign j_last = linear_i || (j_q == ncols_q - 8'd1);
-  assign tile_last_step = idx_last && j_last;
-  assign last_in_flight = (v1_q && last1_q) || (v2_q && last2_q) || (v3_q && last3_q);
-  // The last step of a tile waits until the shadow bank is free (it is the step that fills it).
-  assign issue = cur_valid_q && (!tile_last_step || (!shadow_full_q && !last_in_flight));
-  assign idx_step = issue && j_last;
-
-  assign sel_by = linear_i ? cur_by_q[0] : cur_by_q[j_q[ColShift-1:0]];
-  assign sel_bx = linear_i ? cur_bx_q[0] : cur_bx_q[j_q[ColShift-1:0]];
+  assign step_low = chan_base_q[ColShift-1:0] + ColShift'(ky[ColShift-1:0] * in_w_i[ColShift-1:0])
+                    + kx[ColShift-1:0];
 
   for (genvar c = 0; c < Cols; c++) begin : gen_col
     logic signed [19:0] iy, ix;
     assign iy = cur_by_q[c] + $signed({12'b0, ky});
     assign ix = cur_bx_q[c] + $signed({12'b0, kx});
     assign mask0[c] = cur_act_q[c] && iy >= 0 && iy < $signed({4'b0, in_h_i})
-                      && ix >= 0 && ix < $signed({4'b0, in_w_i})
-                      && (linear_i || j_q == 8'(c));
+                      && ix >= 0 && ix < $signed({4'b0, in_w_i});
+    assign bank0[c] = step_low + cur_pb_q[c][ColShift-1:0];
     assign nxt_norm[c] = nxt_x_q[c] >= {1'b0, out_w_i};
 
     always_ff @(posedge clk_i or negedge rst_ni) begin
       if (!rst_ni) begin
         cur_by_q[c] <= '0;
         cur_bx_q[c] <= '0;
+        cur_pb_q[c] <= '0;
         nxt_by_q[c] <= '0;
         nxt_bx_q[c] <= '0;
+        nxt_pb_q[c] <= '0;
         nxt_x_q[c] <= '0;
       end else if (init_i) begin
         nxt_x_q[c] <= 17'(c);
         nxt_by_q[c] <= -$signed({12'b0, pad_top_i});
         nxt_bx_q[c] <= $signed(20'(c) * {12'b0, stride_w_i}) - $signed({12'b0, pad_left_i});
+        nxt_pb_q[c] <= $signed(32'(c) * {24'b0, stride_w_i}) - $signed({24'b0, pad_left_i})
+                       - $signed(pad_top_w_i);
       end else if (advance) begin
         cur_by_q[c] <= nxt_by_q[c];
         cur_bx_q[c] <= nxt_bx_q[c];
+        cur_pb_q[c] <= nxt_pb_q[c];
         nxt_x_q[c] <= nxt_x_q[c] + 17'(Cols);
         nxt_bx_q[c] <= nxt_bx_q[c] + $signed(20'(Cols) * {12'b0, stride_w_i});
+        nxt_pb_q[c] <= nxt_pb_q[c] + $signed(32'(Cols) * {24'b0, stride_w_i});
       end else if (nxt_norm[c]) begin
         nxt_x_q[c] <= nxt_x_q[c] - {1'b0, out_w_i};
         nxt_bx_q[c] <= nxt_bx_q[c] - $signed({1'b0, out_w_stride_i[18:0]});
         nxt_by_q[c] <= nxt_by_q[c] + $signed({12'b0, stride_h_i});
+        nxt_pb_q[c] <= nxt_pb_q[c] + $signed(row_step_i);
       end
     end
   end
+
+  // Bank conflict resolution: a column is served when no lower pending column uses its bank.
+  assign pending = mask0 & ~done_q;
+  always_comb begin
+    served = '0;
+    for (int c = 0; c < Cols; c++) begin
+      logic clash;
+      clash = 1'b0;
+      for (int d = 0; d < c; d++) begin
+        if (pending[d] && bank0[d] == bank0[c]) clash = 1'b1;
+      end
+      served[c] = pending[c] && !clash;
+    end
+  end
+
+  assign step_end = (pending & ~served) == '0;
+  assign tile_last_step = idx_last && step_end;
+  assign last_in_flight = (v1_q && last1_q) || (v2_q && last2_q) || (v3_q && last3_q);
+  // The last step of a tile waits until the shadow bank is free (it is the step that fills it).
+  assign issue = cur_valid_q && (!tile_last_step || (!shadow_full_q && !last_in_flight));
+  assign idx_step = issue && step_end;
 
   assign nxt_ok = (nxt_norm == '0);
   assign nxt_more = run_q && (nxt_base_q < out_pixels_i);
@@ -146,22 +172,21 @@ module sps_conv_pipe
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       cur_valid_q <= 1'b0;
+      run_q <= 1'b0;
       nxt_base_q <= '0;
       cur_act_q <= '0;
-      ncols_q <= '0;
-      j_q <= '0;
+      done_q <= '0;
       chan_base_q <= '0;
     end else if (init_i || stop_i) begin
       cur_valid_q <= 1'b0;
       run_q <= !stop_i;
       nxt_base_q <= '0;
-      j_q <= '0;
+      done_q <= '0;
       chan_base_q <= '0;
     end else begin
       if (advance) begin
         cur_valid_q <= 1'b1;
         nxt_base_q <= nxt_base_q + 32'(Cols);
-        ncols_q <= (out_pixels_i - nxt_base_q >= 32'(Cols)) ? 8'(Cols) : 8'(out_pixels_i - nxt_base_q);
         for (int c = 0; c < Cols; c++) begin
           cur_act_q[c] <= (nxt_base_q + 32'(c) < out_pixels_i);
         end
@@ -171,8 +196,8 @@ module sps_conv_pipe
       if (!cur_valid_q && nxt_base_q >= out_pixels_i) begin
         run_q <= 1'b0;       // every tile of the group has been issued
       end
-      if (issue && !linear_i) begin
-        j_q <= j_last ? 8'd0 : j_q + 8'd1;
+      if (issue) begin
+        done_q <= step_end ? '0 : done_q | served;
       end
       if (idx_step && idx_k_last) begin
         chan_base_q <= idx_last ? 32'd0 : chan_base_q + in_plane_i;
@@ -181,16 +206,14 @@ module sps_conv_pipe
   end
 
   // ---------------------------------------------------------------------------------------------
-  // Stage 1: input address of the selected column (one multiplier for the whole array).
+  // Stage 1: input address of every column: chan_base + ky * in_w + kx + pb (one multiplier).
   // ---------------------------------------------------------------------------------------------
   logic [Cols-1:0] mask1_q, mask2_q, mask3_q;
-  logic signed [19:0] iy1_q, ix1_q;
-  logic [31:0] cb1_q;
-  logic [7:0] j1_q;
+  logic [31:0] step_off1_q;
+  logic signed [31:0] pb1_q [Cols];
+  logic [ColShift-1:0] bank1_q [Cols], bank2_q [Cols], bank3_q [Cols];
   logic [EntryWidth-1:0] entry1_q, entry2_q;
-  logic signed [47:0] addr1;
-  logic [ActAw-1:0] base2_q;
-  logic [ColShift-1:0] rot3_q;
+  logic [RowAw-1:0] row2_q [Cols];
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -205,36 +228,41 @@ module sps_conv_pipe
   end
 
   always_ff @(posedge clk_i) begin
-    first1_q <= idx_first && j_q == 8'd0;
+    first1_q <= idx_first && done_q == '0;
     last1_q <= tile_last_step;
-    mask1_q <= mask0;
-    iy1_q <= sel_by + $signed({12'b0, ky});
-    ix1_q <= sel_bx + $signed({12'b0, kx});
-    cb1_q <= chan_base_q;
-    j1_q <= linear_i ? 8'd0 : j_q;
+    mask1_q <= served;
+    step_off1_q <= chan_base_q + 32'(ky) * {16'b0, in_w_i} + 32'(kx);
+    for (int c = 0; c < Cols; c++) begin
+      pb1_q[c] <= cur_pb_q[c];
+      bank1_q[c] <= bank0[c];
+    end
     entry1_q <= entry;
   end
 
-  assign addr1 = $signed({16'b0, cb1_q}) + 48'(iy1_q) * $signed({32'b0, in_w_i}) + 48'(ix1_q)
-                 - $signed({40'b0, j1_q});
-
   // ---------------------------------------------------------------------------------------------
-  // Stage 2: bank rows. Column c reads address base + c, which lives in bank (base + c) mod C.
+  // Stage 2: each bank reads the row of the (at most one) served column that maps to it.
   // ---------------------------------------------------------------------------------------------
   always_ff @(posedge clk_i) begin
     first2_q <= first1_q;
     last2_q <= last1_q;
     mask2_q <= mask1_q;
-    base2_q <= addr1[ActAw-1:0];
+    for (int c = 0; c < Cols; c++) begin
+      // only the low ActAw bits address the buffer; out-of-range addresses belong to masked columns
+      row2_q[c] <= RowAw'((step_off1_q + 32'(pb1_q[c])) >> ColShift);
+      bank2_q[c] <= bank1_q[c];
+    end
     entry2_q <= entry1_q;
   end
 
   for (genvar b = 0; b < Cols; b++) begin : gen_bank_row
-    // (for the last bank the comparison is constant false, as it should be)
-    /* verilator lint_off CMPCONST */
-    assign act_row_o[RowAw*b +: RowAw] = base2_q[ActAw-1:ColShift]
-                                         + RowAw'(ColShift'(b) < base2_q[ColShift-1:0]);
-    /* verilator lint_on CMPCONST */
+    always_comb begin
+      logic [RowAw-1:0] row;
+      row = '0;
+      for (int c = 0; c < Cols; c++) begin
+        if (mask2_q[c] && bank2_q[c] == ColShift'(b)) row = row | row2_q[c];
+      end
+      act_row_o[RowAw*b +: RowAw] = row;
+    end
   end
   assign wgt_addr_o = entry2_q;
 
@@ -247,13 +275,12 @@ module sps_conv_pipe
     first3_q <= first2_q;
     last3_q <= last2_q;
     mask3_q <= mask2_q;
-    rot3_q <= base2_q[ColShift-1:0];
+    for (int c = 0; c < Cols; c++) bank3_q[c] <= bank2_q[c];
   end
 
-  for (genvar c = 0; c < Cols; c++) begin : gen_rot
-    logic [ColShift-1:0] bank;
-    assign bank = rot3_q + ColShift'(c);
-    assign act3[8*c +: 8] = act_data_i[8*bank +: 8];
+  // Column c takes the byte of its own bank (a C x C crossbar of bytes).
+  for (genvar c = 0; c < Cols; c++) begin : gen_route
+    assign act3[8*c +: 8] = act_data_i[8*bank3_q[c] +: 8];
   end
 
   sps_pe_array #(.Rows(Rows), .Cols(Cols), .AccWidth(32)) u_array (
@@ -291,9 +318,8 @@ module sps_conv_pipe
   assign shadow_base_o = shadow_base_q;
   assign mac_o = v3_q;
 
-  // Only the low address bits index the buffer; out-of-range addresses belong to masked columns.
   logic unused;
-  assign unused = ^{addr1[47:ActAw], out_w_stride_i[23:19]};
+  assign unused = ^out_w_stride_i[23:19];
   assign busy_o = cur_valid_q || nxt_more || v1_q || v2_q || v3_q;
 
   // Parameter checks.

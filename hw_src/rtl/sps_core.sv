@@ -116,7 +116,8 @@ module sps_core
   logic [23:0] ow_sw_q;
   logic [15:0] kk_q;
   logic [7:0] p_eff_q;
-  logic linear_q;
+  logic signed [31:0] row_step_q;
+  logic [31:0] pt_w_q;
   logic [47:0] group_bytes;
   logic [31:0] group_beats;
 
@@ -207,7 +208,7 @@ module sps_core
     .in_h_i(in_h_q), .in_w_i(in_w_q), .out_w_i(out_w_q),
     .out_pixels_i(out_pixels_q), .in_plane_i(in_plane_q),
     .stride_h_i(sh_q), .stride_w_i(sw_q), .pad_top_i(pt_q), .pad_left_i(pl_q),
-    .out_w_stride_i(ow_sw_q), .linear_i(linear_q),
+    .out_w_stride_i(ow_sw_q), .row_step_i(row_step_q), .pad_top_w_i(pt_w_q),
     .pps_i(pps_q), .patterns_i(p_eff_q), .nnz_i(nnz_q), .in_c_i(in_c_q[15:0]), .kw_i(kw_q),
     .residue_i(residue_q[3:0]), .masks_i(masks_q),
     .init_i(pipe_init),
@@ -664,7 +665,7 @@ module sps_core
           ow_sw_q <= 24'(out_w_q) * 24'(sw_q);
           kk_q <= 16'(kh_q) * 16'(kw_q);
           p_eff_q <= pps_q ? pat_q : 8'd1;
-          linear_q <= sh_q == 8'd1 && sw_q == 8'd1 && out_w_q == in_w_q;
+          pt_w_q <= 32'(pt_q) * 32'(in_w_q);
           state_q <= StCheck;
         end
 
@@ -713,6 +714,7 @@ module sps_core
             out_total_q <= out_c_q * out_pixels_q;
             add_off_q <= '0;
             pn_q <= 32'(p_eff_q) * out_pixels_q;
+            row_step_q <= $signed(32'(sh_q) * 32'(in_w_q)) - $signed(32'(ow_sw_q));
             unique case (op_q)
               4'(OpConv): ld_next_q <= StConvGroup;
               4'(OpMaxpool), 4'(OpAvgpool): ld_next_q <= StPoolWin;
