@@ -7,7 +7,7 @@ board (or the virtual ZCU104) over the network; `workstation` adds the compiler 
 """
 from setuptools import find_packages, setup
 
-BOARD = ["numpy>=1.22,<2", "cffi>=1.15"]
+BOARD = ["numpy>=1.22,<2", "cffi>=1.15", "setuptools"]   # cffi compiles the golden model with setuptools (not in 3.12 venvs)
 # On a PYNQ image pynq is already installed (keep the image's own version); a workstation that drives a
 # (virtual) board remotely needs PYNQ 4's RemoteDevice client, pinned.
 PYNQ_ON_BOARD = ["pynq>=3.0"]
