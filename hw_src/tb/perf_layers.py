@@ -16,7 +16,9 @@ from sps_tb import TB
 
 HW = get_config(os.environ.get("SPS_HW", "zcu104"))
 DEFAULT_CASES = [dict(op="pps", patterns=8, nnz=4, in_c=64, in_h=14, in_w=14, out_c=128, pad=1, stride=1),
-                 dict(op="dense", kh=3, kw=3, in_c=64, in_h=14, in_w=14, out_c=128, pad=1, stride=1)]
+                 dict(op="dense", kh=3, kw=3, in_c=64, in_h=14, in_w=14, out_c=128, pad=1, stride=1),
+                 dict(op="dense", kh=3, kw=3, in_c=64, in_h=28, in_w=28, out_c=32, pad=1, stride=2),
+                 dict(op="dense", kh=1, kw=1, in_c=64, in_h=28, in_w=28, out_c=32, pad=0, stride=2)]
 
 @cocotb.test()
 async def perf(dut):
