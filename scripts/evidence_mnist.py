@@ -6,7 +6,7 @@ model, bit-exact with the hardware), calibrated on training images. Prints a mar
 and a plot of accuracy against K.
 
     python scripts/evidence_mnist.py                 # full: both models, K = 4, 3, 2 (a few minutes, 2 cores)
-    python scripts/evidence_mnist.py --quick         # CI: mnist_cnn, K = 4, fewer epochs
+    python scripts/evidence_mnist.py --quick         # CI: vgg_small, K = 4, fewer epochs
 
 Seeded and deterministic for a given machine and thread count (torch.set_num_threads(2)).
 """
@@ -39,18 +39,20 @@ class Config:
     models: Sequence[str] = ("mnist_cnn", "vgg_small")
     ks: Sequence[int] = (4, 3, 2)
     P: int = 8
-    epochs: Dict[str, int] = field(default_factory=lambda: {"mnist_cnn": 8, "vgg_small": 5})  # dense training
-    ft_epochs: Dict[str, int] = field(default_factory=lambda: {"mnist_cnn": 4, "vgg_small": 3})  # fine-tuning
-    batch: int = 64
-    lr: float = 2e-3              # Adam, dense training
-    ft_lr: float = 1e-3           # Adam, fine-tuning
-    gradual: bool = True          # K from 9 down to the target over the first half of fine-tuning
+    epochs: Dict[str, int] = field(default_factory=lambda: {"mnist_cnn": 4, "vgg_small": 3})  # dense training
+    ft_epochs: Dict[str, int] = field(default_factory=lambda: {"mnist_cnn": 1, "vgg_small": 1})  # fine-tuning
+    batch: int = 32
+    lr: float = 1e-2              # Adam, dense training, cosine decay to 0
+    ft_lr: float = 1e-3           # Adam, fine-tuning, cosine decay to 0
+    gradual: bool = False         # K from 9 down to the target over the first half of fine-tuning (--gradual);
+                                  # measured worse than one-shot projection at this budget, see docs/results.md
     calib: int = 256              # training images used to calibrate the int8 program
     seed: int = 0
     threads: int = 2
 
 
-QUICK = Config(models=("mnist_cnn",), ks=(4,), epochs={"mnist_cnn": 3}, ft_epochs={"mnist_cnn": 1}, calib=128)
+# CI: the model that converges in the fewest epochs here (vgg_small: ~97 % after 2 epochs; mnist_cnn needs 4 for ~95 %)
+QUICK = Config(models=("vgg_small",), ks=(4,), epochs={"vgg_small": 2}, ft_epochs={"vgg_small": 1}, calib=128)
 
 
 # ------------------------------------------------------------------------------------------------ train / eval
@@ -146,7 +148,7 @@ def run(cfg: Config, log=print) -> dict:
                 steps_per_epoch = -(-len(xtr) // cfg.batch)
                 ft = cfg.ft_epochs[name]
                 sched = None
-                if cfg.gradual and ft > 1:
+                if cfg.gradual:
                     stages = 9 - K + 1
                     sched = gradual_schedule(K, max(1, (ft * steps_per_epoch // 2) // stages))
                 state = prune_pps(pruned, P=cfg.P, K=K, schedule=sched)
@@ -248,14 +250,15 @@ def plot(results: dict, path: str) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="CI mode: mnist_cnn, K=4, fewer epochs")
+    ap.add_argument("--quick", action="store_true", help="CI mode: vgg_small, K=4, fewer epochs")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--plot", help="save the accuracy-vs-K plot here (default: docs/accuracy_vs_k.png for the "
                                    "full run, none for --quick)")
-    ap.add_argument("--no-gradual", action="store_true", help="one-shot projection to K before fine-tuning")
+    ap.add_argument("--gradual", action="store_true",
+                    help="step K down from 9 over the first half of fine-tuning instead of projecting once")
     args = ap.parse_args(argv)
     cfg = copy.deepcopy(QUICK if args.quick else Config())
-    cfg.gradual = not args.no_gradual
+    cfg.gradual = args.gradual
     results = run(cfg, log=lambda s: print(s, flush=True))
     print()
     print(f"command: python scripts/evidence_mnist.py {' '.join(argv if argv is not None else sys.argv[1:])}")
