@@ -9,7 +9,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hw_src" / "tb"))
 import rtl_build  # noqa: E402
 import layer_factory as lf  # noqa: E402
-from sps_pynq.errors import BackendError  # noqa: E402
+from sps_pynq.errors import BackendError, DeviceTimeoutError  # noqa: E402
 from sps_pynq.hw.config import get_config  # noqa: E402
 from sps_pynq.runtime.session import Session  # noqa: E402
 
@@ -41,3 +41,12 @@ def test_missing_verilator_is_a_backend_error(monkeypatch):
     from sps_pynq.backends.rtl import RtlBackend
     with pytest.raises(BackendError, match="Verilator"):
         RtlBackend()
+
+
+@pytest.mark.skipif(not HAVE_VERILATOR, reason="verilator not installed")
+def test_timeout_is_a_device_timeout_error():
+    hw = get_config("small")
+    program = lf.random_packed_program(np.random.default_rng(12), hw, n_layers=2, in_shape=(4, 9, 9))
+    with Session(program, backend="rtl", timeout_cycles=300) as s:
+        with pytest.raises(DeviceTimeoutError, match="CTRL"):
+            s.run_int8(np.zeros(program.inputs[0].shape, dtype=np.int8))

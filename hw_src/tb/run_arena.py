@@ -29,7 +29,13 @@ async def run_arena(dut):
     tb.ram.write(ARENA_BASE, arena.tobytes())
     stats = stats_offset >= 0
     await tb.start(prog_offset, num_layers, max(stats_offset, 0), stats)
-    await tb.wait_irq(int(os.environ.get("SPS_TIMEOUT_CYCLES", "200000000")), poll=256)
+    try:
+        await tb.wait_irq(int(os.environ.get("SPS_TIMEOUT_CYCLES", "200000000")), poll=256)
+    except TimeoutError as e:
+        regs = {name: await tb.read_reg(name) for name in ("CTRL", "ERROR_CODE", "CUR_LAYER", "CYCLES_LO")}
+        with open(os.environ["SPS_RESULT"], "w") as f:
+            json.dump({"timeout": str(e), "registers": regs}, f)
+        return
     out = await tb.finish()
     after = np.frombuffer(tb.ram.read(ARENA_BASE, arena.size), dtype=np.uint8)
     after.tofile(path)

@@ -51,7 +51,23 @@ class TB:
         self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi"), dut.clk_i, dut.rst_ni, reset_active_level=False,
                           size=ram_size)
         for bus in ("s_axil", "m_axi"):     # one log line per AXI transaction is far too much here
-            logging.getLogger(f"cocotb.{dut._name}.{bus}").setLevel(logging.WARNING)
+            logging.getLogger(f"cocotb.{dut._name}.{bus}").setLevel(logging.ERROR)
+        # Error injection: reads or writes touching [poison[0], poison[1]) get SLVERR.
+        self.poison = None
+        read, write = self.ram.read_if._read, self.ram.write_if._write
+
+        async def poisoned_read(address, length):
+            self._check_poison(address, length)
+            return await read(address, length)
+
+        async def poisoned_write(address, data):
+            self._check_poison(address, len(data))
+            await write(address, data)
+        self.ram.read_if._read, self.ram.write_if._write = poisoned_read, poisoned_write
+
+    def _check_poison(self, address: int, length: int) -> None:
+        if self.poison and address < self.poison[1] and address + length > self.poison[0]:
+            raise IOError(f"injected AXI error at {address:#x}")
 
     def set_backpressure(self, make_gen=None) -> None:
         """make_gen(channel_index) -> generator of 0/1 (1 = stall); None removes the pauses."""

@@ -13,7 +13,7 @@ from sps_pynq import reference
 from sps_pynq.hw.config import get_config
 from sps_pynq.hw.descriptor import Descriptor, Op
 from sps_pynq.hw.regmap import CtrlBit, ErrorCode
-from sps_tb import TB, bursty_pause, first_difference, random_pause
+from sps_tb import ARENA_BASE, TB, bursty_pause, first_difference, random_pause
 
 HW = get_config(os.environ.get("SPS_HW", "small"))
 SEED = int(os.environ.get("SPS_SEED", "1"))
@@ -185,7 +185,14 @@ async def test_errors(dut):
     mis = Descriptor.unpack(d.pack())
     mis.in_offset += 1
     await expect_error(tb, arena, [mis], ErrorCode.MISALIGNED)
-    await expect_error(tb, arena, [good], ErrorCode.MISALIGNED, base=0x10000 + 4)
+    await expect_error(tb, arena, [good], ErrorCode.MISALIGNED, base=ARENA_BASE + 4)
+
+    # SLVERR on a read (the input map) and on a write (the output map)
+    tb.poison = (ARENA_BASE + good.in_offset + 8, ARENA_BASE + good.in_offset + 9)
+    await expect_error(tb, arena, [good], ErrorCode.AXI_ERROR)
+    tb.poison = (ARENA_BASE + good.out_offset + 1, ARENA_BASE + good.out_offset + 2)
+    await expect_error(tb, arena, [good], ErrorCode.AXI_ERROR)
+    tb.poison = None
 
     # two good layers after a failing one: the failing index is reported, the clean run works
     out = await tb.run(arena, [good, shape])

@@ -21,7 +21,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import BackendError, DeviceError
+from ..errors import BackendError, DeviceError, DeviceTimeoutError
 from ..hw.config import HwConfig
 from ..hw.regmap import ErrorCode
 from ..program import STATS_RECORD_BYTES, Program
@@ -128,6 +128,10 @@ class RtlBackend(Backend):
             if not result_file.exists():
                 raise BackendError("the RTL simulation ended without a result (timeout or crash; see the log above)")
             result = json.loads(result_file.read_text())
+            if "timeout" in result:
+                regs = ", ".join(f"{k}={v:#x}" for k, v in result["registers"].items())
+                raise DeviceTimeoutError(f"the simulated core did not finish: {result['timeout']}; registers: {regs}; "
+                                         f"raise timeout_cycles (now {self.timeout_cycles}) if the model is large")
             self.arena[:] = np.fromfile(arena_file, dtype=np.uint8)
         result["seconds"] = time.perf_counter() - t0
         self._last = result
