@@ -50,3 +50,45 @@ def test_timeout_is_a_device_timeout_error():
     with Session(program, backend="rtl", timeout_cycles=300) as s:
         with pytest.raises(DeviceTimeoutError, match="CTRL"):
             s.run_int8(np.zeros(program.inputs[0].shape, dtype=np.int8))
+
+
+class _TinyResNet:
+    """conv (PPS) -> maxpool -> residual block (two convs + identity add) -> global average pool -> FC."""
+
+    @staticmethod
+    def build():
+        import torch
+        from torch import nn
+
+        class Block(nn.Module):
+            def __init__(self, c):
+                super().__init__()
+                self.a = nn.Conv2d(c, c, 3, padding=1)
+                self.b = nn.Conv2d(c, c, 3, padding=1)
+
+            def forward(self, x):
+                return torch.relu(x + self.b(torch.relu(self.a(x))))
+
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), Block(8),
+                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5)).eval()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_VERILATOR, reason="verilator not installed")
+def test_compiled_model_rtl_matches_sim():
+    pytest.importorskip("torch")
+    from sps_pynq.compiler import compile_model
+    rng = np.random.default_rng(5)
+    calib = rng.standard_normal((4, 3, 12, 12)).astype(np.float32)
+    program = compile_model(_TinyResNet.build(), hw="small", pps=(4, 2), input_shape=(3, 12, 12), calib=calib)
+    ops = [d.op.name for d in program.descriptors()]
+    assert {"CONV", "MAXPOOL", "ADD", "AVGPOOL"} <= set(ops), ops
+    x = rng.standard_normal((2, 3, 12, 12)).astype(np.float32)
+    with Session(program, backend="sim") as sim:
+        want = sim.run(x)
+    with Session(program, backend="rtl") as rtl:
+        got = rtl.run(x)
+        stats = rtl.stats()
+    assert np.array_equal(got, want), (got, want)
+    assert len(stats["layers"]) == len(ops) and stats["mac_cycles"] > 0
