@@ -119,6 +119,13 @@ module sps_axi_rd #(
   logic unused;
   assign unused = ^{m_axi_rid, m_axi_rlast, m_axi_rresp[0]};
 
+  // Assertions (simulation only).
+`ifndef SYNTHESIS
+  // The slave never returns more beats than were requested.
+  NoUnexpectedBeat: assert property (@(posedge clk_i) disable iff (!rst_ni) m_axi_rvalid |-> r_left_q != '0);
+  BurstNotEmpty: assert property (@(posedge clk_i) disable iff (!rst_ni) m_axi_arvalid |-> burst_beats != '0);
+`endif
+
 endmodule
 
 `default_nettype wire

@@ -110,6 +110,12 @@ module sps_axi_wr #(
   logic unused;
   assign unused = ^{m_axi_bid, m_axi_bresp[0], beat_addr_i[BeatShift-1:0]};
 
+  // Assertions (simulation only).
+`ifndef SYNTHESIS
+  NoUnexpectedResponse: assert property (@(posedge clk_i) disable iff (!rst_ni) b_fire |-> outstanding_q != '0);
+  StrobesNotEmpty: assert property (@(posedge clk_i) disable iff (!rst_ni) accept |-> beat_strb_i != '0);
+`endif
+
 endmodule
 
 `default_nettype wire

@@ -327,6 +327,23 @@ module sps_conv_pipe
     $error("sps_conv_pipe: Cols must be a power of two >= 2 (the activation buffer is banked by address mod C)");
   end
 
+  // Assertions (simulation only).
+`ifndef SYNTHESIS
+  logic served_clash;
+  always_comb begin
+    served_clash = 1'b0;
+    for (int c = 0; c < Cols; c++) begin
+      for (int d = 0; d < c; d++) begin
+        if (served[c] && served[d] && bank0[c] == bank0[d]) served_clash = 1'b1;
+      end
+    end
+  end
+  // Two columns served in one cycle never read the same bank.
+  ServedBanksDistinct: assert property (@(posedge clk_i) disable iff (!rst_ni) issue |-> !served_clash);
+  // A finished tile never overwrites one the drain has not taken yet.
+  ShadowNotOverwritten: assert property (@(posedge clk_i) disable iff (!rst_ni) (v3_q && last3_q) |-> !shadow_full_q);
+`endif
+
 endmodule
 
 `default_nettype wire

@@ -1081,6 +1081,16 @@ module sps_core
     $error("sps_core: WeightBufBytes must be a multiple of 16 and of Rows");
   end
 
+  // Assertions (simulation only).
+`ifndef SYNTHESIS
+  // The drain's credits keep the segment FIFO from ever refusing a requantized row.
+  SegFifoNeverFull: assert property (@(posedge clk_i) disable iff (!rst_ni) seg_push |-> seg_fifo_ready);
+  WeightWriteInRange: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      wgt_we |-> 32'(wgt_waddr) < 32'(WgtDepth));
+  ActWriteInRange: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      act_we |-> ld_idx_q < 32'(ActBufBytes / Cols));
+`endif
+
 endmodule
 
 `default_nettype wire

@@ -62,6 +62,13 @@ module sps_out_align #(
     $error("sps_out_align: a segment (C bytes) must fit one AXI beat");
   end
 
+  // Assertions (simulation only).
+`ifndef SYNTHESIS
+  SegLenInRange: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      seg_valid_i |-> (seg_len_i >= 8'd1 && seg_len_i <= 8'(SegBytes)));
+  SegHeldDuringSecondBeat: assert property (@(posedge clk_i) disable iff (!rst_ni) second_q |-> seg_valid_i);
+`endif
+
 endmodule
 
 `default_nettype wire

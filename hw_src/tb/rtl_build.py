@@ -59,7 +59,7 @@ def build(toplevel: str, parameters: Dict[str, int], name: str, sources: Optiona
     os.environ["MAKEFLAGS"] = ((saved + " ") if saved else "") + "CFG_CXXFLAGS_PCH_I=-include"
     try:
         runner.build(sources=[str(s) for s in (sources or rtl_sources())], hdl_toplevel=toplevel,
-                     parameters=parameters, build_dir=str(build_dir), build_args=["-Wno-fatal", "-O2"],
+                     parameters=parameters, build_dir=str(build_dir), build_args=["-Wno-fatal", "-O2", "--assert"],
                      timescale=("1ns", "1ps"))
     finally:
         if saved is None:
