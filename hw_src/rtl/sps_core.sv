@@ -80,7 +80,7 @@ module sps_core
     StIdle, StFetch, StLoadReq, StLoad, StDecode, StDerive, StCheck,
     StConvGroup, StConvParams, StConvStart, StConvRun,
     StPoolWin, StPoolEnd, StPoolRq, StPoolOut,
-    StAddChunk, StAddLoadB, StAddRdA, StAddRdB, StAddLatch, StAddEl, StAddOut,
+    StAddChunk, StAddLoadB, StAddRdA, StAddRdB, StAddLatch, StAddMul, StAddRnd, StAddOut,
     StLayerEnd, StStats, StStatsWait, StError, StAbort, StFinish
   } state_e;
 
@@ -328,9 +328,11 @@ module sps_core
   // ADD
   logic [31:0] add_off_q, chunk_q;
   logic [RowAw-1:0] add_row_q;
-  logic [7:0] add_e_q, add_cnt;
+  logic [7:0] add_cnt;
+  logic [Cols*8-1:0] add_y_q;                      // C results of one buffer row
+  logic signed [ProdWidth-1:0] add_sum_q [Cols];   // a * M + b * M2 per lane
+  logic add_seg;                                   // push the C results as one segment
   logic [Cols*8-1:0] a_row_q, b_row_q;
-  logic signed [ProdWidth-1:0] add_sum;
 
   // output path
   logic seg_src_pk, seg_src_stats, aln_seg_valid, aln_seg_ready, aln_idle;
@@ -366,10 +368,21 @@ module sps_core
 
   assign add_cnt = (chunk_q - 32'({add_row_q, ColShift'(0)}) >= 32'(Cols)) ? 8'(Cols)
                    : 8'(chunk_q - 32'({add_row_q, ColShift'(0)}));
-  assign add_sum = ProdWidth'($signed(a_row_q[8 * add_e_q +: 8])) * $signed({1'b0, mult_q[30:0]})
-                 + ProdWidth'($signed(b_row_q[8 * add_e_q +: 8])) * $signed({1'b0, mult2_q[30:0]});
+  // ADD: C lanes, one buffer row (C elements) at a time: multiply, then round/shift/saturate.
+  always_ff @(posedge clk_i) begin
+    for (int c = 0; c < Cols; c++) begin
+      if (state_q == StAddMul) begin
+        add_sum_q[c] <= ProdWidth'($signed(a_row_q[8*c +: 8])) * $signed({1'b0, mult_q[30:0]})
+                        + ProdWidth'($signed(b_row_q[8*c +: 8])) * $signed({1'b0, mult2_q[30:0]});
+      end
+      if (state_q == StAddRnd) begin
+        add_y_q[8*c +: 8] <= round_shift_sat(add_sum_q[c], shift_q[5:0], relu_q);
+      end
+    end
+  end
+  assign add_seg = (state_q == StAddOut) && !pk_full_q;
 
-  assign byte_valid = (state_q == StPoolOut) || (state_q == StAddOut);
+  assign byte_valid = (state_q == StPoolOut);
   assign byte_last = (out_idx_q + 32'd1 == out_total_q);
   assign byte_addr = arena_q + AW'(out_off_q) + AW'(out_idx_q);
   assign byte_ready = !pk_full_q;
@@ -388,6 +401,12 @@ module sps_core
         pk_full_q <= 1'b0;
         pk_cnt_q <= '0;
       end
+    end else if (add_seg) begin
+      // ADD hands over a whole C-aligned row of results (the output map is 64-byte aligned)
+      pk_addr_q <= byte_addr;
+      pk_data_q <= add_y_q;
+      pk_cnt_q <= add_cnt;
+      pk_full_q <= 1'b1;
     end else if (byte_valid) begin
       if (pk_cnt_q == 8'd0) pk_addr_q <= byte_addr;
       pk_data_q[8 * pk_cnt_q[ColShift-1:0] +: 8] <= byte_q;
@@ -555,7 +574,6 @@ module sps_core
       add_off_q <= '0;
       chunk_q <= '0;
       add_row_q <= '0;
-      add_e_q <= '0;
       a_row_q <= '0;
       b_row_q <= '0;
     end else if (abort_i && state_q != StIdle) begin
@@ -912,28 +930,22 @@ module sps_core
 
         StAddLatch: begin
           b_row_q <= act_rdata;
-          add_e_q <= '0;
-          state_q <= StAddEl;
+          state_q <= StAddMul;
         end
 
-        StAddEl: begin
-          byte_q <= round_shift_sat(add_sum, shift_q[5:0], relu_q);
-          state_q <= StAddOut;
-        end
+        StAddMul: state_q <= StAddRnd;
+
+        StAddRnd: state_q <= StAddOut;
 
         StAddOut: begin
-          if (byte_ready) begin
-            out_idx_q <= out_idx_q + 32'd1;
-            add_e_q <= add_e_q + 8'd1;
-            state_q <= StAddEl;
-            if (add_e_q == add_cnt - 8'd1) begin
-              if (32'({add_row_q, ColShift'(0)}) + 32'(Cols) >= chunk_q) begin
-                add_off_q <= add_off_q + 32'(HalfBytes);
-                state_q <= StAddChunk;
-              end else begin
-                add_row_q <= add_row_q + 1'b1;
-                state_q <= StAddRdA;
-              end
+          if (add_seg) begin
+            out_idx_q <= out_idx_q + 32'(add_cnt);
+            if (32'({add_row_q, ColShift'(0)}) + 32'(Cols) >= chunk_q) begin
+              add_off_q <= add_off_q + 32'(HalfBytes);
+              state_q <= StAddChunk;
+            end else begin
+              add_row_q <= add_row_q + 1'b1;
+              state_q <= StAddRdA;
             end
           end
         end
@@ -1006,7 +1018,7 @@ module sps_core
       || ((state_q == StLayerEnd || state_q == StStatsWait) && !wr_idle_i)
       || (dr_active_q && !dr_issue)
       || (state_q == StConvRun && !pipe_busy && !dr_active_q && pf_q != PfNone && pf_q != PfDone)
-      || ((state_q == StPoolOut || state_q == StAddOut) && !byte_ready));
+      || ((state_q == StPoolOut || state_q == StAddOut) && pk_full_q));
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
