@@ -33,8 +33,10 @@ module sps_conv_pipe
   input  wire logic [31:0]               pad_top_w_i,    // pad_top * in_w
   input  wire logic                      pps_i,
   input  wire logic [7:0]                patterns_i,
-  input  wire logic [7:0]                nnz_i,
+  input  wire logic [15:0]               nnz_i,
   input  wire logic [15:0]               in_c_i,
+  input  wire logic [31:0]               chan_off_i,     // pools: plane offset of the one channel of the group
+  input  wire logic                      max_mode_i,     // MAXPOOL: the array takes maxima
   input  wire logic [7:0]                kw_i,
   input  wire logic [3:0]                residue_i,
   input  wire logic [MaxPatterns*9-1:0]  masks_i,
@@ -182,7 +184,7 @@ module sps_conv_pipe
       run_q <= !stop_i;
       nxt_base_q <= '0;
       done_q <= '0;
-      chan_base_q <= '0;
+      chan_base_q <= chan_off_i;
     end else begin
       if (advance) begin
         cur_valid_q <= 1'b1;
@@ -200,7 +202,7 @@ module sps_conv_pipe
         done_q <= step_end ? '0 : done_q | served;
       end
       if (idx_step && idx_k_last) begin
-        chan_base_q <= idx_last ? 32'd0 : chan_base_q + in_plane_i;
+        chan_base_q <= idx_last ? chan_off_i : chan_base_q + in_plane_i;
       end
     end
   end
@@ -285,6 +287,7 @@ module sps_conv_pipe
 
   sps_pe_array #(.Rows(Rows), .Cols(Cols), .AccWidth(32)) u_array (
     .clk_i, .rst_ni,
+    .max_mode_i,
     .valid_i(v3_q),
     .first_i(first3_q),
     .last_i(last3_q),

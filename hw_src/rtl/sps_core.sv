@@ -79,7 +79,7 @@ module sps_core
   typedef enum logic [4:0] {
     StIdle, StFetch, StLoadReq, StLoad, StDecode, StDerive, StCheck,
     StConvGroup, StConvParams, StConvStart, StConvRun,
-    StPoolWin, StPoolEnd, StPoolRq, StPoolOut,
+    StPoolChan,
     StAddChunk, StAddLoadB, StAddRdA, StAddRdB, StAddLatch, StAddMul, StAddRnd, StAddOut,
     StLayerEnd, StStats, StStatsWait, StError, StAbort, StFinish
   } state_e;
@@ -154,7 +154,7 @@ module sps_core
   logic [RowAw-1:0] act_wrow;
   logic [Cols*8-1:0] act_wdata, act_rdata;
   logic [Cols*RowAw-1:0] act_rrow, pipe_act_row;
-  logic [RowAw-1:0] elt_row;          // pool / ADD: one row address for every bank
+  logic [RowAw-1:0] elt_row;          // ADD: one row address for every bank
   logic elt_reads;
 
   for (genvar b = 0; b < Cols; b++) begin : gen_act_bank
@@ -209,7 +209,9 @@ module sps_core
     .out_pixels_i(out_pixels_q), .in_plane_i(in_plane_q),
     .stride_h_i(sh_q), .stride_w_i(sw_q), .pad_top_i(pt_q), .pad_left_i(pl_q),
     .out_w_stride_i(ow_sw_q), .row_step_i(row_step_q), .pad_top_w_i(pt_w_q),
-    .pps_i(pps_q), .patterns_i(p_eff_q), .nnz_i(nnz_q), .in_c_i(in_c_q[15:0]), .kw_i(kw_q),
+    .pps_i(pps_q && !pool), .patterns_i(p_eff_q), .nnz_i(pool ? kk_q : 16'(nnz_q)),
+    .in_c_i(pool ? 16'd1 : in_c_q[15:0]), .chan_off_i(pool ? pchan_q : 32'd0),
+    .max_mode_i(op_q == 4'(OpMaxpool)), .kw_i(kw_q),
     .residue_i(residue_q[3:0]), .masks_i(masks_q),
     .init_i(pipe_init),
     .stop_i(state_q == StAbort),
@@ -218,7 +220,7 @@ module sps_core
     .act_row_o(pipe_act_row),
     .act_data_i(act_rdata),
     .wgt_addr_o(pipe_wgt_addr),
-    .wgt_data_i(wgt_rdata),
+    .wgt_data_i(pool ? {Rows{8'h01}} : wgt_rdata),   // pools: every weight 1 (sums, or ignored by max)
     .shadow_full_o(shadow_full),
     .shadow_base_o(shadow_base),
     .shadow_release_i(shadow_release),
@@ -246,7 +248,7 @@ module sps_core
   );
 
   assign dr_issue = dr_active_q && (32'(seg_count) + 32'(rq1_q) + 32'(rq2_q) < 32'(SegDepth));
-  assign dr_last = (32'(dr_row_q) == 32'(Rows - 1)) || (dr_o_q + 32'(p_eff_q) >= out_c_q);
+  assign dr_last = pool || (32'(dr_row_q) == 32'(Rows - 1)) || (dr_o_q + 32'(p_eff_q) >= out_c_q);
   assign shadow_release = dr_issue && dr_last;
 
   for (genvar c = 0; c < Cols; c++) begin : gen_lane
@@ -308,22 +310,13 @@ module sps_core
   // ------------------------------------------------------------------------------------------------
   // Element engines (pools, ADD): bytes in output order -> packer -> segments
   // ------------------------------------------------------------------------------------------------
-  logic [31:0] pc_q;                     // channel
-  logic [15:0] py_q, px_q;
-  logic [7:0] wy_q, wx_q;
-  logic [31:0] pchan_q;                  // pc * in_plane
-  logic signed [19:0] pby_q, pbx_q;      // window origin
-  logic signed [31:0] pacc_q;
-  logic prd_q;                           // a read was issued last cycle
-  logic [ColShift-1:0] prd_bank_q;
-  logic signed [19:0] piy, pix;
-  logic pinb, pwin_last;
-  logic signed [47:0] paddr;
-  logic [7:0] prd_byte;
-  logic [7:0] pool_y;
-  logic [7:0] byte_q;
-  logic [31:0] out_idx_q;                // index of the next output byte in the output map
+  logic pool;                            // MAXPOOL / AVGPOOL: one channel per group on the tile engine
+  logic [31:0] pc_q;                     // pools: channel
+  logic [31:0] pchan_q;                  // pools: pc * in_plane
+  logic [31:0] out_idx_q;                // ADD: index of the next output byte in the output map
   logic [31:0] out_total_q;
+
+  assign pool = (op_q == 4'(OpMaxpool)) || (op_q == 4'(OpAvgpool));
 
   // ADD
   logic [31:0] add_off_q, chunk_q;
@@ -347,24 +340,7 @@ module sps_core
   logic [7:0] pk_cnt_q;
   logic [AW-1:0] pk_addr_q;
   logic [Cols*8-1:0] pk_data_q;
-  logic byte_valid, byte_ready, byte_last;
   logic [AW-1:0] byte_addr;
-
-  assign piy = pby_q + $signed({12'b0, wy_q});
-  assign pix = pbx_q + $signed({12'b0, wx_q});
-  assign pinb = piy >= 0 && piy < $signed({4'b0, in_h_q}) && pix >= 0 && pix < $signed({4'b0, in_w_q});
-  assign pwin_last = (wy_q == kh_q - 8'd1) && (wx_q == kw_q - 8'd1);
-  assign paddr = $signed({16'b0, pchan_q}) + 48'(piy) * $signed({32'b0, in_w_q}) + 48'(pix);
-  assign prd_byte = act_rdata[8 * prd_bank_q +: 8];
-
-  sps_requant u_pool_rq (
-    .clk_i,
-    .v_i(40'(pacc_q)),
-    .mult_i(mult_q[30:0]),
-    .shift_i(shift_q[5:0]),
-    .relu_i(relu_q),
-    .y_o(pool_y)
-  );
 
   assign add_cnt = (chunk_q - 32'({add_row_q, ColShift'(0)}) >= 32'(Cols)) ? 8'(Cols)
                    : 8'(chunk_q - 32'({add_row_q, ColShift'(0)}));
@@ -382,10 +358,7 @@ module sps_core
   end
   assign add_seg = (state_q == StAddOut) && !pk_full_q;
 
-  assign byte_valid = (state_q == StPoolOut);
-  assign byte_last = (out_idx_q + 32'd1 == out_total_q);
   assign byte_addr = arena_q + AW'(out_off_q) + AW'(out_idx_q);
-  assign byte_ready = !pk_full_q;
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -407,12 +380,6 @@ module sps_core
       pk_data_q <= add_y_q;
       pk_cnt_q <= add_cnt;
       pk_full_q <= 1'b1;
-    end else if (byte_valid) begin
-      if (pk_cnt_q == 8'd0) pk_addr_q <= byte_addr;
-      pk_data_q[8 * pk_cnt_q[ColShift-1:0] +: 8] <= byte_q;
-      pk_cnt_q <= pk_cnt_q + 8'd1;
-      // A segment ends at a C-aligned address boundary (so it is one aligned beat) or at the map's end.
-      if (byte_addr[ColShift-1:0] == ColShift'(Cols - 1) || byte_last) pk_full_q <= 1'b1;
     end
   end
 
@@ -558,17 +525,7 @@ module sps_core
       out_group_q <= '0;
       st_idx_q <= '0;
       pc_q <= '0;
-      py_q <= '0;
-      px_q <= '0;
-      wy_q <= '0;
-      wx_q <= '0;
       pchan_q <= '0;
-      pby_q <= '0;
-      pbx_q <= '0;
-      pacc_q <= '0;
-      prd_q <= 1'b0;
-      prd_bank_q <= '0;
-      byte_q <= '0;
       out_idx_q <= '0;
       out_total_q <= '0;
       add_off_q <= '0;
@@ -682,7 +639,7 @@ module sps_core
           steps_q <= 48'(in_c_q) * 48'(nnz_q);
           ow_sw_q <= 24'(out_w_q) * 24'(sw_q);
           kk_q <= 16'(kh_q) * 16'(kw_q);
-          p_eff_q <= pps_q ? pat_q : 8'd1;
+          p_eff_q <= (pps_q && op_q == 4'(OpConv)) ? pat_q : 8'd1;
           pt_w_q <= 32'(pt_q) * 32'(in_w_q);
           state_q <= StCheck;
         end
@@ -719,15 +676,14 @@ module sps_core
             wg_off_q <= '0;
             pm_off_q <= '0;
             pc_q <= '0;
-            py_q <= '0;
-            px_q <= '0;
-            wy_q <= '0;
-            wx_q <= '0;
             pchan_q <= '0;
-            pby_q <= -$signed({12'b0, pt_q});
-            pbx_q <= -$signed({12'b0, pl_q});
-            prd_q <= 1'b0;
-            pacc_q <= (op_q == 4'(OpMaxpool)) ? -32'sd128 : 32'sd0;
+            if (pool) begin
+              // one parameter record for row 0: no bias; MAXPOOL passes the maximum through (M = 1, S = 0)
+              dbuf_q <= 1'b0;
+              par_q[0] <= '0;
+              par_q[1] <= (op_q == 4'(OpMaxpool)) ? 32'd1 : mult_q;
+              par_q[2] <= (op_q == 4'(OpMaxpool)) ? 32'd0 : 32'(shift_q);
+            end
             out_idx_q <= '0;
             out_total_q <= out_c_q * out_pixels_q;
             add_off_q <= '0;
@@ -735,7 +691,7 @@ module sps_core
             row_step_q <= $signed(32'(sh_q) * 32'(in_w_q)) - $signed(32'(ow_sw_q));
             unique case (op_q)
               4'(OpConv): ld_next_q <= StConvGroup;
-              4'(OpMaxpool), 4'(OpAvgpool): ld_next_q <= StPoolWin;
+              4'(OpMaxpool), 4'(OpAvgpool): ld_next_q <= StPoolChan;
               default: state_q <= StAddChunk;
             endcase
           end
@@ -823,75 +779,21 @@ module sps_core
             end
             pf_q <= PfIdle;
             state_q <= StConvGroup;
-          end
-        end
-
-        // ---------------- MAXPOOL / AVGPOOL: one output byte at a time ----------------
-        StPoolWin: begin
-          prd_q <= pinb;
-          prd_bank_q <= paddr[ColShift-1:0];
-          if (prd_q) begin
-            pacc_q <= (op_q == 4'(OpMaxpool))
-                      ? ((32'($signed(prd_byte)) > pacc_q) ? 32'($signed(prd_byte)) : pacc_q)
-                      : pacc_q + 32'($signed(prd_byte));
-          end
-          if (pwin_last) begin
-            wx_q <= '0;
-            wy_q <= '0;
-            state_q <= StPoolEnd;
-          end else if (wx_q == kw_q - 8'd1) begin
-            wx_q <= '0;
-            wy_q <= wy_q + 8'd1;
-          end else begin
-            wx_q <= wx_q + 8'd1;
-          end
-        end
-
-        StPoolEnd: begin
-          prd_q <= 1'b0;
-          if (prd_q) begin
-            pacc_q <= (op_q == 4'(OpMaxpool))
-                      ? ((32'($signed(prd_byte)) > pacc_q) ? 32'($signed(prd_byte)) : pacc_q)
-                      : pacc_q + 32'($signed(prd_byte));
-          end
-          st_idx_q <= '0;
-          state_q <= StPoolRq;
-        end
-
-        StPoolRq: begin
-          // AVGPOOL waits for the requantizer (two cycles); MAXPOOL needs only ReLU.
-          st_idx_q <= st_idx_q + 8'd1;
-          if (op_q == 4'(OpMaxpool)) begin
-            byte_q <= (relu_q && pacc_q < 0) ? 8'h00 : pacc_q[7:0];
-            state_q <= StPoolOut;
-          end else if (st_idx_q == 8'd2) begin
-            byte_q <= pool_y;
-            state_q <= StPoolOut;
-          end
-        end
-
-        StPoolOut: begin
-          if (byte_ready) begin
-            out_idx_q <= out_idx_q + 32'd1;
-            pacc_q <= (op_q == 4'(OpMaxpool)) ? -32'sd128 : 32'sd0;
-            state_q <= StPoolWin;
-            if (px_q == out_w_q - 16'd1) begin
-              px_q <= '0;
-              pbx_q <= -$signed({12'b0, pl_q});
-              if (py_q == out_h_q - 16'd1) begin
-                py_q <= '0;
-                pby_q <= -$signed({12'b0, pt_q});
-                pc_q <= pc_q + 32'd1;
-                pchan_q <= pchan_q + in_plane_q;
-                if (byte_last) state_q <= StLayerEnd;
-              end else begin
-                py_q <= py_q + 16'd1;
-                pby_q <= pby_q + $signed({12'b0, sh_q});
-              end
-            end else begin
-              px_q <= px_q + 16'd1;
-              pbx_q <= pbx_q + $signed({12'b0, sw_q});
+            if (pool) begin
+              pc_q <= pc_q + 32'd1;
+              pchan_q <= pchan_q + in_plane_q;
+              state_q <= StPoolChan;
             end
+          end
+        end
+
+        // ---------------- MAXPOOL / AVGPOOL: one channel per group on the tile engine ----------------
+        StPoolChan: begin
+          if (pc_q == out_c_q) begin
+            state_q <= StLayerEnd;
+          end else begin
+            o_first_q <= pc_q;
+            state_q <= StConvStart;
           end
         end
 
@@ -995,14 +897,13 @@ module sps_core
     end
   end
 
-  // Pool / ADD reads of the activation buffer (one row address for every bank).
+  // ADD reads of the activation buffer (one row address for every bank).
   always_comb begin
     elt_reads = 1'b1;
-    elt_row = RowAw'(paddr >>> ColShift);
+    elt_row = add_row_q;
     unique case (state_q)
       StAddRdA: elt_row = add_row_q;
       StAddRdB: elt_row = add_row_q + RowAw'(HalfBytes / Cols);
-      StPoolWin: elt_row = RowAw'(paddr >>> ColShift);
       default: elt_reads = 1'b0;
     endcase
   end
@@ -1018,7 +919,7 @@ module sps_core
       || ((state_q == StLayerEnd || state_q == StStatsWait) && !wr_idle_i)
       || (dr_active_q && !dr_issue)
       || (state_q == StConvRun && !pipe_busy && !dr_active_q && pf_q != PfNone && pf_q != PfDone)
-      || ((state_q == StPoolOut || state_q == StAddOut) && pk_full_q));
+      || (state_q == StAddOut && pk_full_q));
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin

@@ -14,7 +14,7 @@ module sps_index_unit
   // layer / row-group configuration (stable while running)
   input  wire logic                    pps_i,        // PPS: taps from the pattern table; else dense
   input  wire logic [7:0]              patterns_i,   // P (1..MaxPatterns)
-  input  wire logic [7:0]              nnz_i,        // K
+  input  wire logic [15:0]             nnz_i,        // K (pools: the kh * kw window taps)
   input  wire logic [15:0]             in_c_i,       // I
   input  wire logic [7:0]              kw_i,         // dense: kernel width
   input  wire logic [3:0]              residue_i,    // r: the row group's class, r < P
@@ -31,13 +31,14 @@ module sps_index_unit
   output logic                         last_o        // (i, k) == (I - 1, K - 1)
 );
   logic [15:0] i_q;
-  logic [7:0] k_q, dky_q, dkx_q;
+  logic [15:0] k_q;
+  logic [7:0] dky_q, dkx_q;
   logic [3:0] pat_q;
   logic [EntryWidth-1:0] entry_q;
   logic [8:0] mask;
   logic [3:0] tap;
 
-  assign k_last_o = (k_q == nnz_i - 8'd1);
+  assign k_last_o = (k_q == nnz_i - 16'd1);
   assign last_o = k_last_o && (i_q == in_c_i - 16'd1);
   assign first_o = (i_q == '0) && (k_q == '0);
   assign entry_o = entry_q;
@@ -52,7 +53,7 @@ module sps_index_unit
     seen = 4'd0;
     for (int t = 0; t < 9; t++) begin
       if (mask[t]) begin
-        if (8'(seen) == k_q) tap = 4'(t);
+        if (16'(seen) == k_q) tap = 4'(t);
         seen = seen + 4'd1;
       end
     end
@@ -100,7 +101,7 @@ module sps_index_unit
         i_q <= i_q + 16'd1;
         pat_q <= (8'(pat_q) + 8'd1 == patterns_i) ? 4'd0 : pat_q + 4'd1;
       end else begin
-        k_q <= k_q + 8'd1;
+        k_q <= k_q + 16'd1;
         if (dkx_q + 8'd1 == kw_i) begin
           dkx_q <= '0;
           dky_q <= dky_q + 8'd1;

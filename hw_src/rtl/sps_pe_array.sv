@@ -12,6 +12,7 @@ module sps_pe_array #(
   input  wire logic                         rst_ni,
 
   // one (i, k) step: row weights shared along a row, column activations shared along a column
+  input  wire logic                         max_mode_i,  // MAXPOOL: acc = max(acc, act), weights unused
   input  wire logic                         valid_i,
   input  wire logic                         first_i,     // first step of a tile: accumulators restart at 0
   input  wire logic                         last_i,      // last step of a tile: results move to the shadow bank
@@ -33,8 +34,17 @@ module sps_pe_array #(
       logic signed [AccWidth-1:0] acc_q, acc_d, base;
       logic signed [15:0] prod;
       assign prod = $signed(wgt_i[8*r +: 8]) * $signed(act_i[8*c +: 8]);
-      assign base = first_i ? '0 : acc_q;
-      assign acc_d = base + (col_en_i[c] ? AccWidth'(prod) : '0);
+      logic signed [AccWidth-1:0] act;
+      assign act = AccWidth'($signed(act_i[8*c +: 8]));
+      always_comb begin
+        if (max_mode_i) begin
+          base = first_i ? -AccWidth'(128) : acc_q;
+          acc_d = (col_en_i[c] && act > base) ? act : base;
+        end else begin
+          base = first_i ? '0 : acc_q;
+          acc_d = base + (col_en_i[c] ? AccWidth'(prod) : '0);
+        end
+      end
       assign acc_next[AccWidth*c +: AccWidth] = acc_d;
       always_ff @(posedge clk_i or negedge rst_ni) begin
         if (!rst_ni) begin

@@ -114,17 +114,21 @@ async def test_index_unit(dut):
 
 @cocotb.test()
 async def test_pe_array(dut):
-    """Random tiles (first/last markers, column enables, idle cycles): shadow rows equal sum w[r] * a[c]."""
+    """Random tiles (first/last markers, column enables, idle cycles): shadow rows equal sum w[r] * a[c]
+    (or, in max mode, the maximum of the enabled activations)."""
     await clock(dut)
     R, C = int(dut.Rows.value), int(dut.Cols.value)
     rng = random.Random(int(os.environ.get("SPS_SEED", "1")) + 2)
     dut.rst_ni.value = 0
     dut.valid_i.value = 0
+    dut.max_mode_i.value = 0
     await ClockCycles(dut.clk_i, 2)
     dut.rst_ni.value = 1
-    for tile in range(20):
+    for tile in range(30):
         steps = rng.randint(1, 12)
-        acc = [[0] * C for _ in range(R)]
+        max_mode = tile % 3 == 2            # MAXPOOL: acc = max(acc, a) over enabled columns, from -128
+        dut.max_mode_i.value = int(max_mode)
+        acc = [[-128 if max_mode else 0] * C for _ in range(R)]
         for s in range(steps):
             while rng.random() < 0.3:
                 await FallingEdge(dut.clk_i)
@@ -142,7 +146,7 @@ async def test_pe_array(dut):
             for r in range(R):
                 for c in range(C):
                     if en[c]:
-                        acc[r][c] += w[r] * a[c]
+                        acc[r][c] = max(acc[r][c], a[c]) if max_mode else acc[r][c] + w[r] * a[c]
         await FallingEdge(dut.clk_i)
         dut.valid_i.value = 0
         for r in range(R):
