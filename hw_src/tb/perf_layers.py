@@ -12,13 +12,15 @@ import layer_factory as lf
 from sps_pynq import reference
 from sps_pynq.hw import layout
 from sps_pynq.hw.config import get_config
+from sps_pynq.hw.descriptor import Op
 from sps_tb import TB
 
 HW = get_config(os.environ.get("SPS_HW", "zcu104"))
 DEFAULT_CASES = [dict(op="pps", patterns=8, nnz=4, in_c=64, in_h=14, in_w=14, out_c=128, pad=1, stride=1),
                  dict(op="dense", kh=3, kw=3, in_c=64, in_h=14, in_w=14, out_c=128, pad=1, stride=1),
                  dict(op="dense", kh=3, kw=3, in_c=64, in_h=28, in_w=28, out_c=32, pad=1, stride=2),
-                 dict(op="dense", kh=1, kw=1, in_c=64, in_h=28, in_w=28, out_c=32, pad=0, stride=2)]
+                 dict(op="dense", kh=1, kw=1, in_c=64, in_h=28, in_w=28, out_c=32, pad=0, stride=2),
+                 dict(op="maxpool", kh=2, kw=2, stride=2, pad=0, in_c=64, in_h=28, in_w=28)]
 
 @cocotb.test()
 async def perf(dut):
@@ -31,10 +33,12 @@ async def perf(dut):
         reference.run_program(want, [d], HW)
         out = await tb.run(arena, [d], timeout_cycles=5_000_000)
         ok = np.array_equal(out["arena"], want)
-        P = d.patterns if d.pps else 1
-        groups = len(layout.row_groups(d.out_c, P, HW.rows))
         tiles = math.ceil(d.out_h * d.out_w / HW.cols)
-        ideal = groups * tiles * d.in_c * d.nnz
+        if d.op == Op.CONV:
+            P = d.patterns if d.pps else 1
+            ideal = len(layout.row_groups(d.out_c, P, HW.rows)) * tiles * d.in_c * d.nnz
+        else:   # pools: one channel per group, one window tap per cycle
+            ideal = d.in_c * tiles * d.kh * d.kw
         dut._log.info(f"CASE {case} ok={ok} err={out['error_code']} cycles={out['cycles']} mac={out['mac_cycles']} "
               f"stall={out['stall_cycles']} ideal={ideal} util={ideal / out['cycles']:.3f}")
         assert ok and out["error_code"] == 0, f"{case}: wrong result"
