@@ -9,6 +9,8 @@ All kernels with the same residue r = (o + i) mod P form "class r" and share one
 """
 from __future__ import annotations
 
+import argparse
+
 import re
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
@@ -21,8 +23,9 @@ MAX_P = 16          # the hardware's pattern table holds at most 16 masks (hw/de
 TAPS = 9            # a 3x3 kernel
 
 
-class PpsSpecError(PpsShapeError, ValueError):
-    """A bad "PxK" text. Also a ValueError, so argparse `type=` turns it into a usage message."""
+class PpsSpecError(PpsShapeError, ValueError, argparse.ArgumentTypeError):
+    """A bad "PxK" text. Also an ArgumentTypeError, so argparse `type=` prints this message as a usage error
+    (for a plain ValueError it would print only "invalid value")."""
 
 
 # ----------------------------------------------------------------------------------------------------------- masks

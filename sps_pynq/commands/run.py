@@ -50,7 +50,12 @@ def run(args) -> int:
         per_sample, walls = [], []
         for _ in range(args.repeat):
             t0 = time.perf_counter()
-            y = s.run_int8(x) if raw else s.run(x)
+            try:
+                y = s.run_int8(x) if raw else s.run(x)
+            except InputError as e:
+                if args.input is None:
+                    raise
+                raise InputError(f"{args.input}: {e}") from e      # name the file the user gave
             walls.append(time.perf_counter() - t0)
             per_sample += s.stats().get("run_seconds", [])
         y = y[0] if isinstance(y, list) else y

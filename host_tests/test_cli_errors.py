@@ -1,0 +1,115 @@
+"""What a user sees when they give the CLI bad input: one line naming the file/node/layer, exit code 2, no
+traceback, no half-written output. One test per kind of mistake walked in acceptance."""
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+
+from sps_pynq.cli import main
+from sps_pynq.compiler.testing import make_model
+
+RNG = np.random.default_rng(11)
+
+
+def one_error_line(capsys, fragment):
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if "warning" not in line]
+    assert len(err) == 1 and "Traceback" not in err[0] and fragment in err[0], err
+    return err[0]
+
+
+def tiny_onnx(path, group=1):
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv1", pads=[1, 1, 1, 1], group=group),
+             helper.make_node("Relu", ["c"], ["r"], name="relu1"),
+             helper.make_node("Flatten", ["r"], ["f"], name="flat"),
+             helper.make_node("Gemm", ["f", "B"], ["y"], name="fc", transB=1)]
+    inits = {"w": RNG.standard_normal((8, 4 // group, 3, 3)), "B": RNG.standard_normal((5, 8 * 4 * 4))}
+    onnx.save(make_model(nodes, [("x", [1, 4, 4, 4])], ["y"], inits), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def packed(tmp_path_factory):
+    d = tmp_path_factory.mktemp("packed")
+    out = d / "tiny.spsmodel"
+    assert main(["pack", str(tiny_onnx(d / "tiny.onnx")), "-o", str(out), "--num-calib", "2"]) == 0
+    return out
+
+
+def test_random_bytes_and_truncated_onnx(tmp_path, capsys):
+    src = tiny_onnx(tmp_path / "ok.onnx")
+    (tmp_path / "rand.onnx").write_bytes(RNG.integers(0, 256, 3000, dtype=np.uint8).tobytes())
+    (tmp_path / "cut.onnx").write_bytes(src.read_bytes()[:len(src.read_bytes()) // 2])
+    for name in ("rand.onnx", "cut.onnx"):
+        out = tmp_path / (name + ".spsmodel")
+        assert main(["pack", str(tmp_path / name), "-o", str(out)]) == 2
+        one_error_line(capsys, f"{name}: not a readable ONNX model")
+        assert not out.exists()
+
+
+def test_grouped_conv_names_the_node(tmp_path, capsys):
+    out = tmp_path / "g.spsmodel"
+    assert main(["pack", str(tiny_onnx(tmp_path / "g.onnx", group=2)), "-o", str(out)]) == 2
+    assert "group=2" in one_error_line(capsys, "node 'conv1' (Conv)")
+    assert not out.exists()
+
+
+def test_output_folder_missing(tmp_path, capsys):
+    out = tmp_path / "nodir" / "x.spsmodel"
+    assert main(["pack", str(tiny_onnx(tmp_path / "t.onnx")), "-o", str(out), "--num-calib", "2"]) == 2
+    one_error_line(capsys, "does not exist")
+    assert not out.parent.exists()
+
+
+def test_bad_pps_spec_says_why(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["pack", str(tiny_onnx(tmp_path / "t.onnx")), "-o", str(tmp_path / "x.spsmodel"), "--pps", "8x10"])
+    assert e.value.code == 2
+    assert "K=10 taps per pattern, but K must be in 1..9" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip_middle", "flip_header", "empty"])
+def test_damaged_spsmodel(packed, tmp_path, capsys, damage):
+    data = bytearray(packed.read_bytes())
+    if damage == "truncate":
+        data = data[:len(data) // 2]
+    elif damage == "flip_middle":
+        data[len(data) // 2] ^= 0xFF
+    elif damage == "flip_header":
+        data[40] ^= 0xFF
+    else:
+        data = b""
+    bad = tmp_path / "bad.spsmodel"
+    bad.write_bytes(bytes(data))
+    for command in (["inspect", str(bad)], ["run", str(bad), "--backend", "sim"]):
+        assert main(command) == 2
+        assert "re-pack" in one_error_line(capsys, "bad.spsmodel")
+
+
+def test_run_missing_model(tmp_path, capsys):
+    assert main(["run", str(tmp_path / "none.spsmodel"), "--backend", "sim"]) == 2
+    one_error_line(capsys, "none.spsmodel: no such .spsmodel file")
+
+
+def test_run_input_wrong_shape_names_the_file(packed, tmp_path, capsys):
+    x = tmp_path / "x.npy"
+    np.save(x, np.zeros((4, 8, 8), np.float32))
+    assert main(["run", str(packed), "--backend", "sim", "--input", str(x)]) == 2
+    line = one_error_line(capsys, "x.npy: ")
+    assert "(4, 4, 4)" in line and "(4, 8, 8)" in line
+
+
+def test_run_input_unreadable(packed, tmp_path, capsys):
+    x = tmp_path / "junk.npy"
+    x.write_bytes(b"not numpy")
+    assert main(["run", str(packed), "--backend", "sim", "--input", str(x)]) == 2
+    one_error_line(capsys, "junk.npy: cannot read")
+    assert main(["run", str(packed), "--backend", "sim", "--input", str(tmp_path / "none.npy")]) == 2
+    one_error_line(capsys, "none.npy: cannot read")
+
+
+def test_run_good_input_after_all(packed, tmp_path, capsys):
+    x = tmp_path / "x.npy"
+    np.save(x, RNG.standard_normal((2, 4, 4, 4)).astype(np.float32))
+    assert main(["run", str(packed), "--backend", "sim", "--input", str(x), "--top", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "sample 0: top 2 classes" in out and "sample 1: top 2 classes" in out
