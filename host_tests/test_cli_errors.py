@@ -113,3 +113,11 @@ def test_run_good_input_after_all(packed, tmp_path, capsys):
     assert main(["run", str(packed), "--backend", "sim", "--input", str(x), "--top", "2"]) == 0
     out = capsys.readouterr().out
     assert "sample 0: top 2 classes" in out and "sample 1: top 2 classes" in out
+
+
+def test_hardware_mismatch_names_the_model_file(packed):
+    from sps_pynq import Session
+    from sps_pynq.errors import HardwareMismatchError
+    with pytest.raises(HardwareMismatchError) as e:
+        Session(str(packed), backend="sim", hw="small")
+    assert str(e.value).startswith(f"{packed}: ") and "re-pack with `sps-pynq pack --hw small`" in str(e.value)

@@ -37,8 +37,8 @@ def run(args) -> int:
     for r in results:
         print(format_result(r))
     if cmp:
-        print(f"SPS over dense: {cmp['speedup_median_latency']:.2f}x lower median latency, "
-              f"{cmp['throughput_ratio']:.2f}x throughput", end="")
+        print(f"SPS over dense: median latency ratio dense/SPS {cmp['speedup_median_latency']:.2f}x, "
+              f"throughput ratio SPS/dense {cmp['throughput_ratio']:.2f}x", end="")
         if cmp["energy_efficiency_gain"] is not None:
             print(f", {cmp['energy_efficiency_gain']:.2f}x fewer joules per inference")
         else:

@@ -33,8 +33,12 @@ def run(args) -> int:
     board.start()
     # The first line says where it listens; tests read it to learn the port.
     print(f"virtual ZCU104 listening on {board.address} (a model for tests, not a real board)", flush=True)
-    print(f"  client: SPS_PYNQ_REMOTE={board.address} SPS_PYNQ_OVERLAY=overlays/virtual_zcu104 "
-          f"python -c 'from sps_pynq import Session; ...'", flush=True)
+    # An absolute overlay path, so the hint works from any folder (the client resolves it in its own cwd).
+    from ..virtual_board.overlay import REPO_OVERLAY
+    overlay = REPO_OVERLAY if REPO_OVERLAY.exists() else "FOLDER (write one: python -m sps_pynq.virtual_board." \
+                                                        "overlay --out FOLDER)"
+    print(f"  client: SPS_PYNQ_REMOTE={board.address} SPS_PYNQ_OVERLAY={overlay} "
+          f"sps-pynq run MODEL.spsmodel --backend board", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     try:

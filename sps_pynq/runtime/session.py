@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import model_file
 from ..backends import backend_class
-from ..errors import BackendError, InputError, ModelFileError
+from ..errors import BackendError, HardwareMismatchError, InputError, ModelFileError
 from ..hw.config import HwConfig, get_config
 from ..program import Program, TensorInfo
 from .preprocess import apply_host_steps, dequantize, quantize
@@ -76,6 +76,11 @@ class Session:
         self.backend = cls(hw=hw_cfg, **backend_options)
         try:
             self.backend.load(self.program)
+        except HardwareMismatchError as e:
+            self.backend.close()
+            if self.source == "<Program>" or self.source in str(e):
+                raise
+            raise HardwareMismatchError(f"{self.source}: {e}") from e      # name the file the user gave
         except BaseException:
             self.backend.close()
             raise
