@@ -92,3 +92,18 @@ def test_compiled_model_rtl_matches_sim():
         stats = rtl.stats()
     assert np.array_equal(got, want), (got, want)
     assert len(stats["layers"]) == len(ops) and stats["mac_cycles"] > 0
+
+
+@pytest.mark.skipif(not HAVE_VERILATOR, reason="verilator not installed")
+def test_cli_run_on_rtl_keeps_tool_output_out(tmp_path, capfd):
+    """`sps-pynq run --backend rtl` prints the result and the core's cycles, not Verilator's or cocotb's log."""
+    from sps_pynq import model_file
+    from sps_pynq.cli import main
+    program = lf.random_packed_program(np.random.default_rng(13), get_config("small"), n_layers=2,
+                                       in_shape=(4, 9, 9))
+    path = tmp_path / "small.spsmodel"
+    model_file.save(program, path)
+    assert main(["run", str(path), "--backend", "rtl", "--top", "2"]) == 0
+    out, err = capfd.readouterr()
+    assert "core clock cycles (last run):" in out and "sample 0: top 2 classes" in out
+    assert "cocotb" not in out + err and "Verilat" not in out + err

@@ -43,8 +43,10 @@ def top_parameters(hw) -> Dict[str, int]:
 _built: Dict[str, object] = {}
 
 
-def build(toplevel: str, parameters: Dict[str, int], name: str, sources: Optional[List[Path]] = None):
-    """Verilate and compile once per process (Verilator itself skips identical rebuilds across processes)."""
+def build(toplevel: str, parameters: Dict[str, int], name: str, sources: Optional[List[Path]] = None,
+          log_file=None):
+    """Verilate and compile once per process (Verilator itself skips identical rebuilds across processes).
+    log_file: write the tool output there instead of this process's stdout."""
     key = f"{toplevel}-{name}"
     if key in _built:
         return _built[key]
@@ -60,7 +62,7 @@ def build(toplevel: str, parameters: Dict[str, int], name: str, sources: Optiona
     try:
         runner.build(sources=[str(s) for s in (sources or rtl_sources())], hdl_toplevel=toplevel,
                      parameters=parameters, build_dir=str(build_dir), build_args=["-Wno-fatal", "-O2", "--assert"],
-                     timescale=("1ns", "1ps"))
+                     timescale=("1ns", "1ps"), log_file=log_file)
     finally:
         if saved is None:
             os.environ.pop("MAKEFLAGS", None)
@@ -70,13 +72,15 @@ def build(toplevel: str, parameters: Dict[str, int], name: str, sources: Optiona
     return runner
 
 
-def run(runner, toplevel: str, test_module: str, env: Dict[str, str], testcase=None, test_dir=None):
+def run(runner, toplevel: str, test_module: str, env: Dict[str, str], testcase=None, test_dir=None,
+        log_file=None):
+    """Run a cocotb test module; log_file: write the simulator's output there instead of stdout."""
     # cocotb's runner hands this process's sys.path to the simulator's Python as PYTHONPATH.
     for extra in (str(TB_DIR), str(REPO), str(REPO / "host_tests")):
         if extra not in sys.path:
             sys.path.append(extra)
     return runner.test(test_module=test_module, hdl_toplevel=toplevel, testcase=testcase, extra_env=env,
-                       test_dir=str(test_dir) if test_dir else None)
+                       test_dir=str(test_dir) if test_dir else None, log_file=log_file)
 
 
 def unit_sources(module: str) -> List[Path]:

@@ -106,10 +106,13 @@ class RtlBackend(Backend):
             else -1
         b = self._build
         t0 = time.perf_counter()
+        # Verilator's and cocotb's chatter goes to a log file, not into the user's output; errors point to it.
+        log = Path(tempfile.gettempdir()) / f"sps_rtl_{os.getpid()}.log"
         try:
-            runner = b.build("sps_top", b.top_parameters(p.hw), p.hw.name)
+            runner = b.build("sps_top", b.top_parameters(p.hw), p.hw.name, log_file=log)
         except Exception as e:
-            raise BackendError(f"building the Verilator model of sps_top for {p.hw.describe()} failed: {e}") from e
+            raise BackendError(f"building the Verilator model of sps_top for {p.hw.describe()} failed: {e}; "
+                               f"tool output in {log}") from e
         with tempfile.TemporaryDirectory(prefix="sps_rtl_") as tmp:
             arena_file, result_file = Path(tmp) / "arena.bin", Path(tmp) / "result.json"
             self.arena.tofile(arena_file)
@@ -119,20 +122,21 @@ class RtlBackend(Backend):
             # cocotb's runner exits the process when a test fails under pytest; keep it a BackendError.
             saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
             try:
-                b.run(runner, "sps_top", "run_arena", env, test_dir=tmp)
+                b.run(runner, "sps_top", "run_arena", env, test_dir=tmp, log_file=log)
             except SystemExit as e:
-                raise BackendError(f"the RTL simulation failed (exit {e.code}); see the cocotb log above") from e
+                raise BackendError(f"the RTL simulation failed (exit {e.code}); see the cocotb log {log}") from e
             finally:
                 if saved is not None:
                     os.environ["PYTEST_CURRENT_TEST"] = saved
             if not result_file.exists():
-                raise BackendError("the RTL simulation ended without a result (timeout or crash; see the log above)")
+                raise BackendError(f"the RTL simulation ended without a result (timeout or crash; see the log {log})")
             result = json.loads(result_file.read_text())
             if "timeout" in result:
                 regs = ", ".join(f"{k}={v:#x}" for k, v in result["registers"].items())
                 raise DeviceTimeoutError(f"the simulated core did not finish: {result['timeout']}; registers: {regs}; "
                                          f"raise timeout_cycles (now {self.timeout_cycles}) if the model is large")
             self.arena[:] = np.fromfile(arena_file, dtype=np.uint8)
+        log.unlink(missing_ok=True)         # the run finished: nothing to look at
         result["seconds"] = time.perf_counter() - t0
         self._last = result
         if result["error_code"]:

@@ -70,6 +70,11 @@ def run(args) -> int:
         ms = np.array(per_sample) * 1e3
         print(f"latency: {np.median(ms):.3f} ms median per sample (min {ms.min():.3f}, max {ms.max():.3f}) over "
               f"{len(ms)} runs on {s.backend.name}; whole call incl. host steps {np.median(walls) * 1e3:.3f} ms")
+        if st.get("cycles"):
+            print(f"core clock cycles (last run): {st['cycles']:,}, MAC-active {st.get('mac_cycles', 0):,}, "
+                  f"memory stalls {st.get('stall_cycles', 0):,}")
+            if "virtual board" in st.get("note", ""):
+                print(f"  note: {st['note']}")      # modelled counters, not measurements: say so
         if st.get("macs"):
             print(f"MACs per sample: {st['macs']:,} nonzero of {st['dense_macs']:,} dense-equivalent "
                   f"({st['dense_macs'] / st['macs']:.2f}x fewer)")
