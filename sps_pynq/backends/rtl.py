@@ -24,8 +24,8 @@ import numpy as np
 from ..errors import BackendError, DeviceError, DeviceTimeoutError
 from ..hw.config import HwConfig
 from ..hw.regmap import ErrorCode
-from ..program import STATS_RECORD_BYTES, Program
-from .base import Backend
+from ..program import Program
+from .arena import HostArenaBackend
 
 
 def _hw_src() -> Path:
@@ -55,7 +55,7 @@ def _tools(root: Path):
     return rtl_build
 
 
-class RtlBackend(Backend):
+class RtlBackend(HostArenaBackend):
     name = "rtl"
 
     def __init__(self, hw: Optional[HwConfig] = None, timeout_cycles: int = 200_000_000, stats: bool = True):
@@ -70,40 +70,14 @@ class RtlBackend(Backend):
         self._last: dict = {}
 
     def load(self, program: Program) -> None:
-        self.check_hardware(program)
-        if len(program.image) > program.arena_size:
-            raise BackendError(f"program image of {len(program.image)} bytes is larger than its arena of "
-                               f"{program.arena_size} bytes; re-pack the model")
-        self.program = program
-        self.arena = np.zeros(program.arena_size, dtype=np.uint8)
-        self.arena[:len(program.image)] = np.frombuffer(program.image, dtype=np.uint8)
+        super().load(program)
         self._last = {}
-
-    def _need(self) -> None:
-        if self.arena is None:
-            raise BackendError("the rtl backend has no program loaded (call load first, or use Session)")
-
-    def write(self, offset: int, data: np.ndarray) -> None:
-        self._need()
-        raw = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
-        if offset < 0 or offset + raw.size > self.arena.size:
-            raise BackendError(f"write of {raw.size} bytes at offset {offset} lies outside the arena of "
-                               f"{self.arena.size} bytes")
-        self.arena[offset:offset + raw.size] = raw
-
-    def read(self, offset: int, nbytes: int) -> np.ndarray:
-        self._need()
-        if offset < 0 or nbytes < 0 or offset + nbytes > self.arena.size:
-            raise BackendError(f"read of {nbytes} bytes at offset {offset} lies outside the arena of "
-                               f"{self.arena.size} bytes")
-        return self.arena[offset:offset + nbytes].view(np.int8).copy()
 
     def run(self) -> None:
         self._need()
         p = self.program
-        stats_end = p.stats_offset + p.num_layers * STATS_RECORD_BYTES
-        stats_offset = p.stats_offset if self.stats_enabled and 0 <= p.stats_offset and stats_end <= p.arena_size \
-            else -1
+        fits = self.stats_offset()
+        stats_offset = fits if self.stats_enabled and fits is not None else -1
         b = self._build
         t0 = time.perf_counter()
         # Verilator's and cocotb's chatter goes to a log file, not into the user's output; errors point to it.
@@ -158,5 +132,3 @@ class RtlBackend(Backend):
                 "bytes_read": r.get("bytes_rd", 0), "bytes_written": r.get("bytes_wr", 0), "layers": layers,
                 "note": "cycles are clock cycles of the simulated core; seconds are host wall time of the simulation"}
 
-    def close(self) -> None:
-        self.arena = None

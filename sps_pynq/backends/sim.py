@@ -14,12 +14,11 @@ from typing import List, Optional
 
 import numpy as np
 
-from ..errors import BackendError
 from ..hw import layout
 from ..hw.config import HwConfig
 from ..hw.descriptor import DESC_BYTES, Descriptor, Op
-from ..program import STATS_RECORD_BYTES, Program
-from .base import Backend
+from ..program import Program
+from .arena import HostArenaBackend
 
 BYTE_KINDS = ("descriptors", "weights", "params", "act_read", "act_written")
 
@@ -38,7 +37,7 @@ def layer_traffic(d: Descriptor, hw: HwConfig) -> dict:
     return out
 
 
-class SimBackend(Backend):
+class SimBackend(HostArenaBackend):
     name = "sim"
 
     def __init__(self, hw: Optional[HwConfig] = None, threads: int = 0, check_buffers: bool = True):
@@ -55,14 +54,8 @@ class SimBackend(Backend):
         self._cache = None
 
     def load(self, program: Program) -> None:
-        self.check_hardware(program)
-        if len(program.image) > program.arena_size:
-            raise BackendError(f"program image of {len(program.image)} bytes is larger than its arena of "
-                               f"{program.arena_size} bytes; re-pack the model")
-        self.program = program
-        self.arena = np.zeros(program.arena_size, dtype=np.uint8)
+        super().load(program)
         self._cache = self._golden.new_cache()
-        self.arena[:len(program.image)] = np.frombuffer(program.image, dtype=np.uint8)
         self._static = []
         try:
             descs = program.descriptors()
@@ -74,30 +67,10 @@ class SimBackend(Backend):
                                  "bytes": layer_traffic(d, program.hw)})
         self._last = {}
 
-    def _need(self) -> None:
-        if self.arena is None:
-            raise BackendError("the sim backend has no program loaded (call load first, or use Session)")
-
-    def write(self, offset: int, data: np.ndarray) -> None:
-        self._need()
-        raw = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
-        if offset < 0 or offset + raw.size > self.arena.size:
-            raise BackendError(f"write of {raw.size} bytes at offset {offset} lies outside the arena of "
-                               f"{self.arena.size} bytes")
-        self.arena[offset:offset + raw.size] = raw
-
-    def read(self, offset: int, nbytes: int) -> np.ndarray:
-        self._need()
-        if offset < 0 or nbytes < 0 or offset + nbytes > self.arena.size:
-            raise BackendError(f"read of {nbytes} bytes at offset {offset} lies outside the arena of "
-                               f"{self.arena.size} bytes")
-        return self.arena[offset:offset + nbytes].view(np.int8).copy()
-
     def run(self) -> None:
         self._need()
         p = self.program
-        stats_end = p.stats_offset + p.num_layers * STATS_RECORD_BYTES
-        stats = p.stats_offset if 0 <= p.stats_offset and stats_end <= p.arena_size else None
+        stats = self.stats_offset()
         t0 = time.perf_counter()
         result = self._golden.run(self.arena, p.prog_offset, p.num_layers, p.hw, stats_offset=stats,
                                   threads=self.threads, check_buffers=self.check_buffers, cache=self._cache)
@@ -119,5 +92,5 @@ class SimBackend(Backend):
                 "note": "seconds are wall time of the C golden model on this host, not of the hardware"}
 
     def close(self) -> None:
-        self.arena = None
+        super().close()
         self._cache = None
