@@ -25,24 +25,12 @@ HERE = Path(__file__).resolve().parent
 SOURCES = ["golden.c", "pool.c"]
 HEADERS = ["golden.h", "pool.h", "sps_hw.h"]
 
-# The declarations cffi binds: a copy of golden.h without the preprocessor lines.
-CDEF = """
-typedef struct {
-    int32_t rows; int32_t cols; int32_t max_patterns;
-    uint32_t act_buf_bytes; uint32_t weight_buf_bytes;
-    int32_t num_threads; int32_t stats_enable; uint64_t stats_offset;
-} sps_golden_config;
-typedef struct { int32_t error; int32_t layer; char message[256]; } sps_golden_status;
-int sps_golden_run(uint8_t *arena, uint64_t arena_size, uint64_t prog_offset, uint32_t num_layers,
-                   const sps_golden_config *cfg, uint64_t *layer_ns, sps_golden_status *status);
-typedef struct sps_golden_cache sps_golden_cache;
-sps_golden_cache *sps_golden_cache_new(void);
-void sps_golden_cache_free(sps_golden_cache *cache);
-int sps_golden_run_cached(uint8_t *arena, uint64_t arena_size, uint64_t prog_offset, uint32_t num_layers,
-                          const sps_golden_config *cfg, uint64_t *layer_ns, sps_golden_status *status,
-                          sps_golden_cache *cache);
-int sps_golden_threads(void);
-"""
+def cdef() -> str:
+    """The declarations cffi binds: golden.h itself, minus its preprocessor lines (cffi's parser takes C
+    declarations and comments, not #ifndef/#include), so the binding cannot drift from the header."""
+    text = (HERE / "golden.h").read_text()
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+
 
 BASE_FLAGS = ["-O3", "-fwrapv", "-std=gnu11", "-pthread", "-Wno-comment"]
 NATIVE_FLAGS = ["-march=native"]
@@ -80,7 +68,7 @@ def _key(flags) -> str:
 def _compile(module_name: str, flags, workdir: Path) -> Path:
     import cffi
     ffi = cffi.FFI()
-    ffi.cdef(CDEF)
+    ffi.cdef(cdef())
     ffi.set_source(module_name, '#include "golden.h"', sources=[str(HERE / s) for s in SOURCES],
                    include_dirs=[str(HERE)], extra_compile_args=list(flags),
                    extra_link_args=["-pthread"])

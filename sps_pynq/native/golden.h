@@ -1,5 +1,5 @@
 /* Golden model of the SPS core: executes a layer program on an arena exactly as docs/arithmetic.md says.
- * The cffi declarations in build.py repeat the declarations below; keep them in step. */
+ * build.py hands this header to cffi as it is (minus preprocessor lines): keep it to plain declarations. */
 #ifndef SPS_GOLDEN_H
 #define SPS_GOLDEN_H
 
