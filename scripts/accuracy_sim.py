@@ -17,6 +17,8 @@ import numpy as np
 
 from sim_models import build, ort_session
 
+from sps_pynq.pps import parse_pps_spec
+
 
 def check(name: str, pps, n: int, seed: int = 2) -> dict:
     from sps_pynq.runtime.session import Session
@@ -43,7 +45,7 @@ def main() -> int:
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--pps", default="8x4")
     args = p.parse_args()
-    pps = tuple(int(v) for v in args.pps.lower().split("x"))
+    pps = parse_pps_spec(args.pps)
     print(f"sim (int8, PPS{pps}) vs onnxruntime (PPS-projected fp32), {args.n} seeded N(0,1) inputs; errors in "
           f"output LSBs (units of the output scale)")
     print(f"{'model':10s} {'top-1 agree':>11s} {'max err':>8s} {'median':>7s} {'logit std':>9s} "

@@ -21,6 +21,8 @@ import numpy as np
 
 from sim_models import build, ort_session
 
+from sps_pynq.pps import parse_pps_spec
+
 BLOCK = 5          # runs of one engine in a row
 PAUSE_S = 0.05     # between blocks
 
@@ -58,7 +60,7 @@ def main() -> int:
     p.add_argument("--pps", default="8x4")
     p.add_argument("--threads", type=int, default=0, help="threads for both (default: all CPUs)")
     args = p.parse_args()
-    pps = tuple(int(v) for v in args.pps.lower().split("x"))
+    pps = parse_pps_spec(args.pps)
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; batch 1, PPS{pps}, "
           f"median of {args.repeats} alternating runs")
     print(f"{'model':10s} {'onnxruntime fp32':>17s} {'sim int8':>10s} {'ratio':>7s}   "
