@@ -121,3 +121,19 @@ def test_hardware_mismatch_names_the_model_file(packed):
     with pytest.raises(HardwareMismatchError) as e:
         Session(str(packed), backend="sim", hw="small")
     assert str(e.value).startswith(f"{packed}: ") and "re-pack with `sps-pynq pack --hw small`" in str(e.value)
+
+
+def test_output_is_a_folder(tmp_path, capsys):
+    src = tiny_onnx(tmp_path / "t.onnx")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["pack", str(src), "-o", str(tmp_path), "--num-calib", "2"]) == 2
+    one_error_line(capsys, f"{tmp_path} is a folder; give a file name")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before          # no temporary file left behind
+
+
+def test_save_into_a_folder_is_a_model_file_error(packed, tmp_path):
+    from sps_pynq import model_file
+    from sps_pynq.errors import ModelFileError
+    with pytest.raises(ModelFileError, match="is a folder"):
+        model_file.save(model_file.load(packed), tmp_path)
+    assert list(tmp_path.iterdir()) == []

@@ -50,9 +50,8 @@ def save(program: Program, path: Union[str, os.PathLike]) -> Path:
         "host_steps": program.host_steps,
         "metadata": program.metadata,
     }
+    check_writable(path)
     folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise ModelFileError(f"{path}: folder {folder} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as z:
@@ -60,13 +59,26 @@ def save(program: Program, path: Union[str, os.PathLike]) -> Path:
             for name, data in blobs.items():
                 z.writestr(name, data)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(e, OSError):
+            raise ModelFileError(f"{path}: cannot write ({e}); choose another output path") from e
         raise
     return path
+
+
+def check_writable(path: Union[str, os.PathLike]) -> None:
+    """ModelFileError unless `path` names a file save() can create: its folder exists and it is no folder.
+    Called before a long compile, so a typo in -o costs nothing."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ModelFileError(f"{path}: folder {folder} does not exist; create it or choose another output path")
+    if path.is_dir():
+        raise ModelFileError(f"{path} is a folder; give a file name, e.g. {path / 'model.spsmodel'}")
 
 
 def load(path: Union[str, os.PathLike]) -> Program:

@@ -46,6 +46,8 @@ def run(args) -> int:
         if args.zoo not in zoo_names():
             raise CompileError(f"unknown zoo model {args.zoo!r}; known: {', '.join(zoo_names()) or 'none'}")
     from ..compiler import pack
+    from ..model_file import check_writable
+    check_writable(args.output)                     # before the compile, not after it
     model = args.zoo if args.zoo is not None else args.model
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
