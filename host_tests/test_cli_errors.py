@@ -137,3 +137,15 @@ def test_save_into_a_folder_is_a_model_file_error(packed, tmp_path):
     with pytest.raises(ModelFileError, match="is a folder"):
         model_file.save(model_file.load(packed), tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_zero_synthetic_calibration_inputs(tmp_path, capsys):
+    out = tmp_path / "x.spsmodel"
+    assert main(["pack", str(tiny_onnx(tmp_path / "t.onnx")), "-o", str(out), "--num-calib", "0"]) == 2
+    one_error_line(capsys, "num_calib=0 synthetic calibration inputs; give at least 1")
+    assert not out.exists()
+
+
+def test_negative_threads(packed, capsys):
+    assert main(["run", str(packed), "--backend", "sim", "--threads", "-2"]) == 2
+    one_error_line(capsys, "--threads -2")

@@ -42,6 +42,8 @@ def run(args) -> int:
     from ..runtime.session import Session
     if args.repeat < 1 or args.top < 1:
         raise InputError(f"--repeat and --top must be at least 1, got {args.repeat} and {args.top}")
+    if args.threads < 0:
+        raise InputError(f"--threads {args.threads}: give a number of CPU threads, or 0 for all")
     options = {"threads": args.threads} if args.backend == "sim" else {}     # a sim-only option
     with Session(args.model, backend=args.backend, **options) as s:
         print(f"backend: {s.backend.name} ({s.chosen_backend_reason})")

@@ -25,6 +25,9 @@ def synthetic_inputs(shape, count: int, seed: int) -> np.ndarray:
 def prepare(calib, input_shape, num_calib: int, seed: int, source: str):
     """(inputs [N, C, H, W] float32, synthetic?) from user data, a .npy path, or a seeded synthetic set."""
     if calib is None:
+        if int(num_calib) < 1:
+            raise CompileError(f"{source}: num_calib={num_calib} synthetic calibration inputs; give at least 1 "
+                               f"(--num-calib N) or real inputs (--calib DATA.npy)")
         msg = (f"no calibration data for {source}; using {num_calib} seeded synthetic standard-normal "
                f"inputs (seed {seed}). Activation scales from real inputs are more accurate: pass calib=/--calib")
         warnings.warn(msg, stacklevel=3)
