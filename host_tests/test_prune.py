@@ -1,6 +1,4 @@
 """PPS pruning in torch: masks hold under optimizers, schedules re-project, export keeps the detected tables."""
-import copy
-import os
 
 import numpy as np
 import pytest
