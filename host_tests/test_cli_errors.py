@@ -149,3 +149,18 @@ def test_zero_synthetic_calibration_inputs(tmp_path, capsys):
 def test_negative_threads(packed, capsys):
     assert main(["run", str(packed), "--backend", "sim", "--threads", "-2"]) == 2
     one_error_line(capsys, "--threads -2")
+
+
+def test_edited_manifest_input_shape_is_refused(packed, tmp_path, capsys):
+    """The manifest is not hashed; an input tensor no layer reads (here a smaller shape) must not run."""
+    import json
+    import zipfile
+    with zipfile.ZipFile(packed) as z:
+        manifest, image = json.loads(z.read("manifest.json")), z.read("image.bin")
+    manifest["inputs"][0]["shape"] = [4, 2, 2]
+    bad = tmp_path / "edited.spsmodel"
+    with zipfile.ZipFile(bad, "w") as z:
+        z.writestr("manifest.json", json.dumps(manifest))
+        z.writestr("image.bin", image)
+    assert main(["run", str(bad), "--backend", "sim"]) == 2
+    assert "is not what any layer of the program reads" in one_error_line(capsys, "edited.spsmodel: input")

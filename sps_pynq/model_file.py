@@ -22,7 +22,7 @@ from typing import Union
 
 from .errors import ModelFileError
 from .hw.config import FORMAT_VERSION, HwConfig
-from .hw.descriptor import DESC_BYTES
+from .hw.descriptor import DESC_BYTES, Op
 from .program import LayerInfo, Program, TensorInfo
 
 FORMAT_NAME = "spsmodel"
@@ -141,4 +141,24 @@ def load(path: Union[str, os.PathLike]) -> Program:
         if t.offset + t.nbytes > program.arena_size:
             raise ModelFileError(f"{path}: tensor {t.name} {t.shape} at offset {t.offset} lies outside the arena "
                                  f"of {program.arena_size} bytes; re-pack the model")
+    _check_tensors_match_layers(path, program)
     return program
+
+
+def _check_tensors_match_layers(path: Path, program: Program) -> None:
+    """The manifest's input/output tensors must be what the (sha256-checked) descriptors read and write: an
+    edited manifest would otherwise feed a wrong-sized input or read the wrong bytes, silently."""
+    try:
+        descs = program.descriptors()
+    except ValueError:
+        return          # an undecodable descriptor: the backends name it when they run the program
+    reads = {(d.in_offset, d.in_c * d.in_h * d.in_w) for d in descs}
+    reads |= {(d.in2_offset, d.in_c * d.in_h * d.in_w) for d in descs if d.op == Op.ADD}
+    writes = {(d.out_offset, d.out_c * d.out_h * d.out_w) for d in descs}
+    for kind, verb, tensors, done in (("input", "reads", program.inputs, reads),
+                                      ("output", "writes", program.outputs, writes)):
+        for t in tensors:
+            if (t.offset, t.nbytes) not in done:
+                raise ModelFileError(f"{path}: {kind} {t.name} {list(t.shape)} ({t.nbytes} bytes at offset "
+                                     f"{t.offset}) is not what any layer of the program {verb}; the manifest is "
+                                     f"inconsistent or tampered, re-pack the model")
