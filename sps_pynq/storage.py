@@ -265,10 +265,8 @@ def layers_from_onnx(path: str) -> List[LayerWeights]:
         from onnx import numpy_helper
     except ImportError as e:
         raise SpsError("reading ONNX files needs the onnx package (the workstation extra)") from e
-    try:
-        model = onnx.load(path)
-    except Exception as e:                                           # protobuf raises several unrelated types
-        raise OnnxImportError(f"{path}: not a readable ONNX model ({type(e).__name__}: {e})") from e
+    from .compiler.ir import load_onnx                               # one place turns broken files into errors
+    model = load_onnx(path)
     consts = {t.name: t for t in model.graph.initializer}
     for node in model.graph.node:                                    # Constant and Identity-of-constant tensors
         if node.op_type == "Constant":
