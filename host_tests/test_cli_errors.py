@@ -164,3 +164,14 @@ def test_edited_manifest_input_shape_is_refused(packed, tmp_path, capsys):
         z.writestr("image.bin", image)
     assert main(["run", str(bad), "--backend", "sim"]) == 2
     assert "is not what any layer of the program reads" in one_error_line(capsys, "edited.spsmodel: input")
+
+
+def test_closed_output_pipe_is_quiet(packed):
+    """`sps-pynq inspect m.spsmodel | head -1`: the reader closes the pipe early; no BrokenPipeError traceback."""
+    import subprocess
+    import sys
+    code = ("import os, sys; r, w = os.pipe(); os.close(r); os.dup2(w, 1); "
+            "sys.stdout = open(1, 'w', buffering=1); from sps_pynq.cli import main; "
+            f"sys.exit(main(['inspect', {str(packed)!r}]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 141 and "Traceback" not in done.stderr, done.stderr
