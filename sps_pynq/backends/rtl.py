@@ -105,12 +105,12 @@ class RtlBackend(HostArenaBackend):
             if not result_file.exists():
                 raise BackendError(f"the RTL simulation ended without a result (timeout or crash; see the log {log})")
             result = json.loads(result_file.read_text())
+            log.unlink(missing_ok=True)     # the testbench reported: errors below carry what matters
             if "timeout" in result:
                 regs = ", ".join(f"{k}={v:#x}" for k, v in result["registers"].items())
                 raise DeviceTimeoutError(f"the simulated core did not finish: {result['timeout']}; registers: {regs}; "
                                          f"raise timeout_cycles (now {self.timeout_cycles}) if the model is large")
             self.arena[:] = np.fromfile(arena_file, dtype=np.uint8)
-        log.unlink(missing_ok=True)         # the run finished: nothing to look at
         result["seconds"] = time.perf_counter() - t0
         self._last = result
         if result["error_code"]:
