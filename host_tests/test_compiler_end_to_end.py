@@ -1,5 +1,6 @@
 """Whole compiles of tiny graphs, one per supported op, executed on the numpy reference of the arithmetic
 (sps_pynq.reference) and compared with onnxruntime on the float model (project_onnx: PPS-projected fp32)."""
+import os
 import zlib
 
 import numpy as np
@@ -18,24 +19,35 @@ RNG = np.random.default_rng(3)
 
 @pytest.fixture(autouse=True)
 def _rng_per_test(request):
-    """Each test draws from its own generator, seeded by its name: with one shared module generator a test's
-    data depended on which tests pytest-xdist had run before it in the same worker, and CI failed at random.
-    Measured (acceptance, 12 base seeds x 25 tests): about 5% of random draws miss the tolerances of compare()
-    (max error <= 8% of max |want| + 3 LSB, cosine >= 0.995) with max-abs calibration on 16 inputs; base seed
-    BASE is one of the draws where all pass. Worth a look: whether those misses are clipping or a real error."""
+    """Each test draws from its own generator, seeded by its name (and BASE): with one shared module generator a
+    test's data depended on which tests pytest-xdist had run before it in the same worker."""
     global RNG
     RNG = np.random.default_rng(zlib.crc32(f"{BASE}:{request.node.name}".encode()))
 
 
-BASE = 6
+def draw_inputs_and_calibration(shape, n_test, n_calib):
+    """(test inputs, calibration set): the calibration set is n_calib fresh draws plus the test inputs themselves.
+    Why: max-abs calibration gives every tensor the scale max|x| / 127 over the calibration set, and anything
+    larger saturates at 127. With 16 random draws alone, a test input's pooled or convolved maximum beyond the
+    calibrated one was clipped by up to ~30 LSB in ~5% of seeds (measured: the AveragePool output saturating at
+    127 * s_y while onnxruntime's value was 2.6 against a calibrated 2.08); that is a property of the calibration
+    data, not of the integer arithmetic. Calibrating on the test inputs as well leaves only rounding error, which
+    is what the tolerances bound: input, weight and per-layer output rounding (1/2 LSB each, accumulated over a few
+    layers) plus the PPS-projected weights' int8 rounding, within 8% of max |want| + 3 output LSB."""
+    xs = RNG.standard_normal((n_test,) + shape).astype(np.float32)
+    calib = RNG.standard_normal((n_calib,) + shape).astype(np.float32)
+    return xs, np.concatenate([calib, xs])
+
+
+# Any base seed should pass; SPS_E2E_SEED=<n> runs the file on other data (see the docstring above).
+BASE = int(os.environ.get("SPS_E2E_SEED", "0"))
 
 
 def compare(model, shape, pps=(4, 4), cos_min=0.995, **options):
-    calib = RNG.standard_normal((16,) + shape).astype(np.float32)
+    xs, calib = draw_inputs_and_calibration(shape, 3, 16)
     program = compile_model(model, pps=pps, calib=calib, **options)
     floats = project_onnx(model, pps=pps, **{k: v for k, v in options.items() if k == "first_layer_dense"})
-    for _ in range(3):
-        x = RNG.standard_normal(shape).astype(np.float32)
+    for x in xs:
         want = ort_run(floats, x[None])[0].ravel()
         got = run_reference(program, x)[0].ravel()
         assert cosine(got, want) >= cos_min, (got[:8], want[:8])
@@ -113,12 +125,11 @@ def test_flatten_gemm_softmax():
     m = make_model(nodes, [("x", (1,) + shape)], ["y"], {**conv_inits("w", (8, 3, 3, 3)),
                                                         "B": RNG.standard_normal((10, 128)) * 0.1,
                                                         "C": RNG.standard_normal(10)})
-    calib = RNG.standard_normal((8,) + shape).astype(np.float32)
+    (x,), calib = draw_inputs_and_calibration(shape, 1, 8)
     program = compile_model(m, pps=None, calib=calib)
     d = program.descriptors()[1]
     assert (d.op, d.kh, d.kw, d.out_h, d.pps, d.nnz) == (Op.CONV, 4, 4, 1, False, 16)
     assert program.host_steps[0]["op"] == "softmax" and program.outputs[0].shape == (10, 1, 1)
-    x = RNG.standard_normal(shape).astype(np.float32)
     logits = run_reference(program, x)[0].ravel()
     probs = np.exp(logits - logits.max())
     probs /= probs.sum()
@@ -208,11 +219,11 @@ def test_opsets_11_to_21(opset):
     if opset < 13:
         del inits["sq_axes"]
     m = make_model(nodes, [("x", (1,) + shape)], ["y"], inits, opset=opset)
-    program = compile_model(m, pps=(4, 4), calib=RNG.standard_normal((8,) + shape).astype(np.float32))
+    (x,), calib = draw_inputs_and_calibration(shape, 1, 8)
+    program = compile_model(m, pps=(4, 4), calib=calib)
     assert [d.op for d in program.descriptors()] == [Op.CONV, Op.MAXPOOL, Op.AVGPOOL, Op.CONV]
     assert program.host_steps[0]["op"] == "softmax"
     floats = project_onnx(m, pps=(4, 4))
-    x = RNG.standard_normal(shape).astype(np.float32)
     logits = run_reference(program, x)[0].ravel()
     probs = np.exp(logits - logits.max())
     probs /= probs.sum()
@@ -227,9 +238,9 @@ def test_two_outputs_one_of_them_used_inside():
              helper.make_node("MaxPool", ["c2"], ["y"], name="pool", kernel_shape=[2, 2], strides=[2, 2])]
     m = make_model(nodes, [("x", (1,) + shape)], ["feat", "y"], {**conv_inits("w1", (4, 3, 3, 3)),
                                                                 **conv_inits("w2", (4, 4, 3, 3))})
-    program = compile_model(m, pps=None, calib=RNG.standard_normal((8,) + shape).astype(np.float32))
+    (x,), calib = draw_inputs_and_calibration(shape, 1, 8)
+    program = compile_model(m, pps=None, calib=calib)
     assert [t.name for t in program.outputs] == ["feat", "y"]
     assert program.outputs[0].offset != program.outputs[1].offset
-    x = RNG.standard_normal(shape).astype(np.float32)
     for got, want, t in zip(run_reference(program, x), ort_run(m, x[None]), program.outputs):
         assert cosine(got, want) > 0.999 and np.max(np.abs(got.ravel() - want.ravel())) < 0.05 * np.abs(want).max()
