@@ -8,7 +8,7 @@ import pytest
 from onnx import helper
 
 from sps_pynq.compiler import compile_model, project_onnx
-from sps_pynq.compiler.testing import cosine, make_model, ort_run, run_reference
+from sps_pynq.compiler.testing import cosine, make_model, ort_run, quantize_input, run_reference
 from sps_pynq.errors import CompileError
 from sps_pynq.hw.config import HwConfig
 from sps_pynq.hw.descriptor import Op
@@ -244,3 +244,34 @@ def test_two_outputs_one_of_them_used_inside():
     assert program.outputs[0].offset != program.outputs[1].offset
     for got, want, t in zip(run_reference(program, x), ort_run(m, x[None]), program.outputs):
         assert cosine(got, want) > 0.999 and np.max(np.abs(got.ravel() - want.ravel())) < 0.05 * np.abs(want).max()
+
+
+@pytest.mark.parametrize("op,attrs", [("AveragePool", dict(kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1],
+                                                           count_include_pad=1)),
+                                      ("AveragePool", dict(kernel_shape=[2, 2], strides=[2, 2])),
+                                      ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[0, 0, 1, 1],
+                                                           count_include_pad=1)),
+                                      ("GlobalAveragePool", {})])
+def test_avgpool_is_exact_to_half_an_lsb(op, attrs):
+    # compare()'s tolerance (8% + 3 LSB) is loose enough to hide a wrong divisor at the border or a rounding slip;
+    # here the pool alone, on the int8 input it really gets, must be within 1/2 output LSB of the exact average
+    # (window size as divisor, padding counted as 0), plus the multiplier's 2^-30 relative error.
+    shape = (4, 7, 7)
+    m = make_model([helper.make_node(op, ["x"], ["y"], name="pool", **attrs)], [("x", (1,) + shape)], ["y"], {})
+    xs, calib = draw_inputs_and_calibration(shape, 3, 16)
+    program = compile_model(m, pps=None, calib=calib)
+    assert [d.op for d in program.descriptors()] == [Op.AVGPOOL]
+    s_in, s_out = program.inputs[0].scale, program.outputs[0].scale
+    k = attrs.get("kernel_shape", shape[1:])
+    s = attrs.get("strides", [1, 1])
+    pt, pl, pb, pr = attrs.get("pads", [0, 0, 0, 0])
+    for x in xs:
+        xq = quantize_input(x, s_in).astype(np.float64) * s_in
+        xp = np.pad(xq, ((0, 0), (pt, pb), (pl, pr)))
+        oh, ow = (xp.shape[1] - k[0]) // s[0] + 1, (xp.shape[2] - k[1]) // s[1] + 1
+        exact = np.array([[[xp[c, i * s[0]:i * s[0] + k[0], j * s[1]:j * s[1] + k[1]].mean() for j in range(ow)]
+                           for i in range(oh)] for c in range(shape[0])])
+        got = run_reference(program, x)[0]
+        assert got.shape == exact.shape
+        err_lsb = np.abs(got / s_out - np.clip(exact / s_out, -128, 127))
+        assert err_lsb.max() <= 0.5 + 1e-6, (float(err_lsb.max()), np.unravel_index(np.argmax(err_lsb), err_lsb.shape))
