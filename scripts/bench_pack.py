@@ -1,6 +1,6 @@
 """Pack time of VGG16 (CIFAR, from the zoo) and the size of the .spsmodel against the fp32 ONNX file.
 
-    /tmp/venv/bin/python scripts/bench_pack.py [--model vgg16] [--pps 8x4] [--repeat 3]
+    python scripts/bench_pack.py [--model vgg16] [--pps 8x4] [--repeat 3]
 
 Measured in one run: the zoo model is exported once to an fp32 ONNX file (TorchScript exporter, BN kept), then
 packed `--repeat` times from that file with 32 calibration inputs (seeded standard normal, given explicitly, so
