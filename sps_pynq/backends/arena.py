@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import BackendError
 from ..program import STATS_RECORD_BYTES, Program
-from .base import Backend
+from .base import Backend, arena_bytes, check_arena_range
 
 
 class HostArenaBackend(Backend):
@@ -41,17 +41,13 @@ class HostArenaBackend(Backend):
 
     def write(self, offset: int, data: np.ndarray) -> None:
         self._need()
-        raw = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
-        if offset < 0 or offset + raw.size > self.arena.size:
-            raise BackendError(f"write of {raw.size} bytes at offset {offset} lies outside the arena of "
-                               f"{self.arena.size} bytes")
+        raw = arena_bytes(data)
+        check_arena_range("write", offset, raw.size, self.arena.size)
         self.arena[offset:offset + raw.size] = raw
 
     def read(self, offset: int, nbytes: int) -> np.ndarray:
         self._need()
-        if offset < 0 or nbytes < 0 or offset + nbytes > self.arena.size:
-            raise BackendError(f"read of {nbytes} bytes at offset {offset} lies outside the arena of "
-                               f"{self.arena.size} bytes")
+        check_arena_range("read", offset, nbytes, self.arena.size)
         return self.arena[offset:offset + nbytes].view(np.int8).copy()
 
     def close(self) -> None:

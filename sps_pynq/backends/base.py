@@ -19,9 +19,21 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import HardwareMismatchError
+from ..errors import BackendError, HardwareMismatchError
 from ..hw.config import HwConfig
 from ..program import Program
+
+
+def arena_bytes(data: np.ndarray) -> np.ndarray:
+    """`data` of any dtype as a flat uint8 view: what a backend copies into its arena."""
+    return np.ascontiguousarray(data).reshape(-1).view(np.uint8)
+
+
+def check_arena_range(access: str, offset: int, nbytes: int, arena_size: int) -> None:
+    """Refuse a `access` ("read" or "write") of `nbytes` at `offset` that does not lie inside the arena."""
+    if offset < 0 or nbytes < 0 or offset + nbytes > arena_size:
+        raise BackendError(f"{access} of {nbytes} bytes at offset {offset} lies outside the arena of "
+                           f"{arena_size} bytes")
 
 
 class Backend(abc.ABC):

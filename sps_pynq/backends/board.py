@@ -32,7 +32,7 @@ from ..errors import BackendError, HardwareMismatchError, SpsError
 from ..hw.config import HwConfig
 from ..program import STATS_RECORD_BYTES, Program
 from ..runtime.driver import SpsCore, decode_hw_config, parse_stats_records
-from .base import Backend
+from .base import Backend, arena_bytes, check_arena_range
 
 OVERLAY_ENV = "SPS_PYNQ_OVERLAY"
 REMOTE_ENV = "SPS_PYNQ_REMOTE"
@@ -334,10 +334,8 @@ class BoardBackend(Backend):
 
     def write(self, offset: int, data: np.ndarray) -> None:
         self._need()
-        raw = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
-        if offset < 0 or offset + raw.size > self.buffer.size:
-            raise BackendError(f"write of {raw.size} bytes at offset {offset} lies outside the arena of "
-                               f"{self.buffer.size} bytes")
+        raw = arena_bytes(data)
+        check_arena_range("write", offset, raw.size, self.buffer.size)
         if self._device_newer and self.remote:
             self._sync_from()          # a remote buffer syncs whole: keep the device's results in the local copy
         self.buffer[offset:offset + raw.size] = raw
@@ -376,9 +374,7 @@ class BoardBackend(Backend):
 
     def read(self, offset: int, nbytes: int) -> np.ndarray:
         self._need()
-        if offset < 0 or offset + nbytes > self.buffer.size:
-            raise BackendError(f"read of {nbytes} bytes at offset {offset} lies outside the arena of "
-                               f"{self.buffer.size} bytes")
+        check_arena_range("read", offset, nbytes, self.buffer.size)
         if self._device_newer:
             t0 = time.perf_counter()
             if self.remote:
