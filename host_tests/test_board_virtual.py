@@ -194,6 +194,17 @@ np.save(sys.argv[2], out)
 """
 
 
+def run_client_and_check(env: dict, tmp_path) -> None:
+    """Run CLIENT in a fresh process with `env` and check its output against the golden model."""
+    out_file = tmp_path / "out.npy"
+    subprocess.run([sys.executable, "-c", CLIENT, str(ROOT / "host_tests"), str(out_file)], env=env,
+                   check=True, timeout=120, cwd=tmp_path)
+    program = random_packed_program(np.random.default_rng(21), HW, n_layers=4)
+    x = np.arange(program.inputs[0].nbytes).astype(np.int8)
+    assert np.array_equal(np.load(out_file), expected_output(program, x))
+
+
+
 def test_cli_server_subprocess_and_client_subprocess(tmp_path):
     server = subprocess.Popen([sys.executable, "-m", "sps_pynq", "virtual-board", "--port", "0",
                                "--exit-after", "120"], stdout=subprocess.PIPE, text=True, cwd=ROOT)
@@ -203,12 +214,7 @@ def test_cli_server_subprocess_and_client_subprocess(tmp_path):
         address = line.split("listening on ")[1].split()[0]
         env = dict(os.environ, SPS_PYNQ_REMOTE=address, SPS_PYNQ_OVERLAY=str(OVERLAY))
         env.pop("PYNQ_REMOTE_DEVICES", None)
-        out_file = tmp_path / "out.npy"
-        subprocess.run([sys.executable, "-c", CLIENT, str(ROOT / "host_tests"), str(out_file)], env=env,
-                       check=True, timeout=120, cwd=tmp_path)
-        program = random_packed_program(np.random.default_rng(21), HW, n_layers=4)
-        x = np.arange(program.inputs[0].nbytes).astype(np.int8)
-        assert np.array_equal(np.load(out_file), expected_output(program, x))
+        run_client_and_check(env, tmp_path)
     finally:
         server.terminate()
         server.wait(10)
@@ -235,12 +241,7 @@ def test_pynq_remote_devices_variable_on_the_default_port(tmp_path):
     with vb:
         env = dict(os.environ, PYNQ_REMOTE_DEVICES="127.0.0.1", SPS_PYNQ_OVERLAY=str(OVERLAY))
         env.pop("SPS_PYNQ_REMOTE", None)
-        out_file = tmp_path / "out.npy"
-        subprocess.run([sys.executable, "-c", CLIENT, str(ROOT / "host_tests"), str(out_file)], env=env,
-                       check=True, timeout=120, cwd=tmp_path)
-    program = random_packed_program(np.random.default_rng(21), HW, n_layers=4)
-    x = np.arange(program.inputs[0].nbytes).astype(np.int8)
-    assert np.array_equal(np.load(out_file), expected_output(program, x))
+        run_client_and_check(env, tmp_path)
 
 
 def test_overlay_replaced_behind_our_back_is_downloaded_again(board):
