@@ -128,7 +128,7 @@ def test_read_script_sets_every_build_parameter(tmp_path):
     src.parent.mkdir()
     src.write_text("")
     params = synth_report.build_params(get_config("zcu104"))
-    assert params == {"Rows": 16, "Cols": 16, "AxiDataWidth": 128, "ActBufBytes": 131072, "WeightBufBytes": 81920}
+    assert params == {"Rows": 16, "Cols": 16, "AxiDataWidth": 128, "ActBufBytes": 131072, "WeightBufBytes": 147456}
     text = synth_report.read_script([src], params, "sps_top", [src.parent], tmp_path / "run")
     assert "read_verilog -sv -defer -I../rtl ../rtl/x.sv" in text   # relative: yowasp cannot see host /tmp
     assert "hierarchy -top sps_top -chparam Rows 16 -chparam Cols 16 -chparam AxiDataWidth 128" in text

@@ -11,7 +11,7 @@ package sps_if_pkg;
   localparam int unsigned DefaultCols = 16;
   localparam int unsigned DefaultAxiDataWidth = 128;
   localparam int unsigned DefaultActBufBytes = 131072;
-  localparam int unsigned DefaultWeightBufBytes = 81920;
+  localparam int unsigned DefaultWeightBufBytes = 147456;
   localparam int unsigned MaxPatterns = 16;
   localparam int unsigned FormatVersion = 1;
   localparam logic [31:0] HwIdMagic = 32'h31535053;
