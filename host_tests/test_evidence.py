@@ -1,6 +1,6 @@
 """The quick path of scripts/evidence_mnist.py: real MNIST images, PPS(8,4) fine-tuned, int8 on the sim backend.
 
-It trains a real model (about a minute on 2 free cores), so it is marked slow; CI still runs it.
+It trains a real model (~20 s on 2 free cores), so it is marked slow; CI still runs it.
 """
 import importlib.util
 import os
@@ -56,7 +56,7 @@ def test_quick_evidence_reaches_the_floor():
     ev = load_script()
     lines = []
     results = ev.run(ev.QUICK, log=lines.append)
-    row = results["models"]["vgg_small"]
+    row = results["models"]["mnist_cnn"]
     k4 = row["K"][4]
     text = "\n".join(lines) + "\n" + ev.table(results)
     assert k4["finetuned_int8_sim"] is not None, "int8 on sim did not run:\n" + text
@@ -65,4 +65,4 @@ def test_quick_evidence_reaches_the_floor():
     assert row["dense_fp32"] >= 95.0, text
     # PPS(8,4) int8 stays near its fp32 model (the full run holds 0.3 points; the floor here is loose)
     assert abs(k4["finetuned_int8_sim"] - k4["finetuned_fp32"]) <= 1.5, text
-    assert "| vgg_small | PPS(8,4) |" in ev.table(results)
+    assert "| mnist_cnn | PPS(8,4) |" in ev.table(results)
