@@ -2,7 +2,7 @@
 sps_pynq.reference, a small network with statistics, AXI back-pressure, resets mid-run, error codes.
 
 The small configuration (2 x 4, 64-bit AXI) runs every test; the default zcu104 configuration (16 x 16,
-128-bit AXI) runs the registers and a few small layers. Each configuration is built once, in build/rtl/.
+128-bit AXI) runs the registers, a few small layers and the dense weight prefetch. Each configuration is built once, in build/rtl/.
 """
 import sys
 from pathlib import Path
@@ -15,8 +15,8 @@ from sps_pynq.hw.config import get_config  # noqa: E402
 
 pytestmark = pytest.mark.skipif(rtl_build.setup_verilator() is None, reason="verilator not installed")
 
-SMALL_TESTS = ["test_registers", "test_layers", "test_conv_shapes", "test_network_with_stats", "test_backpressure",
-               "test_reset_mid_run", "test_errors"]
+SMALL_TESTS = ["test_registers", "test_layers", "test_conv_shapes", "test_network_with_stats", "test_dense_prefetch",
+               "test_backpressure", "test_reset_mid_run", "test_errors"]
 
 
 def _run(config: str, testcase: str, **env):
@@ -31,6 +31,6 @@ def test_small(testcase):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("testcase", ["test_registers", "test_layers"])
+@pytest.mark.parametrize("testcase", ["test_registers", "test_layers", "test_dense_prefetch"])
 def test_zcu104(testcase):
     _run("zcu104", testcase, SPS_SEED="3", SPS_N_PER_KIND="1")

@@ -104,6 +104,31 @@ async def test_network_with_stats(dut):
 
 
 @cocotb.test()
+async def test_dense_prefetch(dut):
+    """A dense 3x3 layer whose row group exactly fills half the weight buffer prefetches the next group while the
+    current one computes; one input channel more does not fit half and loads every group before computing it.
+    On zcu104 the fitting layer is VGG16's 512-channel one (512 x 9 x 16 B = half of 144 KiB)."""
+    tb = await make_tb(dut)
+    rng = np.random.default_rng(SEED + 250)
+    fit_c = HW.weight_buf_bytes // (2 * 9 * HW.rows)        # largest I with I * 9 entries in half the buffer
+    groups, side = 3, 8
+    overhead = {}
+    for in_c in (fit_c, fit_c + 1):
+        arena, d = lf.random_layer(rng, HW, op="dense", in_c=in_c, in_h=side, in_w=side, out_c=groups * HW.rows,
+                                   kh=3, kw=3, stride=1, pad=1)
+        out = await check_layer(tb, arena, [d], f"dense I={in_c}", stats=True)
+        ideal = groups * -(-side * side // HW.cols) * in_c * 9     # one (i, k) step per cycle per tile
+        overhead[in_c] = out["layer_stats"][0]["cycles"] - ideal
+    group_entries = fit_c * 9      # a group load writes at most one R-byte entry a cycle
+    dut._log.info("dense I=%d / I=%d: cycles beyond ideal %s; one group load is %d entries",
+                  fit_c, fit_c + 1, overhead, group_entries)
+    # Without prefetch, groups 2 and 3 each wait for their whole weight load: about 2 x group_entries more.
+    assert overhead[fit_c + 1] - overhead[fit_c] > group_entries, overhead
+    if HW.name == "zcu104":
+        assert fit_c == 512, "the zcu104 weight buffer no longer holds two dense 512-channel row groups"
+
+
+@cocotb.test()
 async def test_backpressure(dut):
     """Random and bursty stalls on every AXI channel of the RAM: results unchanged."""
     tb = await make_tb(dut)
