@@ -76,8 +76,8 @@ class HwConfig:
 CONFIGS = {
     # ZCU104 (XCZU7EV): 16 x 16 = 256 int8 MACs. Weight buffer 144 KiB: half of it holds a dense row group of a
     # 512-input-channel 3x3 layer (512 x 9 x 16 = 73,728 B), so dense mode prefetches there too. It is one
-    # 128-bit x 9216 RAM: 9216 is a multiple of 512 and 1024, so it maps to exactly 36 BRAM36 (2 wide x 18 deep)
-    # with no waste, where a power-of-two 256 KiB would cost 64.
+    # 128-bit x 9216 RAM; the depth need not be a power of two (9216 = 9 x 1024 fills whole BRAM cascades):
+    # Yosys maps it to 34 RAMB36, where rounding up to 256 KiB would take at least 57.
     "zcu104": HwConfig(name="zcu104", rows=16, cols=16, weight_buf_bytes=147456),
     # Small array for fast RTL simulation in CI.
     "small": HwConfig(name="small", rows=2, cols=4, axi_data_bits=64,
