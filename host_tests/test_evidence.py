@@ -66,3 +66,24 @@ def test_quick_evidence_reaches_the_floor():
     # PPS(8,4) int8 stays near its fp32 model (the full run holds 0.3 points; the floor here is loose)
     assert abs(k4["finetuned_int8_sim"] - k4["finetuned_fp32"]) <= 1.5, text
     assert "| mnist_cnn | PPS(8,4) |" in ev.table(results)
+
+
+def _fake_run(seed, dense, tuned, sim):
+    """A results dict shaped like run()'s, K keys as strings (as after a JSON round trip)."""
+    return {"config": {"P": 8, "seed": seed},
+            "models": {"m": {"dense_fp32": dense, "dense_int8_sim": dense,
+                             "K": {str(k): {"projected_fp32": 10.0, "finetuned_fp32": t, "finetuned_int8_sim": s}
+                                   for k, t, s in zip((4, 2), tuned, sim)}}}}
+
+
+def test_seed_summary_and_plot_of_several_runs(tmp_path):
+    """The end of a multi-seed run: the spread table's arithmetic, and the plot is written."""
+    pytest.importorskip("matplotlib")
+    ev = load_script()
+    runs = [_fake_run(0, 98.0, (97.8, 97.0), (97.9, None)), _fake_run(1, 97.0, (97.4, 96.0), (97.0, None))]
+    text = ev.seed_summary(runs)
+    assert "seeds 0, 1" in text
+    assert "| m | PPS(8,4) | +0.10 (-0.2 .. +0.4) | -0.15 (-0.4 .. +0.1) |" in text
+    assert "| m | PPS(8,2) | -1.00 (-1.0 .. -1.0) | n/a |" in text      # a missing sim run is not averaged in
+    ev.plot(runs, str(tmp_path / "k.png"))
+    assert (tmp_path / "k.png").stat().st_size > 10_000
