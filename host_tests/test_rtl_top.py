@@ -2,7 +2,8 @@
 sps_pynq.reference, a small network with statistics, AXI back-pressure, resets mid-run, error codes.
 
 The small configuration (2 x 4, 64-bit AXI) runs every test; the default zcu104 configuration (16 x 16,
-128-bit AXI) runs the registers, a few small layers and the dense weight prefetch. Each configuration is built once, in build/rtl/.
+128-bit AXI) runs the registers, a few small layers and the dense weight prefetch. Each configuration is built
+once, in build/rtl/.
 """
 import sys
 from pathlib import Path
