@@ -118,7 +118,8 @@ def test_stats_records():
         if d.op == Op.CONV:
             groups = len(layout.row_groups(d.out_c, d.patterns if d.pps else 1, hw.rows))
             tiles = -(-(d.out_h * d.out_w) // hw.cols)
-            assert w[1] == groups * tiles * d.in_c * d.nnz
+            assert w[1] == groups * tiles * d.in_c * d.nnz == layout.ideal_conv_cycles(
+                d.out_c, d.in_c, d.nnz, d.patterns if d.pps else 1, d.out_h * d.out_w, hw.rows, hw.cols)
         else:
             assert w[1] == 0
 

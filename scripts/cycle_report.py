@@ -81,14 +81,17 @@ def scaled_layers(size: int, channel_div: int, names: Optional[List[str]] = None
     return chosen
 
 
+def groups_and_tiles(shape: LayerShape, hw: HwConfig, pps: bool) -> Tuple[int, int]:
+    P = PPS_P if pps else 1
+    return len(layout.row_groups(shape.out_c, P, hw.rows)), math.ceil(shape.side * shape.side / hw.cols)
+
+
 def ideal_cycles(shape: LayerShape, hw: HwConfig, pps: bool) -> Tuple[int, float]:
     """(ideal cycles, idle-row fraction): I*K per tile, summed over tiles and row groups."""
     P, K = (PPS_P, PPS_K) if pps else (1, 9)
-    groups = layout.row_groups(shape.out_c, P, hw.rows)
-    tiles = math.ceil(shape.side * shape.side / hw.cols)
-    ideal = len(groups) * tiles * shape.in_c * K
-    idle = 1.0 - shape.out_c / (len(groups) * hw.rows)
-    return ideal, idle
+    ideal = layout.ideal_conv_cycles(shape.out_c, shape.in_c, K, P, shape.side * shape.side, hw.rows, hw.cols)
+    groups, _ = groups_and_tiles(shape, hw, pps)
+    return ideal, 1.0 - shape.out_c / (groups * hw.rows)
 
 
 def _align(n: int) -> int:
@@ -205,11 +208,6 @@ def format_row(name: str, mode: str, m: Measured, groups: int, tiles: int, speed
 
 HEADER = (f"{'layer':<8} {'mode':<6} {'groups':>6} {'tiles':>5} {'cycles':>10} {'ideal':>10} {'util':>6} "
           f"{'idle rows':>9} {'mac%':>6} {'stalls':>8} {'exact':>5} {'speedup':>8}")
-
-
-def groups_and_tiles(shape: LayerShape, hw: HwConfig, pps: bool) -> Tuple[int, int]:
-    P = PPS_P if pps else 1
-    return len(layout.row_groups(shape.out_c, P, hw.rows)), math.ceil(shape.side * shape.side / hw.cols)
 
 
 def main(argv=None) -> int:

@@ -10,7 +10,6 @@ All kernels with the same residue r = (o + i) mod P form "class r" and share one
 from __future__ import annotations
 
 import argparse
-
 import re
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple

@@ -10,6 +10,7 @@ from cocotb.triggers import ClockCycles
 
 import layer_factory as lf
 from sps_pynq import reference
+from sps_pynq.hw import layout
 from sps_pynq.hw.config import get_config
 from sps_pynq.hw.descriptor import Descriptor, Op
 from sps_pynq.hw.regmap import CtrlBit, ErrorCode
@@ -117,7 +118,7 @@ async def test_dense_prefetch(dut):
         arena, d = lf.random_layer(rng, HW, op="dense", in_c=in_c, in_h=side, in_w=side, out_c=groups * HW.rows,
                                    kh=3, kw=3, stride=1, pad=1)
         out = await check_layer(tb, arena, [d], f"dense I={in_c}", stats=True)
-        ideal = groups * -(-side * side // HW.cols) * in_c * 9     # one (i, k) step per cycle per tile
+        ideal = layout.ideal_conv_cycles(d.out_c, in_c, 9, 1, side * side, HW.rows, HW.cols)
         overhead[in_c] = out["layer_stats"][0]["cycles"] - ideal
     group_entries = fit_c * 9      # a group load writes at most one R-byte entry a cycle
     dut._log.info("dense I=%d / I=%d: cycles beyond ideal %s; one group load is %d entries",

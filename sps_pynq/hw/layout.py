@@ -133,3 +133,10 @@ def weight_bytes(out_c: int, in_c: int, nnz: int, patterns: int, rows: int) -> i
 
 def param_bytes(out_c: int, patterns: int, rows: int) -> int:
     return len(row_groups(out_c, patterns, rows)) * rows * PARAM_RECORD_BYTES
+
+
+def ideal_conv_cycles(out_c: int, in_c: int, nnz: int, patterns: int, out_pixels: int, rows: int, cols: int) -> int:
+    """Cycles of a CONV on an R x C array that never idles: one (input channel, tap) step per cycle, I*K steps
+    per row group and tile of C output pixels (golden.c's ideal_mac_cycles counts the same). Dense: patterns=1."""
+    tiles = -(-out_pixels // cols)
+    return len(row_groups(out_c, patterns, rows)) * tiles * in_c * nnz

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
@@ -114,7 +114,7 @@ def model_counters(d: Descriptor, hw: HwConfig) -> Dict[str, int]:
     if d.op == Op.CONV:
         P = d.patterns if d.pps else 1
         groups = len(layout.row_groups(d.out_c, P, hw.rows))
-        mac = groups * tiles * d.in_c * d.nnz
+        mac = layout.ideal_conv_cycles(d.out_c, d.in_c, d.nnz, P, pixels, hw.rows, hw.cols)
         cycles = mac + groups * tiles * (hw.rows + hw.cols)
         rd = (DESC_BYTES + in_bytes + layout.weight_bytes(d.out_c, d.in_c, d.nnz, P, hw.rows)
               + layout.param_bytes(d.out_c, P, hw.rows))
