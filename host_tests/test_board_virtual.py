@@ -204,7 +204,6 @@ def run_client_and_check(env: dict, tmp_path) -> None:
     assert np.array_equal(np.load(out_file), expected_output(program, x))
 
 
-
 def test_cli_server_subprocess_and_client_subprocess(tmp_path):
     server = subprocess.Popen([sys.executable, "-m", "sps_pynq", "virtual-board", "--port", "0",
                                "--exit-after", "120"], stdout=subprocess.PIPE, text=True, cwd=ROOT)
