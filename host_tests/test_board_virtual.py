@@ -114,6 +114,14 @@ def test_session_board_equals_sim(board):
     assert np.array_equal(np.asarray(board_out), np.asarray(sim_out))
 
 
+def test_one_board_session_shared_by_threads(board):
+    from test_session import hammer_one_session
+    session_mod = pytest.importorskip("sps_pynq.runtime.session")
+    program = random_packed_program(np.random.default_rng(21), HW, n_layers=4, in_shape=(5, 11, 9))
+    with session_mod.Session(program, backend="board") as s:
+        hammer_one_session(s, program, threads=3, runs=2)
+
+
 def test_hang_times_out_with_register_dump_and_recovers(board):
     program = random_packed_program(np.random.default_rng(1), HW, n_layers=3)
     with BoardBackend(timeout=0.5) as be:

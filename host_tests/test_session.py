@@ -88,6 +88,26 @@ def test_stats_after_run(program):
     assert conv and all(layer["bytes"]["weights"] > 0 and layer["bytes"]["params"] > 0 for layer in conv)
 
 
+def hammer_one_session(session, program, threads=4, runs=6):
+    """Several threads run different inputs through ONE session; every output must be its own input's answer."""
+    from concurrent.futures import ThreadPoolExecutor
+    t = program.inputs[0]
+    rng = np.random.default_rng(5)
+    xs = [rng.integers(-128, 128, size=(1 + k % 2,) + t.shape).astype(np.int8) for k in range(threads * runs)]
+    with ThreadPoolExecutor(threads) as pool:
+        outs = list(pool.map(session.run_int8, xs))
+    for x, y in zip(xs, outs):
+        for n in range(x.shape[0]):
+            assert np.array_equal(y[n], _reference_int8(program, x[n]))
+    assert session.stats()["session_runs"] == sum(x.shape[0] for x in xs)
+
+
+def test_one_session_shared_by_threads(program):
+    # The C model's weight cache and the one arena were shared unguarded: use-after-free or wrong outputs.
+    with Session(program, backend="sim", threads=2) as s:
+        hammer_one_session(s, program)
+
+
 def test_wrong_shape_and_dtype(program):
     shape = program.inputs[0].shape
     with Session(program, backend="sim") as s:

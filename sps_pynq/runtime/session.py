@@ -6,12 +6,17 @@
 
 The input is quantized with the program's input scale (rint, saturate), each sample runs the whole layer
 program once, outputs are dequantized with their scales and the host steps (softmax) applied.
+
+One Session may be shared between threads: its backend has one arena (one DDR buffer on the board), so the
+session holds a lock from writing a sample's input to reading its outputs; runs from several threads take
+turns. For runs in parallel, open one Session per thread (each has its own arena and backend state).
 Torch- and onnx-free: this module runs on the board.
 """
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from typing import List, Optional, Sequence, Union
 
@@ -87,6 +92,8 @@ class Session:
         log.info("sps_pynq: %s on the %s backend (%s)", self.source, name, self.chosen_backend_reason)
         self._runs = 0
         self._last_run = {}
+        # Serializes every use of the backend (write, run, read, stats, close): see the module docstring.
+        self._lock = threading.RLock()
 
     # -- inputs ------------------------------------------------------------------------------------------------
     def _batched(self, x, t: TensorInfo, what: str, want_int8: bool) -> np.ndarray:
@@ -135,20 +142,21 @@ class Session:
 
     def _run_batch(self, qs: Sequence[np.ndarray]) -> List[np.ndarray]:
         """Run every sample of the int8 batches; int8 outputs [N, C, H, W] per program output."""
-        self._open_backend()
         n = qs[0].shape[0]
         outs = [np.empty((n,) + t.shape, dtype=np.int8) for t in self.program.outputs]
         times = []
-        for j in range(n):
-            for q, t in zip(qs, self.program.inputs):
-                self.backend.write(t.offset, q[j])
-            t0 = time.perf_counter()
-            self.backend.run()
-            times.append(time.perf_counter() - t0)
-            for o, t in zip(outs, self.program.outputs):
-                o[j] = self.backend.read(t.offset, t.nbytes).reshape(t.shape)
-        self._runs += n
-        self._last_run = {"batch": n, "run_seconds": times}
+        with self._lock:                # the whole batch: the arena holds one sample at a time
+            backend = self._open_backend()
+            for j in range(n):
+                for q, t in zip(qs, self.program.inputs):
+                    backend.write(t.offset, q[j])
+                t0 = time.perf_counter()
+                backend.run()
+                times.append(time.perf_counter() - t0)
+                for o, t in zip(outs, self.program.outputs):
+                    o[j] = backend.read(t.offset, t.nbytes).reshape(t.shape)
+            self._runs += n
+            self._last_run = {"batch": n, "run_seconds": times}
         return outs
 
     def run_int8(self, x):
@@ -172,16 +180,18 @@ class Session:
             shape = _onnx_shape(self.program, "outputs", t) or t.shape
             result[t.name] = dequantize(o, t.scale).reshape((o.shape[0],) + shape)
         result = apply_host_steps(result, self.program.host_steps)
-        self._last_run["host_seconds"] = time.perf_counter() - t0
+        with self._lock:
+            self._last_run["host_seconds"] = time.perf_counter() - t0
         values = [result[t.name] for t in self.program.outputs]
         return values[0] if len(values) == 1 else values
 
     # -- the rest ----------------------------------------------------------------------------------------------
     def stats(self) -> dict:
         """The backend's counters of the last run, plus this session's: runs so far, per-sample run times."""
-        out = dict(self._open_backend().stats())
-        out.update({"session_runs": self._runs, **self._last_run,
-                    "chosen_backend_reason": self.chosen_backend_reason})
+        with self._lock:
+            out = dict(self._open_backend().stats())
+            out.update({"session_runs": self._runs, **self._last_run,
+                        "chosen_backend_reason": self.chosen_backend_reason})
         return out
 
     @property
@@ -193,7 +203,12 @@ class Session:
         return self.program.outputs
 
     def close(self) -> None:
-        backend, self.backend = getattr(self, "backend", None), None
+        lock = getattr(self, "_lock", None)         # absent when __init__ failed before creating it
+        if lock is None:
+            backend, self.backend = getattr(self, "backend", None), None
+        else:
+            with lock:                              # never under a run of another thread
+                backend, self.backend = self.backend, None
         if backend is not None:
             backend.close()
 
