@@ -1,11 +1,12 @@
-"""SpsCore (sps_pynq.runtime.driver) against a fake register file: sequence, checks, timeout, errors, access count."""
+"""SpsCore (sps_pynq.backends.board.driver) against a fake register file: sequence, checks, timeout, errors,
+access count."""
 import numpy as np
 import pytest
 
 from sps_pynq.errors import DeviceError, DeviceTimeoutError, HardwareMismatchError
-from sps_pynq.hw.config import CONFIGS, HW_ID_MAGIC
+from sps_pynq.hw.config import CONFIGS, HW_ID_MAGIC, HwConfig
 from sps_pynq.hw.regmap import REG, REGISTERS, CtrlBit, ErrorCode
-from sps_pynq.runtime.driver import SpsCore, decode_hw_config, parse_stats_records
+from sps_pynq.backends.board.driver import SpsCore, parse_stats_records
 
 NAMES = {r.offset: r.name for r in REGISTERS}
 
@@ -194,7 +195,7 @@ def test_counters_combine_lo_hi():
 
 def test_decode_round_trips_every_named_config():
     for cfg in CONFIGS.values():
-        assert decode_hw_config(cfg.fingerprint, cfg.buffers_word).same_hardware(cfg)
+        assert HwConfig.from_words(cfg.fingerprint, cfg.buffers_word).same_hardware(cfg)
 
 
 def test_stats_records():

@@ -5,8 +5,8 @@ import textwrap
 
 import pytest
 
-from sps_pynq.runtime import energy
-from sps_pynq.runtime.energy import (EnergyResult, Sampler, board_rails, comparison, energy_per_inference,
+from sps_pynq.analysis import energy
+from sps_pynq.analysis.energy import (EnergyResult, Sampler, board_rails, comparison, energy_per_inference,
                                      format_result, latency_summary, measure, time_average)
 
 
@@ -107,7 +107,7 @@ BLOCKED_IMPORT = textwrap.dedent("""
                 raise ImportError(f"{name} is blocked: the board runtime must not import it")
             return None
     sys.meta_path.insert(0, Block())
-    import sps_pynq.backends.board, sps_pynq.runtime.driver, sps_pynq.runtime.energy, sps_pynq.model_file
+    import sps_pynq.backends.board, sps_pynq.backends.board.driver, sps_pynq.analysis.energy, sps_pynq.model_file
     import sps_pynq.virtual_board.core, sps_pynq.commands.energy
     bad = [m for m in sys.modules if m.split(".")[0] in ("torch", "onnx", "onnxruntime", "onnxscript")]
     assert not bad, bad

@@ -315,8 +315,8 @@ def _calls(calls, name):
 
 @needs_tclsh
 def test_overlay_dry_run_builds_the_documented_design(tmp_path):
-    from sps_pynq.backends.board import CORE_INSTANCE
-    from sps_pynq.virtual_board.overlay import CORE_BASE, CORE_NAME, CORE_VLNV
+    from sps_pynq.hw.ip import CORE_BASE, CORE_INSTANCE, CORE_VLNV
+    from sps_pynq.virtual_board.overlay import CORE_NAME
 
     proc, calls = _dry_run(tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr

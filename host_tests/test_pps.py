@@ -223,7 +223,7 @@ def test_pps_and_storage_cli_import_without_torch():
     import subprocess
     import sys
     code = ("import sys; sys.modules['torch'] = None; sys.modules['onnx'] = None\n"
-            "import sps_pynq.pps, sps_pynq.storage, sps_pynq.commands.storage\n"
+            "import sps_pynq.pps, sps_pynq.analysis.storage, sps_pynq.commands.storage\n"
             "print(sps_pynq.pps.project(__import__('numpy').ones((2, 2, 3, 3)), 2, 3).masks)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[7, 7]"

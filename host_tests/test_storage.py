@@ -4,9 +4,10 @@ import json
 import numpy as np
 import pytest
 
-from sps_pynq import cli, pps, storage
+from sps_pynq import cli, pps
+from sps_pynq.analysis import storage
 from sps_pynq.errors import OnnxImportError, SpsError
-from sps_pynq.storage import Bits, LayerWeights
+from sps_pynq.analysis.storage import Bits, LayerWeights
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402

@@ -20,7 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sps_pynq.runtime.energy import comparison, format_result, measure_model  # noqa: E402
+from sps_pynq.analysis.energy import comparison, format_result, measure_model  # noqa: E402
+from sps_pynq.backends import BACKEND_NAMES  # noqa: E402
 
 
 def pack_pair(zoo: str, folder: Path, hw: str):
@@ -39,7 +40,7 @@ def main(argv=None) -> int:
     p.add_argument("--zoo", help="pack this zoo model both ways first (needs the workstation extras)")
     p.add_argument("--hw", default="zcu104")
     p.add_argument("--seconds", type=float, default=10.0)
-    p.add_argument("--backend", default="board", choices=["board", "sim", "rtl"])
+    p.add_argument("--backend", default="board", choices=BACKEND_NAMES)
     p.add_argument("--rails", default=None, help="rails to sum (default INT,1V2 on a ZCU104), or 'all'")
     p.add_argument("--json", help="also write the results to this JSON file")
     args = p.parse_args(argv)

@@ -44,8 +44,8 @@ sys.path.insert(0, str(REPO))
 
 from sps_pynq.hw import layout  # noqa: E402
 from sps_pynq.hw.config import HwConfig, get_config  # noqa: E402
-from sps_pynq.hw.descriptor import ALIGN, DESC_BYTES, Descriptor, Op, pack_program  # noqa: E402
-from sps_pynq.program import STATS_RECORD_BYTES, LayerInfo, Program, TensorInfo  # noqa: E402
+from sps_pynq.hw.descriptor import DESC_BYTES, STATS_RECORD_BYTES, Descriptor, Op, align, pack_program  # noqa: E402
+from sps_pynq.program import LayerInfo, Program, TensorInfo  # noqa: E402
 
 # VGG16's 13 conv layers: (name, input channels, output channels, input map side at 224x224).
 VGG16_CONVS = [
@@ -94,10 +94,6 @@ def ideal_cycles(shape: LayerShape, hw: HwConfig, pps: bool) -> Tuple[int, float
     return ideal, 1.0 - shape.out_c / (groups * hw.rows)
 
 
-def _align(n: int) -> int:
-    return (n + ALIGN - 1) // ALIGN * ALIGN
-
-
 def build_program(shape: LayerShape, hw: HwConfig, pps: bool, rng: np.random.Generator) -> Program:
     """A one-layer program: descriptor at 0, weights, params, input, output, stats record."""
     w = rng.integers(-127, 128, size=(shape.out_c, shape.in_c, 3, 3)).astype(np.int8)
@@ -118,12 +114,12 @@ def build_program(shape: LayerShape, hw: HwConfig, pps: bool, rng: np.random.Gen
     hw_side = shape.side
     in_bytes = shape.in_c * hw_side * hw_side
     out_bytes = shape.out_c * hw_side * hw_side
-    weight_off = _align(DESC_BYTES)
-    param_off = _align(weight_off + len(wdata))
-    in_off = _align(param_off + len(pdata))
-    out_off = _align(in_off + in_bytes)
-    stats_off = _align(out_off + out_bytes)
-    arena_size = _align(stats_off + STATS_RECORD_BYTES)
+    weight_off = align(DESC_BYTES)
+    param_off = align(weight_off + len(wdata))
+    in_off = align(param_off + len(pdata))
+    out_off = align(in_off + in_bytes)
+    stats_off = align(out_off + out_bytes)
+    arena_size = align(stats_off + STATS_RECORD_BYTES)
 
     d = Descriptor(op=Op.CONV, in_offset=in_off, in_c=shape.in_c, in_h=hw_side, in_w=hw_side,
                    out_offset=out_off, out_c=shape.out_c, out_h=hw_side, out_w=hw_side, kh=3, kw=3,

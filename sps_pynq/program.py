@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
 from .hw.config import HwConfig
-from .hw.descriptor import DESC_BYTES, Descriptor, Op, unpack_program
+from .hw.descriptor import DESC_BYTES, STATS_RECORD_BYTES, Descriptor, Op, unpack_program
 
-STATS_RECORD_BYTES = 16   # per layer: cycles, MAC-active cycles, stall cycles, 0 (see regmap STATS_OFFSET)
+__all__ = ["STATS_RECORD_BYTES", "TensorInfo", "LayerInfo", "Program"]
 
 
 @dataclass

@@ -333,7 +333,7 @@ module sps_core
   logic [7:0] aln_seg_len;
   logic [Cols*8-1:0] aln_seg_data;
   logic [7:0] st_idx_q;
-  logic [127:0] st_record;
+  logic [8*StatsRecordBytes-1:0] st_record;
 
   // packer
   logic pk_full_q;
@@ -389,14 +389,19 @@ module sps_core
 
   assign seg_src_pk = pk_full_q;
   assign seg_src_stats = (state_q == StStats);
-  assign st_record = {32'h0, lstall_q, lmac_q, lcyc_q};
+  always_comb begin
+    st_record = '0;
+    st_record[32*StatsCyclesWord +: 32] = lcyc_q;
+    st_record[32*StatsMacCyclesWord +: 32] = lmac_q;
+    st_record[32*StatsStallCyclesWord +: 32] = lstall_q;
+  end
 
   always_comb begin
     aln_seg_valid = seg_fifo_valid;
     {aln_seg_addr, aln_seg_len, aln_seg_data} = seg_fifo_out;
     if (seg_src_stats) begin
       aln_seg_valid = 1'b1;
-      aln_seg_addr = arena_q + AW'(stats_off_q) + AW'({layer_q, 4'b0000}) + AW'(32'(st_idx_q) * Cols);
+      aln_seg_addr = arena_q + AW'(stats_off_q) + AW'(layer_q * StatsRecordBytes) + AW'(32'(st_idx_q) * Cols);
       aln_seg_len = 8'(Cols);
       aln_seg_data = st_record[Cols * 8 * st_idx_q +: Cols * 8];
     end else if (seg_src_pk) begin
@@ -871,7 +876,7 @@ module sps_core
         StStats: begin
           if (aln_seg_ready) begin
             st_idx_q <= st_idx_q + 8'd1;
-            if (32'(st_idx_q) == 32'(16 / Cols - 1)) state_q <= StStatsWait;
+            if (32'(st_idx_q) == 32'(StatsRecordBytes / Cols - 1)) state_q <= StStatsWait;
           end
         end
 

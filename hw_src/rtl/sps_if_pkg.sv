@@ -23,6 +23,30 @@ package sps_if_pkg;
   localparam int unsigned GroupAlign = 16;
   localparam int unsigned BufferAlign = 64;
 
+  // Per-layer statistics record at STATS_OFFSET + layer * StatsRecordBytes: 32-bit words, in order.
+  localparam int unsigned StatsRecordBytes = 16;
+  localparam int unsigned StatsCyclesWord = 0;
+  localparam int unsigned StatsMacCyclesWord = 1;
+  localparam int unsigned StatsStallCyclesWord = 2;
+  localparam int unsigned StatsReservedWord = 3;
+
+  // HW_CONFIG and HW_BUFFERS words (sps_pynq/hw/config.py: HwConfig.fingerprint, buffers_word).
+  function automatic logic [31:0] hw_config_word(
+    int unsigned rows, int unsigned cols, int unsigned axi_data_width, int unsigned max_patterns
+  );
+    return (32'(rows) << 0)  // rows[7:0]
+         | (32'(cols) << 8)  // cols[15:8]
+         | (32'(FormatVersion) << 16)  // format_version[23:16]
+         | (32'($clog2(axi_data_width / 8)) << 24)  // axi_bytes_log2[27:24]
+         | (32'(max_patterns - 1) << 28);  // max_patterns_minus_1[31:28]
+  endfunction
+  function automatic logic [31:0] hw_buffers_word(
+    int unsigned act_buf_bytes, int unsigned weight_buf_bytes
+  );
+    return (32'(act_buf_bytes / 1024) << 0)  // act_buf_kib[15:0]
+         | (32'(weight_buf_bytes / 1024) << 16);  // weight_buf_kib[31:16]
+  endfunction
+
   typedef enum logic [3:0] {
     OpConv = 4'd0,
     OpMaxpool = 4'd1,

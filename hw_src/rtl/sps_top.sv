@@ -77,10 +77,9 @@ module sps_top
 
   output logic                           irq_o
 );
-  // HW_CONFIG / HW_BUFFERS: the same words as HwConfig.fingerprint / buffers_word in sps_pynq/hw/config.py.
-  localparam logic [31:0] HwConfigWord = 32'(Rows) | (32'(Cols) << 8) | (32'(FormatVersion) << 16)
-                                         | (32'($clog2(AxiDataWidth / 8)) << 24) | (32'(MaxPatterns - 1) << 28);
-  localparam logic [31:0] HwBuffersWord = 32'(ActBufBytes / 1024) | (32'(WeightBufBytes / 1024) << 16);
+  // HW_CONFIG / HW_BUFFERS: the same words as HwConfig.fingerprint / buffers_word (generated functions).
+  localparam logic [31:0] HwConfigWord = hw_config_word(Rows, Cols, AxiDataWidth, MaxPatterns);
+  localparam logic [31:0] HwBuffersWord = hw_buffers_word(ActBufBytes, WeightBufBytes);
 
   logic start, abort, stats_enable, busy, finish;
   logic [63:0] arena;

@@ -12,6 +12,7 @@ import os
 import cocotb
 import numpy as np
 
+from sps_pynq.hw.descriptor import decode_stats_records
 from sps_pynq.hw.regmap import CtrlBit
 from sps_tb import ARENA_BASE, TB
 
@@ -39,11 +40,7 @@ async def run_arena(dut):
     out = await tb.finish()
     after = np.frombuffer(tb.ram.read(ARENA_BASE, arena.size), dtype=np.uint8)
     after.tofile(path)
-    out["layer_stats"] = []
-    if stats:
-        for j in range(num_layers):
-            rec = np.frombuffer(after[stats_offset + 16 * j:stats_offset + 16 * j + 16].tobytes(), dtype="<u4")
-            out["layer_stats"].append({"cycles": int(rec[0]), "mac_cycles": int(rec[1]), "stall_cycles": int(rec[2])})
+    out["layer_stats"] = decode_stats_records(after[stats_offset:].tobytes(), num_layers) if stats else []
     out["done"] = bool(out["ctrl"] & CtrlBit.DONE)
     with open(os.environ["SPS_RESULT"], "w") as f:
         json.dump({k: v for k, v in out.items()}, f)

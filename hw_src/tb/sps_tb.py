@@ -16,7 +16,8 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
-from sps_pynq.hw.descriptor import DESC_BYTES, Descriptor, pack_program
+from sps_pynq.hw.descriptor import (DESC_BYTES, STATS_RECORD_BYTES, Descriptor, decode_stats_records,
+                                    pack_program)
 from sps_pynq.hw.regmap import REG, CtrlBit
 
 ARENA_BASE = 0x10000          # where the arena sits in the simulated DDR
@@ -101,7 +102,7 @@ class TB:
         stats_offset = prog_offset + len(descs) * DESC_BYTES
         self.ram.write(base, arena.tobytes())
         self.ram.write(base + prog_offset, pack_program(descs))
-        self.ram.write(base + stats_offset, bytes([0xA5]) * (16 * len(descs) + 64))
+        self.ram.write(base + stats_offset, bytes([0xA5]) * (STATS_RECORD_BYTES * len(descs) + 64))
         return prog_offset, stats_offset
 
     async def start(self, prog_offset: int, num_layers: int, stats_offset: int = 0, stats: bool = False,
@@ -143,11 +144,9 @@ class TB:
         await self.wait_irq(timeout_cycles)
         out = await self.finish()
         out["arena"] = np.frombuffer(self.ram.read(base, arena.size), dtype=np.uint8).copy()
-        raw = self.ram.read(base + stats_offset, 16 * len(descs))
-        out["layer_stats"] = [dict(zip(("cycles", "mac_cycles", "stall_cycles", "zero"),
-                                       np.frombuffer(raw[16 * j:16 * j + 16], dtype="<u4").tolist()))
-                              for j in range(len(descs))]
-        out["stats_tail"] = self.ram.read(base + stats_offset + 16 * len(descs), 64)
+        raw = self.ram.read(base + stats_offset, STATS_RECORD_BYTES * len(descs))
+        out["layer_stats"] = decode_stats_records(raw, len(descs))
+        out["stats_tail"] = self.ram.read(base + stats_offset + STATS_RECORD_BYTES * len(descs), 64)
         return out
 
 

@@ -7,13 +7,8 @@
 #     pl_ps_irq0[0]             <-------------------- irq_o
 #     pl_clk0 (CLK_MHZ) --> every aclk, clk_i;  pl_resetn0 --> proc_sys_reset_0 --> rst_ni, interconnect resets
 #
-# Sourced by build_overlay.tcl; defines procedures only. The names (sps_core_0, the base address) are what the
-# runtime looks up in the .hwh; sps_pynq/virtual_board/overlay.py mirrors them for the virtual board.
-
-set ::sps_core_cell  "sps_core_0"
-set ::sps_ps_cell    "zynq_ultra_ps_e_0"
-set ::sps_core_base  0xA0000000
-set ::sps_core_range 64K
+# Sourced by build_overlay.tcl; defines procedures only. The names (sps_core_0, the base address) come from
+# sps_names.tcl, generated from sps_pynq/hw/ip.py: the runtime and the virtual board use the same definitions.
 
 # Create, connect and validate the block design `bd_name`; `clk_mhz` is the requested pl_clk0 frequency and
 # `axi_bits` the width of the core's AXI master (64 or 128), which the HP0 port is set to.

@@ -64,6 +64,7 @@ if {[lsearch -exact $tested_versions $vivado_version] < 0} {
     puts "WARNING: Vivado $vivado_version; these scripts were written for [join $tested_versions { and }]"
 }
 
+source [file join $script_dir sps_names.tcl]
 source [file join $script_dir package_ip.tcl]
 source [file join $script_dir block_design.tcl]
 

@@ -5,15 +5,9 @@
 # Alex Forencich's verilog-axi: s_axil_* (AXI4-Lite slave, registers), m_axi_* (AXI4 master, DDR), plus clk_i,
 # rst_ni (active low, synchronous to clk_i) and irq_o (level, active high).
 
-# The IP's identity. overlays/README.md and sps_pynq/virtual_board/overlay.py use the same names.
-set ::sps_ip_vendor  "sps-pynq"
-set ::sps_ip_library "sps"
-set ::sps_ip_name    "sps_core"
-set ::sps_ip_version "1.0"
-# The register block: the core decodes 8 address bits (sps_pynq/hw/regmap.py ADDR_BITS); it is given a
-# 64 KiB window, the smallest the address editor handles comfortably, and aliases inside it.
-set ::sps_reg_block_name  "Reg"
-set ::sps_reg_block_range 65536
+# The IP's identity and its register block come from sps_names.tcl (generated from sps_pynq/hw/ip.py). The
+# core decodes 8 address bits (sps_pynq/hw/regmap.py ADDR_BITS); it is given a 64 KiB window, the smallest the
+# address editor handles comfortably, and aliases inside it.
 
 # Ordered source files of hw_src/rtl/files.f: one path per line relative to the list's folder, `#` and `//`
 # comments and +/- options skipped (the same rules as lint.sh and scripts/synth_report.py).

@@ -4,7 +4,8 @@ A backend owns one arena (the DDR buffer of the board, a bytearray in simulation
 
     backend.load(program)            check the hardware matches, allocate the arena, copy the image
     backend.write(offset, data)      copy input bytes into the arena
-    backend.run()                    run the whole layer program once (one START on hardware)
+    backend.run()                    run the whole layer program once (one START on hardware); returns what
+                                     the host learnt on the way (e.g. the board's CTRL polls), no device reads
     backend.read(offset, nbytes)     copy output bytes out of the arena
     backend.stats()                  counters of the last run
     backend.close()
@@ -22,6 +23,7 @@ import numpy as np
 from ..errors import BackendError, HardwareMismatchError
 from ..hw.config import HwConfig
 from ..program import Program
+from .stats import Stats
 
 
 def arena_bytes(data: np.ndarray) -> np.ndarray:
@@ -38,6 +40,8 @@ def check_arena_range(access: str, offset: int, nbytes: int, arena_size: int) ->
 
 class Backend(abc.ABC):
     name = "base"
+    virtual = False           # True when the "hardware" is a model (the virtual board): counters are modelled
+    remote = False            # True when the device is reached over the network (PYNQ's remote protocol)
 
     def __init__(self, hw: Optional[HwConfig] = None):
         self.hw = hw              # the hardware this backend offers; None = whatever the program was packed for
@@ -66,12 +70,13 @@ class Backend(abc.ABC):
         """Copy `nbytes` out of the arena at byte `offset`, as int8."""
 
     @abc.abstractmethod
-    def run(self) -> None:
-        """Run the whole program once."""
+    def run(self) -> dict:
+        """Run the whole program once; return facts of the run the host has without asking the device
+        (may be empty)."""
 
-    def stats(self) -> dict:
-        """Counters of the last run: at least `layers` (list of per-layer dicts) and `seconds`."""
-        return {}
+    @abc.abstractmethod
+    def stats(self) -> Stats:
+        """Counters of the last run (reads the device where the counters live there)."""
 
     def close(self) -> None:
         pass

@@ -26,6 +26,7 @@ from ..hw.config import HwConfig
 from ..hw.regmap import ErrorCode
 from ..program import Program
 from .arena import HostArenaBackend
+from .stats import Stats, program_layers, program_stats, with_records
 
 
 def _hw_src() -> Path:
@@ -119,16 +120,17 @@ class RtlBackend(HostArenaBackend):
             name = f" ({p.layers[layer].name})" if 0 <= layer < len(p.layers) else ""
             raise DeviceError(f"layer {layer}{name} failed with error {int(code)} ({code.name}: {code.text}) "
                               f"on the rtl backend")
+        return {}
 
-    def stats(self) -> dict:
+    def stats(self) -> Stats:
         """The core's counters of the last run: totals and the per-layer records it wrote."""
         self._need()
         r = self._last
-        layers = []
-        for j, rec in enumerate(r.get("layer_stats", [])):
-            layers.append({"index": j, "name": self.program.layers[j].name, **rec})
-        return {"backend": self.name, "seconds": r.get("seconds", 0.0), "cycles": r.get("cycles", 0),
-                "mac_cycles": r.get("mac_cycles", 0), "stall_cycles": r.get("stall_cycles", 0),
-                "bytes_read": r.get("bytes_rd", 0), "bytes_written": r.get("bytes_wr", 0), "layers": layers,
-                "note": "cycles are clock cycles of the simulated core; seconds are host wall time of the simulation"}
+        records = r.get("layer_stats", [])
+        layers = with_records(program_layers(self.program), records)[:len(records)]
+        return program_stats(
+            self.name, layers, seconds=r.get("seconds", 0.0), cycles=r.get("cycles", 0),
+            mac_cycles=r.get("mac_cycles", 0), stall_cycles=r.get("stall_cycles", 0),
+            bytes_read=r.get("bytes_rd", 0), bytes_written=r.get("bytes_wr", 0),
+            note="cycles are clock cycles of the simulated core; seconds are host wall time of the simulation")
 

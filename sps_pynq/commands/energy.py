@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..backends import BACKEND_NAMES
+
 NAME = "energy"
 HELP = ("measure latency, throughput and energy per inference on the board (PMBus rails, idle subtracted); "
         "with --dense-model also the energy-efficiency gain of SPS over dense")
@@ -15,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                          "overlay: reports the J/inference ratio dense/SPS")
     p.add_argument("--seconds", type=float, default=10.0,
                    help="length of the idle phase and of each active phase (default 10)")
-    p.add_argument("--backend", default="board", choices=["board", "sim", "rtl"],
+    p.add_argument("--backend", default="board", choices=BACKEND_NAMES,
                    help="where to run (default board; other backends give latency only)")
     p.add_argument("--overlay", help="the overlay .bit (default: $SPS_PYNQ_OVERLAY or overlays/zcu104/sps.bit)")
     p.add_argument("--rails", default=None,
@@ -25,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..runtime.energy import comparison, format_result, measure_model
+    from ..analysis.energy import comparison, format_result, measure_model
     kwargs = {"overlay": args.overlay} if args.backend == "board" and args.overlay else {}
     results = [measure_model(args.model, args.seconds, args.backend, args.rails, **kwargs)]
     if args.dense_model:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from ..backends import BACKEND_NAMES
+
 NAME = "run"
 HELP = "run a .spsmodel on the board, the sim or the rtl backend; print top classes and latency"
 
@@ -12,7 +14,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a .spsmodel file (from `sps-pynq pack`)")
     p.add_argument("--input", metavar="X.npy", help="input array, float (C,H,W) or (N,C,H,W), or int8 raw; "
                    "default: a seeded random N(0,1) input")
-    p.add_argument("--backend", default="auto", choices=["auto", "sim", "rtl", "board"],
+    p.add_argument("--backend", default="auto", choices=("auto",) + BACKEND_NAMES,
                    help="auto = the board when an SPS overlay is present, else sim (default)")
     p.add_argument("--top", type=int, default=5, help="how many classes to print per sample (default 5)")
     p.add_argument("--repeat", type=int, default=1, help="run the input this many times, report the latency")
@@ -75,8 +77,8 @@ def run(args) -> int:
         if st.get("cycles"):
             print(f"core clock cycles (last run): {st['cycles']:,}, MAC-active {st.get('mac_cycles', 0):,}, "
                   f"memory stalls {st.get('stall_cycles', 0):,}")
-            if "virtual board" in st.get("note", ""):
-                print(f"  note: {st['note']}")      # modelled counters, not measurements: say so
+            if st.modelled:
+                print(f"  note: {st.note}")      # modelled counters, not measurements: say so
         if st.get("macs"):
             print(f"MACs per sample: {st['macs']:,} nonzero of {st['dense_macs']:,} dense-equivalent "
                   f"({st['dense_macs'] / st['macs']:.2f}x fewer)")

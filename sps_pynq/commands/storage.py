@@ -35,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from .. import storage
+    from ..analysis import storage
     if (args.onnx is None) == (args.model is None):
         raise SpsError("give exactly one of an ONNX file or --model NAME")
     if args.model is not None:

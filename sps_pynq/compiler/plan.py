@@ -11,11 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List
 
-from ..hw.descriptor import ALIGN
-
-
-def align(n: int, a: int = ALIGN) -> int:
-    return (n + a - 1) // a * a
+from ..hw.descriptor import align
 
 
 @dataclass

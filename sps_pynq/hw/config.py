@@ -14,6 +14,38 @@ FORMAT_VERSION = 1
 # Magic value of the HW_ID register: ASCII "SPS1".
 HW_ID_MAGIC = 0x31535053
 
+# The HW_CONFIG register word: (field, low bit, width). The RTL builds it with the generated SV function
+# `hw_config_word`; the driver decodes it with `HwConfig.from_words`.
+HW_CONFIG_FIELDS = (
+    ("rows", 0, 8),
+    ("cols", 8, 8),
+    ("format_version", 16, 8),
+    ("axi_bytes_log2", 24, 4),          # log2(AXI data bytes)
+    ("max_patterns_minus_1", 28, 4),
+)
+# The HW_BUFFERS register word: buffer sizes in KiB.
+HW_BUFFERS_FIELDS = (
+    ("act_buf_kib", 0, 16),
+    ("weight_buf_kib", 16, 16),
+)
+
+
+def _pack_word(layout, values: dict) -> int:
+    word = 0
+    for name, lo, width in layout:
+        if not 0 <= values[name] < 1 << width:
+            raise ValueError(f"{name}={values[name]} does not fit in {width} bits")
+        word |= values[name] << lo
+    return word
+
+
+def _unpack_word(layout, word: int) -> dict:
+    return {name: word >> lo & ((1 << width) - 1) for name, lo, width in layout}
+
+
+def _power_of_two(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
+
 
 @dataclass(frozen=True)
 class HwConfig:
@@ -30,27 +62,53 @@ class HwConfig:
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
-        if not (1 <= self.rows <= 255 and 1 <= self.cols <= 255):
-            raise ValueError(f"HwConfig {self.name}: rows and cols must be in 1..255, got {self.rows}x{self.cols}")
+        # The same rules as the RTL's elaboration checks (hw_src/rtl/sps_core.sv), so that no configuration
+        # the compiler accepts is one the hardware cannot be built for.
+        def bad(what: str) -> ValueError:
+            return ValueError(f"HwConfig {self.name}: {what}")
         if self.axi_data_bits not in (64, 128):
-            raise ValueError(f"HwConfig {self.name}: axi_data_bits must be 64 or 128, got {self.axi_data_bits}")
+            raise bad(f"axi_data_bits must be 64 or 128, got {self.axi_data_bits}")
+        beat = self.axi_data_bits // 8
+        if not (_power_of_two(self.cols) and 2 <= self.cols <= beat):
+            raise bad(f"cols must be a power of two in 2..{beat} (AXI data bytes), got {self.cols}")
+        if not (_power_of_two(self.rows) and self.rows <= beat):
+            raise bad(f"rows must be a power of two in 1..{beat} (AXI data bytes), got {self.rows}")
+        if not (_power_of_two(self.act_buf_bytes) and self.act_buf_bytes % (2 * beat) == 0
+                and self.act_buf_bytes % 1024 == 0 and self.act_buf_bytes < 1 << 26):
+            raise bad(f"act_buf_bytes must be a power of two of 1 KiB .. 32 MiB, got {self.act_buf_bytes}")
+        if (self.weight_buf_bytes <= 0 or self.weight_buf_bytes % 1024 or self.weight_buf_bytes % self.rows
+                or self.weight_buf_bytes >= 1 << 26):
+            raise bad(f"weight_buf_bytes must be a whole number of KiB below 64 MiB and a multiple of rows, "
+                      f"got {self.weight_buf_bytes}")
         if not 1 <= self.max_patterns <= 16:
-            raise ValueError(f"HwConfig {self.name}: max_patterns must be in 1..16, got {self.max_patterns}")
+            raise bad(f"max_patterns must be in 1..16, got {self.max_patterns}")
         if (self.act_bits, self.weight_bits, self.acc_bits) != (8, 8, 32):
-            raise ValueError(f"HwConfig {self.name}: only 8-bit activations/weights with 32-bit accumulators")
+            raise bad("only 8-bit activations/weights with 32-bit accumulators")
 
     @property
     def fingerprint(self) -> int:
-        """The 32-bit HW_CONFIG register value: rows[7:0], cols[15:8], format version[23:16],
-        log2(axi bytes)[27:24], max_patterns-1[31:28]."""
-        axi_log2 = (self.axi_data_bits // 8).bit_length() - 1
-        return (self.rows | self.cols << 8 | self.format_version << 16 | axi_log2 << 24
-                | (self.max_patterns - 1) << 28)
+        """The 32-bit HW_CONFIG register value (fields: HW_CONFIG_FIELDS)."""
+        return _pack_word(HW_CONFIG_FIELDS, {
+            "rows": self.rows, "cols": self.cols, "format_version": self.format_version,
+            "axi_bytes_log2": (self.axi_data_bits // 8).bit_length() - 1,
+            "max_patterns_minus_1": self.max_patterns - 1})
 
     @property
     def buffers_word(self) -> int:
-        """The 32-bit HW_BUFFERS register value: activation buffer KiB[15:0], weight buffer KiB[31:16]."""
-        return (self.act_buf_bytes // 1024) | (self.weight_buf_bytes // 1024) << 16
+        """The 32-bit HW_BUFFERS register value (fields: HW_BUFFERS_FIELDS)."""
+        return _pack_word(HW_BUFFERS_FIELDS, {"act_buf_kib": self.act_buf_bytes // 1024,
+                                              "weight_buf_kib": self.weight_buf_bytes // 1024})
+
+    @classmethod
+    def from_words(cls, config_word: int, buffers_word: int, name: str = "board") -> "HwConfig":
+        """The HwConfig a core reports in HW_CONFIG / HW_BUFFERS (the inverse of fingerprint / buffers_word).
+
+        Raises ValueError when the words describe no valid configuration (e.g. reads of an empty address)."""
+        c = _unpack_word(HW_CONFIG_FIELDS, config_word)
+        b = _unpack_word(HW_BUFFERS_FIELDS, buffers_word)
+        return cls(name=name, rows=c["rows"], cols=c["cols"], axi_data_bits=8 << c["axi_bytes_log2"],
+                   act_buf_bytes=b["act_buf_kib"] * 1024, weight_buf_bytes=b["weight_buf_kib"] * 1024,
+                   max_patterns=c["max_patterns_minus_1"] + 1, format_version=c["format_version"])
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -20,6 +20,21 @@ DESC_BYTES = DESC_WORDS * 4     # 128 bytes, a multiple of every AXI data width 
 MAX_PATTERNS = 16               # pattern-mask words in a descriptor
 ALIGN = 64                      # alignment of every buffer in the arena, in bytes
 PARAM_RECORD_BYTES = 16         # per output row: bias int32, multiplier int32, shift int32, reserved int32
+# Per-layer statistics record the core writes at STATS_OFFSET + layer * STATS_RECORD_BYTES: 32-bit words, in order.
+STATS_WORDS = ("cycles", "mac_cycles", "stall_cycles", "reserved")
+STATS_RECORD_BYTES = 4 * len(STATS_WORDS)
+
+
+def decode_stats_records(raw: bytes, count: int) -> List[dict]:
+    """The first `count` statistics records in `raw` (bytes from STATS_OFFSET on), one dict per layer."""
+    words = struct.unpack_from(f"<{count * len(STATS_WORDS)}I", bytes(raw[:count * STATS_RECORD_BYTES]))
+    n = len(STATS_WORDS)
+    return [dict(zip(STATS_WORDS, words[j * n:(j + 1) * n])) for j in range(count)]
+
+
+def align(n: int, a: int = ALIGN) -> int:
+    """`n` rounded up to a multiple of `a` (buffers in the arena start on ALIGN bytes)."""
+    return (n + a - 1) // a * a
 
 
 class Op(enum.IntEnum):

@@ -26,7 +26,7 @@ from typing import List
 
 import numpy as np
 
-from .descriptor import PARAM_RECORD_BYTES
+from .descriptor import PARAM_RECORD_BYTES, align
 
 GROUP_ALIGN = 16
 
@@ -53,12 +53,8 @@ def taps_of_mask(mask: int) -> List[int]:
     return [t for t in range(9) if mask >> t & 1]
 
 
-def _align(n: int, a: int) -> int:
-    return (n + a - 1) // a * a
-
-
 def group_weight_bytes(in_c: int, nnz: int, rows: int) -> int:
-    return _align(in_c * nnz * rows, GROUP_ALIGN)
+    return align(in_c * nnz * rows, GROUP_ALIGN)
 
 
 def pack_weights(w: np.ndarray, rows: int, pattern_masks: "List[int] | None" = None) -> bytes:

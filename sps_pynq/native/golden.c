@@ -29,7 +29,6 @@
 #define DOT_MAX_PIX 17     /* below this many output pixels (FC layers, maps up to 4x4) read int8 weights directly */
 #define DOT_NP 4           /* pixels per pass of the direct path: their sums stay in registers */
 #define PAR_MIN_WORK (1 << 20)  /* below ~1M operations a layer runs on one thread: starting one costs more */
-#define STATS_RECORD_BYTES 16   /* program.STATS_RECORD_BYTES: cycles, MAC-active cycles, stall cycles, 0 */
 
 typedef struct {
     uint32_t op, relu, pps;
@@ -935,7 +934,7 @@ int sps_golden_run_cached(uint8_t *arena, uint64_t arena_size, uint64_t prog_off
     if (cfg->rows < 1 || cfg->cols < 1)
         return fail(&c, SPS_ERR_BAD_SHAPE, "hardware configuration with %d rows, %d cols", cfg->rows, cfg->cols);
     if (cfg->stats_enable && (cfg->stats_offset > arena_size ||
-                              (uint64_t)num_layers * STATS_RECORD_BYTES > arena_size - cfg->stats_offset))
+                              (uint64_t)num_layers * SPS_STATS_RECORD_BYTES > arena_size - cfg->stats_offset))
         return fail(&c, SPS_ERR_AXI_ERROR, "statistics of %u layers at offset %llu lie outside the arena of %llu "
                     "bytes", num_layers, (unsigned long long)cfg->stats_offset, (unsigned long long)arena_size);
     for (uint32_t j = 0; j < num_layers; j++) {
@@ -959,12 +958,11 @@ int sps_golden_run_cached(uint8_t *arena, uint64_t arena_size, uint64_t prog_off
         uint64_t dt = now_ns() - t0;
         if (layer_ns) layer_ns[j] = dt;
         if (cfg->stats_enable) {
-            uint8_t *rec = arena + cfg->stats_offset + (uint64_t)j * STATS_RECORD_BYTES;
+            uint8_t *rec = arena + cfg->stats_offset + (uint64_t)j * SPS_STATS_RECORD_BYTES;
             uint64_t mc = ideal_mac_cycles(&L, cfg);
-            wr32(rec, dt > 0xffffffffull ? 0xffffffffu : (uint32_t)dt);       /* "cycles" = nanoseconds */
-            wr32(rec + 4, mc > 0xffffffffull ? 0xffffffffu : (uint32_t)mc);
-            wr32(rec + 8, 0);
-            wr32(rec + 12, 0);
+            memset(rec, 0, SPS_STATS_RECORD_BYTES);
+            wr32(rec + 4 * SPS_STATS_CYCLES_WORD, dt > 0xffffffffull ? 0xffffffffu : (uint32_t)dt);  /* ns */
+            wr32(rec + 4 * SPS_STATS_MAC_CYCLES_WORD, mc > 0xffffffffull ? 0xffffffffu : (uint32_t)mc);
         }
     }
     c.layer = -1;

@@ -23,7 +23,8 @@ from typing import List, Optional, Sequence, Union
 import numpy as np
 
 from .. import model_file
-from ..backends import backend_class
+from ..backends import BACKEND_NAMES, backend_class
+from ..backends.stats import Stats
 from ..errors import BackendError, HardwareMismatchError, InputError, ModelFileError
 from ..hw.config import HwConfig, get_config
 from ..program import Program, TensorInfo
@@ -31,7 +32,7 @@ from .preprocess import apply_host_steps, dequantize, quantize
 
 log = logging.getLogger("sps_pynq")
 
-BACKEND_CHOICES = ("auto", "sim", "board", "rtl")
+BACKEND_CHOICES = ("auto",) + BACKEND_NAMES
 
 
 def choose_backend() -> "tuple[str, str]":
@@ -92,6 +93,7 @@ class Session:
         log.info("sps_pynq: %s on the %s backend (%s)", self.source, name, self.chosen_backend_reason)
         self._runs = 0
         self._last_run = {}
+        self._last_infos: List[dict] = []
         # Serializes every use of the backend (write, run, read, stats, close): see the module docstring.
         self._lock = threading.RLock()
 
@@ -144,20 +146,27 @@ class Session:
         """Run every sample of the int8 batches; int8 outputs [N, C, H, W] per program output."""
         n = qs[0].shape[0]
         outs = [np.empty((n,) + t.shape, dtype=np.int8) for t in self.program.outputs]
-        times = []
+        times, infos = [], []
         with self._lock:                # the whole batch: the arena holds one sample at a time
             backend = self._open_backend()
             for j in range(n):
                 for q, t in zip(qs, self.program.inputs):
                     backend.write(t.offset, q[j])
                 t0 = time.perf_counter()
-                backend.run()
+                infos.append(backend.run() or {})
                 times.append(time.perf_counter() - t0)
                 for o, t in zip(outs, self.program.outputs):
                     o[j] = backend.read(t.offset, t.nbytes).reshape(t.shape)
             self._runs += n
             self._last_run = {"batch": n, "run_seconds": times}
+            self._last_infos = infos
         return outs
+
+    def last_run_info(self) -> List[dict]:
+        """Per sample of the last batch, what the backend's run() said (e.g. the board's CTRL polls); cheap: no
+        device access, unlike stats()."""
+        with self._lock:
+            return list(self._last_infos)
 
     def run_int8(self, x):
         """Raw buffers: int8 (C,H,W) or (N,C,H,W) in (a list/dict for several inputs), int8 (N,C,H,W) out per
@@ -186,12 +195,13 @@ class Session:
         return values[0] if len(values) == 1 else values
 
     # -- the rest ----------------------------------------------------------------------------------------------
-    def stats(self) -> dict:
-        """The backend's counters of the last run, plus this session's: runs so far, per-sample run times."""
+    def stats(self) -> Stats:
+        """The backend's counters of the last run, plus this session's in `extra`: runs so far, per-sample run
+        times, why this backend."""
         with self._lock:
-            out = dict(self._open_backend().stats())
-            out.update({"session_runs": self._runs, **self._last_run,
-                        "chosen_backend_reason": self.chosen_backend_reason})
+            out = self._open_backend().stats()
+            out.extra.update({"session_runs": self._runs, **self._last_run,
+                              "chosen_backend_reason": self.chosen_backend_reason})
         return out
 
     @property

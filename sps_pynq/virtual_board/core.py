@@ -18,9 +18,9 @@ import numpy as np
 
 from ..hw import layout
 from ..hw.config import HW_ID_MAGIC, HwConfig
-from ..hw.descriptor import DESC_BYTES, Descriptor, Op
+from ..hw.descriptor import DESC_BYTES, STATS_RECORD_BYTES, STATS_WORDS, Descriptor, Op
 from ..hw.regmap import REG, CtrlBit, ErrorCode
-from ..program import STATS_RECORD_BYTES
+from ..hw.traffic import bytes_read, layer_traffic
 
 
 class VirtualDdr:
@@ -110,20 +110,17 @@ def model_counters(d: Descriptor, hw: HwConfig) -> Dict[str, int]:
     pixels = d.out_h * d.out_w
     tiles = math.ceil(pixels / hw.cols)
     out_bytes = d.out_c * pixels
-    in_bytes = d.in_c * d.in_h * d.in_w
     if d.op == Op.CONV:
         P = d.patterns if d.pps else 1
         groups = len(layout.row_groups(d.out_c, P, hw.rows))
         mac = layout.ideal_conv_cycles(d.out_c, d.in_c, d.nnz, P, pixels, hw.rows, hw.cols)
         cycles = mac + groups * tiles * (hw.rows + hw.cols)
-        rd = (DESC_BYTES + in_bytes + layout.weight_bytes(d.out_c, d.in_c, d.nnz, P, hw.rows)
-              + layout.param_bytes(d.out_c, P, hw.rows))
     else:
         mac = 0
         steps = 2 if d.op == Op.ADD else d.kh * d.kw
         cycles = math.ceil(out_bytes / hw.cols) * steps
-        rd = DESC_BYTES + in_bytes * (2 if d.op == Op.ADD else 1)
-    return {"cycles": cycles, "mac": mac, "stall": 0, "rd": rd, "wr": out_bytes}
+    traffic = layer_traffic(d, hw)
+    return {"cycles": cycles, "mac": mac, "stall": 0, "rd": bytes_read(traffic), "wr": traffic["act_written"]}
 
 
 class VirtualSpsCore:
@@ -251,7 +248,8 @@ class VirtualSpsCore:
             for k in totals:
                 totals[k] += c[k]
             if stats_on:
-                rec = np.array([c["cycles"], c["mac"], c["stall"], 0], dtype="<u4").view(np.uint8)
+                words = {"cycles": c["cycles"], "mac_cycles": c["mac"], "stall_cycles": c["stall"]}
+                rec = np.array([words.get(w, 0) for w in STATS_WORDS], dtype="<u4").view(np.uint8)
                 arena[stats_at + j * STATS_RECORD_BYTES: stats_at + (j + 1) * STATS_RECORD_BYTES] = rec
                 totals["wr"] += STATS_RECORD_BYTES
 

@@ -21,18 +21,16 @@ from typing import Optional, Tuple
 from xml.sax.saxutils import quoteattr
 
 from ..hw.config import CONFIGS, HwConfig, get_config
+from ..hw.ip import (CORE_BASE, CORE_INSTANCE, CORE_RANGE, CORE_VLNV, PS_INSTANCE, REG_BLOCK,  # noqa: F401
+                     VIRTUAL_DESIGN_PREFIX, is_virtual_overlay)
 from ..hw.regmap import REGISTERS
 
-# Kept identical to the real overlay (hw_src/vivado/block_design.tcl, package_ip.tcl): instance name, VLNV,
-# base address and range, interface names, PS ports.
-CORE_NAME = "sps_core_0"
-CORE_VLNV = "sps-pynq:sps:sps_core:1.0"
-CORE_BASE = 0xA000_0000
-CORE_RANGE = 0x1_0000
-PS_NAME = "zynq_ultra_ps_e_0"
+# The real overlay's names (instance, VLNV, base address and range, PS) come from sps_pynq/hw/ip.py, as the
+# Vivado scripts' do; interface names and PS ports are kept identical to hw_src/vivado/block_design.tcl.
+CORE_NAME, PS_NAME = CORE_INSTANCE, PS_INSTANCE
 PL_CLK_MHZ = 150          # as hw_src/vivado requests (IOPLL 1500 MHz / 10); the virtual core has no clock
 PAYLOAD_MAGIC = b"SPS-VIRTUAL-OVERLAY\0"
-DESIGN_PREFIX = "sps_virtual_"
+DESIGN_PREFIX = VIRTUAL_DESIGN_PREFIX
 
 REPO_OVERLAY = Path(__file__).resolve().parents[2] / "overlays" / "virtual_zcu104"
 
@@ -94,7 +92,7 @@ def hwh_text(hw: HwConfig) -> str:
         <PARAMETER NAME="VIRTUAL" VALUE="true"/>
       </PARAMETERS>
       <ADDRESSBLOCKS>
-        <ADDRESSBLOCK ACCESS="read-write" INTERFACE="s_axil" NAME="Reg" RANGE="{CORE_RANGE}" USAGE="register">
+        <ADDRESSBLOCK ACCESS="read-write" INTERFACE="s_axil" NAME="{REG_BLOCK}" RANGE="{CORE_RANGE}" USAGE="register">
           <REGISTERS>
 {_registers_xml()}
           </REGISTERS>
@@ -119,7 +117,7 @@ def hwh_text(hw: HwConfig) -> str:
         <BUSINTERFACE BUSNAME="{CORE_NAME}_m_axi" DATAWIDTH="{hw.axi_data_bits}" NAME="S_AXI_HP0_FPD" TYPE="SLAVE" VLNV="xilinx.com:interface:aximm:1.0"/>
       </BUSINTERFACES>
       <MEMORYMAP>
-        <MEMRANGE ADDRESSBLOCK="Reg" BASENAME="C_BASEADDR" BASEVALUE="0x{CORE_BASE:08X}" HIGHNAME="C_HIGHADDR" HIGHVALUE="0x{high:08X}" INSTANCE="{CORE_NAME}" IS_DATA="TRUE" IS_INSTRUCTION="FALSE" MASTERBUSINTERFACE="M_AXI_HPM0_FPD" MEMTYPE="REGISTER" SLAVEBUSINTERFACE="s_axil"/>
+        <MEMRANGE ADDRESSBLOCK="{REG_BLOCK}" BASENAME="C_BASEADDR" BASEVALUE="0x{CORE_BASE:08X}" HIGHNAME="C_HIGHADDR" HIGHVALUE="0x{high:08X}" INSTANCE="{CORE_NAME}" IS_DATA="TRUE" IS_INSTRUCTION="FALSE" MASTERBUSINTERFACE="M_AXI_HPM0_FPD" MEMTYPE="REGISTER" SLAVEBUSINTERFACE="s_axil"/>
       </MEMORYMAP>
     </MODULE>
   </MODULES>
@@ -167,14 +165,6 @@ def write_overlay(folder, hw: "str | HwConfig" = "zcu104") -> Tuple[Path, Path]:
         if not path.exists() or path.read_bytes() != data:
             path.write_bytes(data)
     return bit, hwh
-
-
-def is_virtual_overlay(hwh_path) -> bool:
-    try:
-        head = Path(hwh_path).read_text(encoding="utf-8", errors="replace")[:4096]
-    except OSError:
-        return False
-    return f'NAME="{DESIGN_PREFIX}' in head
 
 
 def main(argv=None) -> int:

@@ -22,8 +22,9 @@ from pynq.remote import buffer_pb2, buffer_pb2_grpc, mmio_pb2, mmio_pb2_grpc
 from pynq.remote import remote_device_pb2, remote_device_pb2_grpc
 
 from ..hw.config import HwConfig, get_config
+from ..hw.ip import CORE_BASE, CORE_RANGE, VIRTUAL_BOARD_MARK
 from .core import VirtualDdr, VirtualSpsCore
-from .overlay import CORE_BASE, CORE_RANGE, config_from_bin
+from .overlay import config_from_bin
 
 CHUNK = 2 * 1024 * 1024
 FPGA_FIRMWARE = "/sys/class/fpga_manager/fpga0/firmware"
@@ -50,7 +51,7 @@ class VirtualBoardState:
         self.lock = threading.Lock()
         self.default_hw = hw
         self.files: Dict[str, bytes] = {
-            "/proc/version": b"Linux version 6.6.10-xilinx-v2024.1 (virtual sps-pynq board) aarch64 GNU/Linux\n",
+            "/proc/version": b"Linux version 6.6.10-xilinx-v2024.1 (" + VIRTUAL_BOARD_MARK + b") aarch64 GNU/Linux\n",
             "/proc/device-tree/chosen/pynq_board": b"ZCU104\x00",
             "/sys/class/fpga_manager/fpga0/state": b"operating\n",
             "/sys/class/fpga_manager/fpga0/flags": b"0\n",

@@ -6,21 +6,14 @@
     write / run / read   copy input in, sync it to the device, START, wait for DONE, sync out, read the output
     stats()         counters, per-layer records from the stats area, wall time
 
-Where the overlay comes from: the `overlay` argument, else $SPS_PYNQ_OVERLAY (a .bit or a folder holding
-sps.bit), else overlays/zcu104/sps.bit (next to the package, in the working folder, or in PYNQ's overlay
-folder /home/xilinx/pynq/overlays/sps/). The .hwh of the same name must sit next to it.
-
-Which device: the `device` argument, else $SPS_PYNQ_REMOTE=host[:port] (a PYNQ 4 remote device on any port,
-e.g. the virtual ZCU104), else pynq's own choice (the local board, or $PYNQ_REMOTE_DEVICES on port 7967).
+Where the overlay and the device come from: `discovery.py`. The register sequence: `driver.py`.
 
 Torch- and onnx-free; pynq is imported only when the backend is used.
 """
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
-import socket
 import time
 import warnings
 from pathlib import Path
@@ -28,118 +21,22 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from ..errors import BackendError, HardwareMismatchError, SpsError
-from ..hw.config import HwConfig
-from ..program import STATS_RECORD_BYTES, Program
-from ..runtime.driver import SpsCore, decode_hw_config, parse_stats_records
-from .base import Backend, arena_bytes, check_arena_range
+from ...errors import BackendError, HardwareMismatchError, SpsError
+from ...hw.config import HwConfig
+from ...hw.descriptor import STATS_RECORD_BYTES
+from ...hw.ip import CORE_INSTANCE, IP_NAME, VIRTUAL_BOARD_MARK, is_virtual_overlay
+from ...program import Program
+from ..base import Backend, arena_bytes, check_arena_range
+from .discovery import OVERLAY_ENV, find_overlay, get_device, import_pynq
+from ..stats import Stats, program_layers, program_stats, with_records
+from .driver import SpsCore, parse_stats_records
 
-OVERLAY_ENV = "SPS_PYNQ_OVERLAY"
-REMOTE_ENV = "SPS_PYNQ_REMOTE"
 TIMEOUT_ENV = "SPS_PYNQ_TIMEOUT"
-PYNQ_PORT = 7967                      # PYNQ 4's remote port (pynq.pl_server.remote_device.PYNQ_PORT)
-CORE_INSTANCE = "sps_core_0"          # instance name in the block design (hw_src/vivado)
-CORE_TYPE_NAME = "sps_core"           # the "name" part of the core's VLNV
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_CLOCK_MHZ = 100.0
-VIRTUAL_BOARD_MARK = b"virtual sps-pynq board"   # in the virtual board's /proc/version (virtual_board/server.py)
 
-_REPO = Path(__file__).resolve().parents[2]
-
-# One pynq device and one loaded overlay per process and target, so several Sessions share them.
-_REMOTE_DEVICES: Dict[Tuple[str, int], object] = {}
+# One loaded overlay per process, device and overlay file, so several Sessions share it.
 _OVERLAYS: Dict[tuple, object] = {}
-
-
-def _overlay_candidates():
-    yield _REPO / "overlays" / "zcu104" / "sps.bit"
-    yield Path.cwd() / "overlays" / "zcu104" / "sps.bit"
-    yield Path("/home/xilinx/pynq/overlays/sps/sps.bit")
-
-
-def _as_bitfile(path: Path) -> Path:
-    return path / "sps.bit" if path.is_dir() else path
-
-
-def find_overlay(explicit: "str | os.PathLike | None" = None) -> Optional[Path]:
-    """The overlay .bit to load (with its .hwh next to it), or None. An explicit or $SPS_PYNQ_OVERLAY path
-    that does not exist is an error, not a reason to look elsewhere."""
-    for given, what in ((explicit, "overlay argument"), (os.environ.get(OVERLAY_ENV), f"${OVERLAY_ENV}")):
-        if given:
-            bit = _as_bitfile(Path(given).expanduser())
-            if not bit.is_file():
-                raise BackendError(f"{what} {given}: no overlay there (expected a .bit file or a folder holding "
-                                   f"sps.bit); build it with hw_src/vivado or copy overlays/zcu104/ to the board")
-            if not bit.with_suffix(".hwh").is_file():
-                raise BackendError(f"{what} {given}: {bit.with_suffix('.hwh').name} is missing next to {bit.name}; "
-                                   f"pynq needs the .hwh Vivado wrote with the bitstream")
-            return bit.resolve()
-    for bit in _overlay_candidates():
-        if bit.is_file() and bit.with_suffix(".hwh").is_file():
-            return bit.resolve()
-    return None
-
-
-def _parse_remote(text: str) -> Tuple[str, int]:
-    host, _, port = text.strip().rpartition(":") if ":" in text else (text.strip(), "", "")
-    try:
-        return host, int(port) if port else PYNQ_PORT
-    except ValueError:
-        raise BackendError(f"${REMOTE_ENV}={text!r}: expected host or host:port") from None
-
-
-def _reachable(host: str, port: int, timeout: float = 0.3) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def board_available() -> Tuple[bool, str]:
-    """(True, what) when the board backend can run here: a device (local PYNQ board, $SPS_PYNQ_REMOTE or
-    $PYNQ_REMOTE_DEVICES, reachable), an SPS overlay file, and pynq importable. Cheap and never raises."""
-    try:
-        remote = os.environ.get(REMOTE_ENV) or ""
-        pynq_remote = os.environ.get("PYNQ_REMOTE_DEVICES") or ""
-        local = os.path.isfile("/proc/device-tree/chosen/pynq_board")
-        if remote:
-            host, port = _parse_remote(remote)
-            if not _reachable(host, port):
-                return False, f"${REMOTE_ENV}={remote}: nothing answers at {host}:{port}"
-            device = f"remote PYNQ device {host}:{port}"
-        elif pynq_remote:
-            host = pynq_remote.split(",")[0].strip()
-            if not _reachable(host, PYNQ_PORT):
-                return False, f"$PYNQ_REMOTE_DEVICES={pynq_remote}: nothing answers at {host}:{PYNQ_PORT}"
-            device = f"remote PYNQ device {host}:{PYNQ_PORT}"
-        elif local:
-            device = "local PYNQ board"
-        else:
-            return False, "no PYNQ board here (no /proc/device-tree/chosen/pynq_board, $PYNQ_REMOTE_DEVICES or " \
-                          f"${REMOTE_ENV})"
-        overlay = find_overlay()
-        if overlay is None:
-            return False, f"{device}, but no SPS overlay (overlays/zcu104/sps.bit + .hwh or ${OVERLAY_ENV})"
-        if importlib.util.find_spec("pynq") is None:
-            return False, f"{device}, but pynq is not installed (pip install sps-pynq[board])"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import pynq  # noqa: F401
-        return True, f"{device}, overlay {overlay}"
-    except Exception as e:          # never raise: "auto" falls back to sim with the reason
-        return False, f"board check failed: {type(e).__name__}: {e}"
-
-
-def _import_pynq():
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import pynq
-        return pynq
-    except ImportError as e:
-        raise BackendError(f"the board backend needs pynq ({e}); on the board: pip install sps-pynq[board]") from e
-
 
 def _macs(program: Program) -> Tuple[int, int]:
     """(nonzero, dense) MACs, or (0, 0) when a descriptor does not decode: the core reports that itself."""
@@ -194,36 +91,6 @@ class BoardBackend(Backend):
         self._overlay_reused = False
 
     # -- device and overlay ------------------------------------------------------------------------------------
-    def _get_device(self, pynq):
-        if self._device_arg is not None:
-            return self._device_arg
-        remote = os.environ.get(REMOTE_ENV)
-        if remote:
-            host, port = _parse_remote(remote)
-            dev = _REMOTE_DEVICES.get((host, port))
-            if dev is None:
-                from pynq.pl_server.remote_device import RemoteDevice
-                try:
-                    dev = RemoteDevice(len(_REMOTE_DEVICES), host, port)
-                except Exception as e:
-                    raise BackendError(f"${REMOTE_ENV}={remote}: cannot reach a PYNQ remote device at {host}:{port} "
-                                       f"({e}); start it (on the board: the PYNQ.remote server; here: "
-                                       f"`sps-pynq virtual-board --port {port}`)") from e
-                _REMOTE_DEVICES[(host, port)] = dev
-            # pynq resolves some registers through the active device (AXI port widths, clocks), so make the
-            # device we talk to the active one; pynq's Clocks caches its device, drop a stale one.
-            pynq.Device.active_device = dev
-            from pynq.ps import Clocks
-            if getattr(Clocks, "device", None) is not dev and hasattr(Clocks, "_real_instance"):
-                del Clocks._real_instance
-            Clocks.set_device(dev)
-            return dev
-        try:
-            return pynq.Device.active_device
-        except RuntimeError as e:
-            raise BackendError(f"no PYNQ device found ({e}): run on the board, or set $PYNQ_REMOTE_DEVICES / "
-                               f"${REMOTE_ENV} to a PYNQ remote device") from e
-
     def _load_overlay(self, pynq, device, bit: Path, reuse: bool = True):
         key = (id(device), str(bit), bit.stat().st_mtime_ns, bit.with_suffix(".hwh").stat().st_mtime_ns)
         if reuse and key in _OVERLAYS and self._download is not True:
@@ -254,10 +121,10 @@ class BoardBackend(Backend):
     def _find_core(ip_dict) -> Tuple[str, dict]:
         for name, desc in ip_dict.items():
             vlnv = str(desc.get("type", ""))
-            if name.split("/")[-1] == CORE_INSTANCE or vlnv.split(":")[2:3] == [CORE_TYPE_NAME]:
+            if name.split("/")[-1] == CORE_INSTANCE or vlnv.split(":")[2:3] == [IP_NAME]:
                 if desc.get("phys_addr") is not None:
                     return name, desc
-        raise BackendError(f"the overlay has no SPS core (no IP named {CORE_INSTANCE} or of type *:{CORE_TYPE_NAME}:*); "
+        raise BackendError(f"the overlay has no SPS core (no IP named {CORE_INSTANCE} or of type *:{IP_NAME}:*); "
                            f"its IPs are: {', '.join(sorted(ip_dict)) or 'none'}")
 
     def _interrupt_waiter(self, pynq, name: str, desc: dict):
@@ -272,15 +139,14 @@ class BoardBackend(Backend):
 
     # -- Backend interface -------------------------------------------------------------------------------------
     def load(self, program: Program) -> None:
-        pynq = _import_pynq()
+        pynq = import_pynq()
         bit = find_overlay(self._overlay_arg)
         if bit is None:
             raise BackendError(f"no SPS overlay found: pass overlay=..., set ${OVERLAY_ENV}, or put sps.bit + "
                                f"sps.hwh in overlays/zcu104/ (built by hw_src/vivado)")
-        device = self._get_device(pynq)
+        device = get_device(pynq, self._device_arg)
         self.device = device
         self.remote = bool(getattr(device, "has_capability", lambda c: False)("REMOTE"))
-        from ..virtual_board.overlay import is_virtual_overlay
         self.virtual = is_virtual_overlay(bit.with_suffix(".hwh"))
         self.overlay_path = bit
         if self.virtual and not self._is_virtual_board(device):
@@ -302,7 +168,7 @@ class BoardBackend(Backend):
             self.overlay = self._load_overlay(pynq, device, bit, reuse=False)
             ident = self.core.identify()
         ident = self.core.check(program.hw, ident, model=program.metadata.get("source", "the model"))
-        self.hw = decode_hw_config(ident.config_word, ident.buffers_word, name=program.hw.name)
+        self.hw = HwConfig.from_words(ident.config_word, ident.buffers_word, name=program.hw.name)
         try:
             self._clock_mhz = float(self.overlay.clock_dict[0]["frequency"] or DEFAULT_CLOCK_MHZ)
         except Exception:
@@ -371,6 +237,7 @@ class BoardBackend(Backend):
         t2 = time.perf_counter()
         self._last = {"seconds": t2 - t0, "core_seconds": t2 - t1, "sync_to_device_seconds": t1 - t0,
                       "polls": self.core.last_polls}
+        return {"polls": self.core.last_polls}
 
     def read(self, offset: int, nbytes: int) -> np.ndarray:
         self._need()
@@ -385,25 +252,26 @@ class BoardBackend(Backend):
                 time.perf_counter() - t0
         return np.array(self.buffer[offset:offset + nbytes]).view(np.int8)
 
-    def stats(self) -> dict:
+    def stats(self) -> Stats:
+        """The core's counters and per-layer records of the last run, MACs and bytes from the program."""
         self._need()
         p = self.program
         lo, hi = p.stats_offset, p.stats_offset + p.num_layers * STATS_RECORD_BYTES
         if self._device_newer:
             self._sync_from(lo, hi)
-        layers = parse_stats_records(np.array(self.buffer[lo:hi]), p.num_layers, [layer.name for layer in p.layers])
+        records = parse_stats_records(np.array(self.buffer[lo:hi]), p.num_layers)
+        layers = with_records(program_layers(p), records)
         counters = self.core.counters()
-        sparse, dense = _macs(p)
-        out = {"backend": self.name, "device": getattr(self.device, "name", str(self.device)),
-               "overlay": str(self.overlay_path), "virtual": self.virtual, "clock_mhz": self._clock_mhz,
-               "layers": layers, "macs": sparse, "dense_macs": dense, **counters, **self._last}
+        extra = {"device": getattr(self.device, "name", str(self.device)), "overlay": str(self.overlay_path),
+                 "virtual": self.virtual, "clock_mhz": self._clock_mhz,
+                 **{k: v for k, v in self._last.items() if k != "seconds"}}
         if counters["cycles"]:
-            out["mac_utilization"] = counters["mac_cycles"] / counters["cycles"]
-            out["core_seconds_from_cycles"] = counters["cycles"] / (self._clock_mhz * 1e6)
-        if self.virtual:
-            out["note"] = ("virtual board: cycle and byte counters are the virtual core's model of the SPS "
-                           "dataflow, not measurements")
-        return out
+            extra["mac_utilization"] = counters["mac_cycles"] / counters["cycles"]
+            extra["core_seconds_from_cycles"] = counters["cycles"] / (self._clock_mhz * 1e6)
+        note = ("virtual board: cycle and byte counters are the virtual core's model of the SPS dataflow, not "
+                "measurements") if self.virtual else "cycles and bytes are the core's own counters"
+        return program_stats(self.name, layers, seconds=self._last.get("seconds", 0.0), modelled=self.virtual,
+                             note=note, extra=extra, **counters)
 
     def close(self) -> None:
         buf, self.buffer = self.buffer, None

@@ -227,52 +227,45 @@ def measure(name: str, run_once: Callable[[], None], seconds: float, sensors: Di
     return result
 
 
-def backend_runner(backend, program, polls: Optional[List[int]] = None) -> Callable[[], None]:
-    """One inference on a loaded backend: int8 input in, the whole program, int8 output out. With `polls`, the
-    board driver's CTRL reads of each run are appended to it."""
-    t_in, t_out = program.inputs[0], program.outputs[0]
-    x = np.random.default_rng(0).integers(-128, 128, size=t_in.nbytes, dtype=np.int8)
-    core = getattr(backend, "core", None)
+def session_runner(session, polls: Optional[List[int]] = None) -> Callable[[], None]:
+    """One inference through `session`: a seeded int8 input in, the whole program, int8 output out. With
+    `polls`, the board driver's CTRL reads of each run (Session.last_run_info) are appended to it."""
+    t_in = session.inputs[0]
+    x = np.random.default_rng(0).integers(-128, 128, size=t_in.shape, dtype=np.int8)
 
     def run_once():
-        backend.write(t_in.offset, x)
-        backend.run()
-        backend.read(t_out.offset, t_out.nbytes)
-        if polls is not None and core is not None:
-            polls.append(core.last_polls)
+        session.run_int8(x)
+        if polls is not None:
+            polls.extend(info["polls"] for info in session.last_run_info() if "polls" in info)
     return run_once
 
 
 def measure_model(path_or_program, seconds: float = 10.0, backend: str = "board", rails=None,
                   name: Optional[str] = None, **backend_kwargs) -> EnergyResult:
-    """Load a .spsmodel on a backend and measure it (power only on a local board with PMBus rails)."""
-    from ..backends import backend_class
-    from ..model_file import load
+    """Load a .spsmodel in a Session on `backend` and measure it (power only on a local board with PMBus
+    rails)."""
     from ..program import Program
-    program = path_or_program if isinstance(path_or_program, Program) else load(path_or_program)
-    be = backend_class(backend)(**backend_kwargs)
-    try:
-        be.load(program)
-        if backend == "board":
-            sensors, extra, why = board_rails(rails, remote=getattr(be, "remote", False))
-            if getattr(be, "virtual", False):
-                sensors, extra, why = {}, {}, "the virtual board has no power rails (it is a model, not a board)"
+    from ..runtime.session import Session
+    with Session(path_or_program, backend=backend, **backend_kwargs) as s:
+        be = s.backend
+        if be.virtual:
+            sensors, extra, why = {}, {}, "the virtual board has no power rails (it is a model, not a board)"
+        elif backend == "board":
+            sensors, extra, why = board_rails(rails, remote=be.remote)
         else:
             sensors, extra, why = {}, {}, (f"the {backend} backend runs on this computer's CPU: FPGA power rails "
                                            f"do not apply")
         polls: List[int] = []
         result = measure(name or str(path_or_program if not isinstance(path_or_program, Program) else "program"),
-                         backend_runner(be, program, polls), seconds, sensors, extra, why)
+                         session_runner(s, polls), seconds, sensors, extra, why)
         if polls:
             result.register_accesses_per_inference = 1 + float(np.mean(polls))
-        if getattr(be, "virtual", False):
+        if be.virtual:
             result.note = ("virtual board: latency is PYNQ's remote protocol (the whole arena crosses the network "
                            "twice per inference) plus the golden model on this CPU, not the FPGA's latency")
         elif backend != "board":
             result.note = f"{backend} backend: latency of the {backend} model on this computer, not the FPGA's"
         return result
-    finally:
-        be.close()
 
 
 def comparison(sps: EnergyResult, dense: EnergyResult) -> Dict[str, Optional[float]]:

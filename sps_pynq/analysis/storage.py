@@ -20,8 +20,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from . import pps
-from .errors import OnnxImportError, SpsError
+from .. import pps
+from ..errors import OnnxImportError, SpsError
 
 WEIGHT_BITS = 8
 REL_INDEX_BITS = 4                    # EIE: 4-bit relative index = zeros skipped since the previous entry
@@ -241,7 +241,7 @@ def layers_from_zoo(name: str, seed: int = 0) -> List[LayerWeights]:
     """The Conv2d and Linear weights of a zoo model, in module order."""
     try:
         from torch import nn
-        from . import zoo
+        from .. import zoo
     except ImportError as e:
         raise SpsError(f"--model {name} needs torch (the workstation extra); give an ONNX file instead") from e
     model = zoo.build(name, seed=seed)
@@ -265,7 +265,7 @@ def layers_from_onnx(path: str) -> List[LayerWeights]:
         from onnx import numpy_helper
     except ImportError as e:
         raise SpsError("reading ONNX files needs the onnx package (the workstation extra)") from e
-    from .compiler.ir import load_onnx                               # one place turns broken files into errors
+    from ..compiler.ir import load_onnx                               # one place turns broken files into errors
     model = load_onnx(path)
     consts = {t.name: t for t in model.graph.initializer}
     for node in model.graph.node:                                    # Constant and Identity-of-constant tensors

@@ -21,33 +21,19 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..errors import DeviceError, DeviceTimeoutError, HardwareMismatchError
-from ..hw.config import CONFIGS, FORMAT_VERSION, HW_ID_MAGIC, HwConfig
-from ..hw.regmap import REG, REGISTERS, CtrlBit, ErrorCode
-from ..program import STATS_RECORD_BYTES
+from ...errors import DeviceError, DeviceTimeoutError, HardwareMismatchError
+from ...hw.config import CONFIGS, FORMAT_VERSION, HW_ID_MAGIC, HwConfig
+from ...hw.descriptor import decode_stats_records
+from ...hw.regmap import REG, REGISTERS, CtrlBit, ErrorCode
 
 # 64-bit counters: (name in stats, LO register); HI is at LO + 4.
 COUNTERS = (("cycles", "CYCLES_LO"), ("mac_cycles", "MAC_CYCLES_LO"), ("stall_cycles", "STALL_CYCLES_LO"),
             ("bytes_read", "BYTES_RD_LO"), ("bytes_written", "BYTES_WR_LO"))
 
 
-def decode_hw_config(config_word: int, buffers_word: int, name: str = "board") -> HwConfig:
-    """The HwConfig a core reports in HW_CONFIG / HW_BUFFERS (the inverse of HwConfig.fingerprint/buffers_word).
-
-    Raises ValueError when the words describe no valid configuration (e.g. reads of an empty address)."""
-    rows = config_word & 0xFF
-    cols = config_word >> 8 & 0xFF
-    version = config_word >> 16 & 0xFF
-    axi_bits = (1 << (config_word >> 24 & 0xF)) * 8
-    max_patterns = (config_word >> 28 & 0xF) + 1
-    return HwConfig(name=name, rows=rows, cols=cols, axi_data_bits=axi_bits,
-                    act_buf_bytes=(buffers_word & 0xFFFF) * 1024, weight_buf_bytes=(buffers_word >> 16) * 1024,
-                    max_patterns=max_patterns, format_version=version)
-
-
 def _describe_words(config_word: int, buffers_word: int) -> str:
     try:
-        cfg = decode_hw_config(config_word, buffers_word)
+        cfg = HwConfig.from_words(config_word, buffers_word)
     except ValueError as e:
         return f"an invalid configuration ({e})"
     for named in CONFIGS.values():       # say the familiar name when the core is a known build
@@ -237,11 +223,10 @@ class SpsCore:
 
 def parse_stats_records(raw: np.ndarray, num_layers: int, layer_names: Sequence[str] = ()) -> List[dict]:
     """Per-layer records the core wrote to the stats area: cycles, MAC-active cycles, stall cycles, reserved."""
-    words = np.frombuffer(np.ascontiguousarray(raw, dtype=np.uint8).tobytes()[:num_layers * STATS_RECORD_BYTES],
-                          dtype="<u4").reshape(num_layers, STATS_RECORD_BYTES // 4)
     records = []
-    for j in range(num_layers):
-        cycles, mac, stall = (int(v) for v in words[j, :3])
+    raw = np.ascontiguousarray(raw, dtype=np.uint8).tobytes()
+    for j, rec in enumerate(decode_stats_records(raw, num_layers)):
+        cycles, mac, stall = rec["cycles"], rec["mac_cycles"], rec["stall_cycles"]
         records.append({"index": j, "name": layer_names[j] if j < len(layer_names) else f"layer{j}",
                         "cycles": cycles, "mac_cycles": mac, "stall_cycles": stall,
                         "utilization": mac / cycles if cycles else 0.0})

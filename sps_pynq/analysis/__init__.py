@@ -1,0 +1,2 @@
+"""Analyses of packed and pruned models: energy per inference measured through a Session (energy.py, torch-free),
+storage of the weights and their index under other sparse formats (storage.py, workstation)."""

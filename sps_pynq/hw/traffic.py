@@ -1,0 +1,36 @@
+"""What one layer moves between DDR and the core, per kind of data, defined once.
+
+The core reads each layer's descriptor, its weight row groups and parameter records once, its input map once
+into the activation buffer (an ADD reads both inputs), and writes its output map once. The sim backend's
+statistics, the virtual board's byte counters, `inspect` and the compiler's report all use `layer_traffic`.
+Torch- and onnx-free: this module runs on the board.
+"""
+from __future__ import annotations
+
+from typing import Dict
+
+from . import layout
+from .config import HwConfig
+from .descriptor import DESC_BYTES, Descriptor, Op
+
+# Keys of layer_traffic(), in the order reports print them.
+BYTE_KINDS = ("descriptors", "weights", "params", "act_read", "act_written")
+
+
+def layer_traffic(d: Descriptor, hw: HwConfig) -> Dict[str, int]:
+    """Bytes one layer moves between DDR and the core, per kind (BYTE_KINDS)."""
+    in_bytes = d.in_c * d.in_h * d.in_w
+    out = {"descriptors": DESC_BYTES, "weights": 0, "params": 0, "act_read": in_bytes,
+           "act_written": d.out_c * d.out_h * d.out_w}
+    if d.op == Op.CONV:
+        P = d.patterns if d.pps else 1
+        out["weights"] = layout.weight_bytes(d.out_c, d.in_c, d.nnz, P, hw.rows)
+        out["params"] = layout.param_bytes(d.out_c, P, hw.rows)
+    elif d.op == Op.ADD:
+        out["act_read"] = 2 * in_bytes
+    return out
+
+
+def bytes_read(traffic: Dict[str, int]) -> int:
+    """Every byte of `traffic` the core reads (all kinds but the written activations)."""
+    return sum(v for k, v in traffic.items() if k != "act_written")
