@@ -4,13 +4,25 @@
 statistics (running mean/var measured on a seeded random batch, random affine scale and shift), so BN folding in
 the compiler is really exercised and activations keep a sane range through deep nets, as in a trained model.
 
-| name       | input      | what                                                                         |
-| ---------- | ---------- | ---------------------------------------------------------------------------- |
-| vgg16      | 3x32x32    | CIFAR VGG16: 13 conv3x3 + BN + ReLU, 5 max-pools, Flatten, Linear(512, n)    |
-| resnet18   | 3x32x32    | CIFAR ResNet18: 3x3 stem 64, BasicBlocks [2, 2, 2, 2] at 64/128/256/512       |
-| resnet20   | 3x32x32    | CIFAR ResNet20: 3x3 stem 16, 3 BasicBlocks per stage at 16/32/64              |
-| mnist_cnn  | 1x28x28    | conv 16 - pool - conv 32 - pool - conv 64 - pool - global avg pool - Linear    |
-| vgg_small  | 1x28x28    | narrow VGG: 6 conv3x3 + BN (32, 32, 64, 64, 128, 128), 3 pools, GAP, Linear  |
+| name              | input     | what                                                                        |
+| ----------------- | --------- | --------------------------------------------------------------------------- |
+| vgg16             | 3x32x32   | CIFAR VGG16: 13 conv3x3 + BN + ReLU, 5 max-pools, Flatten, Linear(512, n)   |
+| resnet18          | 3x32x32   | CIFAR ResNet18: 3x3 stem 64, BasicBlocks [2, 2, 2, 2] at 64/128/256/512     |
+| resnet20          | 3x32x32   | CIFAR ResNet20: 3x3 stem 16, 3 BasicBlocks per stage at 16/32/64            |
+| mnist_cnn         | 1x28x28   | conv 16 - pool - conv 32 - pool - conv 64 - pool - global avg pool - Linear |
+| vgg_small         | 1x28x28   | narrow VGG: 6 conv3x3 + BN (32, 32, 64, 64, 128, 128), 3 pools, GAP, Linear |
+| resnet18_imagenet | 3x224x224 | resnet18: 7x7/2 stem, 3x3/2 max-pool, BasicBlocks [2, 2, 2, 2], GAP, FC     |
+| resnet50_imagenet | 3x224x224 | resnet50 v1.5: same stem, Bottlenecks [3, 4, 6, 3] (53 convs), GAP, FC      |
+| vgg16_imagenet    | 3x224x224 | vgg16_bn: vgg16's 13 conv3x3 + BN and 5 pools, FC 25088-4096-4096-n         |
+
+The *_imagenet models are torchvision's architectures (resnet18, resnet50 v1.5 with the stride on the 3x3 conv,
+vgg16_bn), written here (no torchvision dependency): stem conv 7x7 stride 2 pad 3 + BN + ReLU + max-pool 3x3
+stride 2 pad 1; shortcuts 1x1 conv (with the stride) + BN where the shape changes; the VGG classifier is
+Linear(25088, 4096) + ReLU + Dropout, Linear(4096, 4096) + ReLU + Dropout, Linear(4096, n). Two differences do not
+change the function: vgg16_imagenet has no AdaptiveAvgPool2d((7, 7)) (at the fixed 224x224 input the map is 7x7
+already; the pool would only add a no-op node to the ONNX graph), and a ResNet shortcut is called `shortcut`,
+not `downsample`. Their BatchNorm statistics are measured on 4 images instead of 8 so that `build` stays fast
+(about a second for resnet50_imagenet); at the last 7x7 stage that is still 196 samples per channel.
 """
 from __future__ import annotations
 
@@ -24,6 +36,7 @@ from .errors import SpsError
 
 CIFAR = (3, 32, 32)
 MNIST = (1, 28, 28)
+IMAGENET = (3, 224, 224)
 
 
 def _conv_bn_relu(c_in: int, c_out: int) -> List[nn.Module]:
@@ -31,7 +44,8 @@ def _conv_bn_relu(c_in: int, c_out: int) -> List[nn.Module]:
 
 
 def _vgg(cfg, in_ch: int, num_classes: int, head: str) -> nn.Sequential:
-    """VGG-style stack: numbers are conv3x3+BN+ReLU widths, "M" a 2x2 max-pool."""
+    """VGG-style stack: numbers are conv3x3+BN+ReLU widths, "M" a 2x2 max-pool. head: "flatten" (Linear(c, n) on
+    the flattened map), "gap" (global average pool first) or "imagenet" (torchvision's 3-Linear classifier)."""
     layers: List[nn.Module] = []
     c = in_ch
     for v in cfg:
@@ -42,12 +56,25 @@ def _vgg(cfg, in_ch: int, num_classes: int, head: str) -> nn.Sequential:
             c = v
     if head == "gap":
         layers.append(nn.AdaptiveAvgPool2d(1))
+    if head == "imagenet":      # torchvision's classifier on the flattened 7x7 map (its AdaptiveAvgPool2d((7, 7))
+        fc = 512 * 7 * 7        # is a no-op at 224x224 and left out)
+        layers += [nn.Flatten(), nn.Linear(fc, 4096), nn.ReLU(inplace=True), nn.Dropout(),
+                   nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(), nn.Linear(4096, num_classes)]
+        return nn.Sequential(*layers)
     layers += [nn.Flatten(), nn.Linear(c, num_classes)]
     return nn.Sequential(*layers)
 
 
+def _shortcut(c_in: int, c_out: int, stride: int) -> nn.Sequential:
+    """Identity (an empty Sequential), or 1x1 conv (with the stride) + BN when the stride or width changes."""
+    if stride != 1 or c_in != c_out:
+        return nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
+    return nn.Sequential()
+
+
 class BasicBlock(nn.Module):
     """Two conv3x3+BN, identity shortcut, or 1x1 conv + BN when the stride or width changes."""
+    expansion = 1
 
     def __init__(self, c_in: int, c_out: int, stride: int):
         super().__init__()
@@ -56,14 +83,50 @@ class BasicBlock(nn.Module):
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(c_out)
         self.relu = nn.ReLU(inplace=True)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
+        self.shortcut = _shortcut(c_in, c_out, stride)
 
     def forward(self, x):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         return self.relu(out + self.shortcut(x))
+
+
+class Bottleneck(nn.Module):
+    """torchvision's v1.5 bottleneck: 1x1 to `width`, 3x3 with the stride, 1x1 to 4 * width, each + BN; shortcut as
+    in BasicBlock."""
+    expansion = 4
+
+    def __init__(self, c_in: int, width: int, stride: int):
+        super().__init__()
+        c_out = width * self.expansion
+        self.conv1 = nn.Conv2d(c_in, width, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, c_out, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(c_out)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut = _shortcut(c_in, c_out, stride)
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + self.shortcut(x))
+
+
+def _stages(block, c: int, widths: List[int], blocks: List[int]) -> Tuple[nn.Sequential, int]:
+    """ResNet stages: `blocks[s]` blocks of width `widths[s]`, the first of each stage after the first with stride 2.
+    Returns the stages and their output channels."""
+    stages = []
+    for s, (w, n) in enumerate(zip(widths, blocks)):
+        stride = 1 if s == 0 else 2
+        stage = []
+        for b in range(n):
+            stage.append(block(c, w, stride if b == 0 else 1))
+            c = w * block.expansion
+        stages.append(nn.Sequential(*stage))
+    return nn.Sequential(*stages), c
 
 
 class CifarResNet(nn.Module):
@@ -72,22 +135,34 @@ class CifarResNet(nn.Module):
         self.conv1 = nn.Conv2d(3, widths[0], 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(widths[0])
         self.relu = nn.ReLU(inplace=True)
-        stages = []
-        c = widths[0]
-        for s, (w, n) in enumerate(zip(widths, blocks)):
-            stride = 1 if s == 0 else 2
-            stage = []
-            for b in range(n):
-                stage.append(BasicBlock(c, w, stride if b == 0 else 1))
-                c = w
-            stages.append(nn.Sequential(*stage))
-        self.layers = nn.Sequential(*stages)
+        self.layers, c = _stages(BasicBlock, widths[0], widths, blocks)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten()
         self.fc = nn.Linear(c, num_classes)
 
     def forward(self, x):
         x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layers(x)
+        return self.fc(self.flatten(self.pool(x)))
+
+
+class ImageNetResNet(nn.Module):
+    """torchvision's ResNet: 7x7/2 stem conv + BN + ReLU, 3x3/2 max-pool, 4 stages at 64/128/256/512 (times the
+    block's expansion), global average pool, Flatten, Linear."""
+
+    def __init__(self, block, blocks: List[int], num_classes: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.layers, c = _stages(block, 64, [64, 128, 256, 512], blocks)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(c, num_classes)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layers(x)
         return self.fc(self.flatten(self.pool(x)))
 
@@ -111,6 +186,9 @@ _MODELS: Dict[str, Tuple[Callable[[int], nn.Module], Tuple[int, int, int]]] = {
     "resnet20": (lambda n: CifarResNet([16, 32, 64], [3, 3, 3], n), CIFAR),
     "mnist_cnn": (_mnist_cnn, MNIST),
     "vgg_small": (lambda n: _vgg(_VGG_SMALL, 1, n, head="gap"), MNIST),
+    "resnet18_imagenet": (lambda n: ImageNetResNet(BasicBlock, [2, 2, 2, 2], n), IMAGENET),
+    "resnet50_imagenet": (lambda n: ImageNetResNet(Bottleneck, [3, 4, 6, 3], n), IMAGENET),
+    "vgg16_imagenet": (lambda n: _vgg(_VGG16, 3, n, head="imagenet"), IMAGENET),
 }
 
 
@@ -152,7 +230,9 @@ def build(name: str, num_classes: int = 10, seed: int = 0) -> nn.Module:
                 bn.reset_running_stats()
                 bn.momentum = None
             model.train()
-            model(torch.randn((8,) + shape, generator=gen))
+            # 8 images; 4 at ImageNet size (a 224x224 image costs ~50x more, and 4 still give >= 196 samples per
+            # channel at a 7x7 map). Dropout (vgg16_imagenet) is active in this pass, but after every BN.
+            model(torch.randn((8 if shape[1] * shape[2] <= 64 * 64 else 4,) + shape, generator=gen))
             for bn, m in zip(bns, saved):
                 bn.momentum = m
     return model.eval()
