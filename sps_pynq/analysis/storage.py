@@ -21,6 +21,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from .. import pps
+from ..compiler.quantize import quantize_weights
 from ..errors import OnnxImportError, SpsError
 
 WEIGHT_BITS = 8
@@ -152,12 +153,9 @@ def pattern_bits(O: int, I: int, P: int, K: int) -> Dict[str, Bits]:
 
 
 def quantize_int8(w: np.ndarray) -> np.ndarray:
-    """Symmetric per-output-channel int8 (-127..127), scale max|w| / 127, round half to even."""
-    w = np.asarray(w, dtype=np.float64)
-    flat = w.reshape(w.shape[0], -1)
-    peak = np.abs(flat).max(axis=1, keepdims=True)
-    scale = np.where(peak > 0, peak / 127.0, 1.0)
-    return np.clip(np.round(flat / scale), -127, 127).astype(np.int8).reshape(w.shape)
+    """Symmetric per-output-channel int8 (-127..127), scale max|w| / 127, round half to even: the compiler's
+    weight quantizer (`compiler.quantize.quantize_weights`; a layer without bias)."""
+    return quantize_weights(w)[0]
 
 
 # ------------------------------------------------------------------------------------------------------ report

@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
@@ -68,16 +68,25 @@ def requant_value(M, S) -> np.ndarray:
     return np.asarray(M, dtype=np.float64) / np.exp2(np.asarray(S, dtype=np.float64))
 
 
+def quantize_weights(w, min_scale: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """(w_q, s_w): symmetric int8 per output channel (axis 0) of weights of any rank, s_w[o] = max|w[o]| / 127
+    (at least min_scale[o] when given), w_q = rint(w / s_w) in -127..127, so zeros stay exactly 0. A channel
+    whose scale is 0 (all-zero weights, no minimum) gets scale 1. Also the storage report's quantizer."""
+    w = np.asarray(w, dtype=np.float64)
+    O = w.shape[0]
+    s_w = np.abs(w.reshape(O, -1)).max(axis=1) / 127.0
+    if min_scale is not None:
+        s_w = np.maximum(s_w, min_scale)
+    s_w = np.where(s_w > 0, s_w, 1.0)          # all-zero channel with zero bias: any scale will do
+    w_q = np.clip(np.rint(w / s_w.reshape((O,) + (1,) * (w.ndim - 1))), -127, 127).astype(np.int8)
+    return w_q, s_w
+
+
 def quantize_conv(layer: Layer, s_in: float, s_out: float) -> QuantLayer:
     w, b = layer.weights, layer.bias
     O = w.shape[0]
-    max_w = np.abs(w.reshape(O, -1)).max(axis=1)
-    s_w = max_w / 127.0
     # a channel whose bias would not fit int32 at this weight scale gets a coarser weight scale
-    s_w = np.maximum(s_w, np.abs(b) / (s_in * BIAS_LIMIT))
-    s_w = np.where(s_w > 0, s_w, 1.0)          # all-zero channel with zero bias: any scale will do
-    w_q = np.clip(np.rint(w / s_w.reshape(O, 1, 1, 1)), -127, 127).astype(np.int8)
-    w_q[w == 0] = 0
+    w_q, s_w = quantize_weights(w, min_scale=np.abs(b) / (s_in * BIAS_LIMIT))
     b_q = np.rint(b / (s_in * s_w)).astype(np.int64)
     acc = 128 * np.abs(w_q.astype(np.int64)).reshape(O, -1).sum(axis=1) + np.abs(b_q)
     worst = int(acc.max()) if acc.size else 0
