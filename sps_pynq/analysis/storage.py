@@ -263,15 +263,11 @@ def layers_from_onnx(path: str) -> List[LayerWeights]:
         from onnx import numpy_helper
     except ImportError as e:
         raise SpsError("reading ONNX files needs the onnx package (the workstation extra)") from e
-    from ..compiler.ir import load_onnx                               # one place turns broken files into errors
+    from ..compiler.ir import load_onnx, onnx_constants             # the compiler's reader: same errors, constants
     model = load_onnx(path)
-    consts = {t.name: t for t in model.graph.initializer}
-    for node in model.graph.node:                                    # Constant and Identity-of-constant tensors
-        if node.op_type == "Constant":
-            for a in node.attribute:
-                if a.name == "value":
-                    consts[node.output[0]] = a.t
-        elif node.op_type == "Identity" and node.input and node.input[0] in consts:
+    consts = onnx_constants(model.graph)                             # initializers and Constant nodes
+    for node in model.graph.node:                                    # and Identity-of-constant tensors
+        if node.op_type == "Identity" and node.input and node.input[0] in consts:
             consts[node.output[0]] = consts[node.input[0]]
 
     def const(node, k):

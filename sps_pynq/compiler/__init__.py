@@ -124,18 +124,12 @@ def project_onnx(model, pps=(8, 4), first_layer_dense: bool = False, hw="zcu104"
     g, layers, _ = import_and_lower(proto, hw, pps, first_layer_dense, input_shape, seed)
     out = onnx.ModelProto()
     out.CopyFrom(proto)
-    constants = {}
-    for node in out.graph.node:
-        if node.op_type == "Constant":
-            for a in node.attribute:
-                if a.name == "value":
-                    constants[node.output[0]] = a.t
-    inits = {t.name: t for t in out.graph.initializer}
+    constants = ir.onnx_constants(out.graph)
     from ..pps import kernel_mask
     for layer in layers:
         if layer.op != Op.CONV or not layer.masks:
             continue
-        tensor = inits.get(layer.weight_source) or constants.get(layer.weight_source)
+        tensor = constants.get(layer.weight_source)
         if tensor is None:
             raise CompileError(f"{source}: layer {layer.name}: Conv weights {layer.weight_source!r} are not an "
                                f"initializer or Constant; cannot write the projected weights back")

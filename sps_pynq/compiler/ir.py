@@ -129,6 +129,18 @@ def load_onnx(model, source: str = "<model>"):
     return m
 
 
+def onnx_constants(graph) -> Dict[str, object]:
+    """Every constant tensor of an ONNX graph by name: its initializers and the `value` of its Constant nodes, as
+    the TensorProtos themselves (numpy_helper.to_array reads them; project_onnx writes masked weights back)."""
+    consts = {t.name: t for t in graph.initializer}
+    for n in graph.node:
+        if n.op_type == "Constant" and n.domain in ("", "ai.onnx"):
+            for a in n.attribute:
+                if a.name == "value":
+                    consts[n.output[0]] = a.t
+    return consts
+
+
 def _fix_batch(model) -> None:
     """Set a symbolic or zero batch dimension of every graph input to 1 (the runtime loops over a batch)."""
     for vi in model.graph.input:
@@ -162,9 +174,7 @@ def import_onnx(model, source: Optional[str] = None) -> Graph:
         raise OnnxImportError(f"{source}: ONNX shape inference failed ({type(e).__name__}: {e}); "
                               f"check the model with onnx.checker") from e
     g = inferred.graph
-    inits = {}
-    for t in g.initializer:
-        inits[t.name] = numpy_helper.to_array(t)
+    inits = {name: numpy_helper.to_array(t) for name, t in onnx_constants(g).items()}
     shapes = {}
     for vi in list(g.input) + list(g.value_info) + list(g.output):
         dims = _dims(vi)
@@ -178,8 +188,7 @@ def import_onnx(model, source: Optional[str] = None) -> Graph:
             if "value" not in attrs:
                 raise OnnxImportError(f"{source}: Constant node {n.name or n.output[0]!r} uses attributes "
                                       f"{sorted(attrs)}; only 'value' is supported")
-            inits[n.output[0]] = numpy_helper.to_array(attrs["value"])
-            continue
+            continue                     # an initializer now (onnx_constants)
         if n.domain not in ("", "ai.onnx"):
             attrs["sps_domain"] = n.domain
         name = n.name or f"{n.op_type}_{k}"
