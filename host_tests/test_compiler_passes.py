@@ -226,3 +226,30 @@ def test_pipeline_check_runs_after_every_changing_pass():
     assert {"remove_identity", "fold_batchnorm", "fuse_relu", "gemm_to_conv", "strip_softmax"} <= set(seen)
     assert g.ops() == ["Conv", "Conv", "Add", "GlobalAveragePool", "Conv"]
     assert [bool(n.attr("sps_relu")) for n in g.nodes] == [True, False, True, False, False]
+
+
+def test_pipeline_repeats_the_list_until_nothing_changes():
+    # Conv -> Identity -> Relu: the Relu fuses only once the Identity is gone, which this list does after it
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+             helper.make_node("Identity", ["c"], ["i"], name="id"),
+             helper.make_node("Relu", ["i"], ["y"], name="relu")]
+    m = make_model(nodes, [("x", [1, 2, 3, 3])], ["y"], {"w": RNG.standard_normal((2, 2, 1, 1))})
+    seen = []
+
+    def check(g, name):
+        seen.append(name)
+        same_numbers(m, g, (1, 2, 3, 3))
+    g = passes.run_pipeline(ir.import_onnx(m), [passes.FuseRelu(), passes.RemoveIdentity()], check=check)
+    assert seen == ["remove_identity", "fuse_relu"]
+    assert g.ops() == ["Conv"] and g.nodes[0].attr("sps_relu") and g.nodes[0].outputs == ["y"]
+
+
+def test_pipeline_that_does_not_converge_is_an_error_naming_the_pass():
+    class Restless(passes.Pass):
+        name = "restless"
+
+        def apply(self, g):
+            return True
+    m = make_model([helper.make_node("Relu", ["x"], ["y"], name="relu")], [("x", [1, 2, 3, 3])], ["y"], {})
+    with pytest.raises(RuntimeError, match=r"no fixpoint in 4 rounds.*still changed.*restless.*compiler bug"):
+        passes.run_pipeline(ir.import_onnx(m), [passes.FuseRelu(), Restless()], max_rounds=4)

@@ -1,8 +1,8 @@
 """Graph passes, in the manner of FINN/qonnx transformations: each one matches a pattern, guards it, rewrites it.
 
-A pass takes a `Graph` and returns a new `Graph` and whether it changed anything; `PIPELINE` lists them in
-the order the compiler runs them, and `run_pipeline` can call a check after each (tests compare the graph
-against onnxruntime there). After the pipeline, `check_supported` is the guard that every remaining node is one
+A pass takes a `Graph` and returns a new `Graph` and whether it changed anything; `PIPELINE` lists each pass once,
+in the order the compiler runs them, and `run_pipeline` repeats the list until nothing changes (a fixpoint). It
+can call a check after each pass that changed the graph (tests compare the graph against onnxruntime there). After the pipeline, `check_supported` is the guard that every remaining node is one
 the hardware runs: Conv, MaxPool, AveragePool, Add (each with its fused ReLU, `sps_relu`).
 """
 from __future__ import annotations
@@ -264,7 +264,8 @@ class StripSoftmax(Pass):
 
 
 class DeadCodeElimination(Pass):
-    """Nodes none of whose outputs is used (e.g. Shape/Gather chains that fed a Reshape) disappear."""
+    """Nodes none of whose outputs is used (e.g. Shape/Gather chains that fed a Reshape) disappear. Unused
+    initializers are dropped as well; that alone computes nothing differently, so it does not count as a change."""
     name = "dead_code_elimination"
 
     def apply(self, g):
@@ -285,6 +286,8 @@ class DeadCodeElimination(Pass):
         return changed
 
 
+# Each pass once; run_pipeline repeats the list until a whole round changes nothing (a rewrite can enable another:
+# a Relu after a Flatten fuses once the flatten is an alias, a dead Shape chain goes once its Reshape is gone).
 PIPELINE: List[Pass] = [
     RemoveIdentity(),
     DeadCodeElimination(),
@@ -293,23 +296,33 @@ PIPELINE: List[Pass] = [
     MatMulAddToGemm(),
     FuseRelu(),
     GemmToConv(),
-    DeadCodeElimination(),
     FlattenToAlias(),
-    FuseRelu(),
     StripSoftmax(),
-    DeadCodeElimination(),
 ]
+MAX_ROUNDS = 10     # rounds of the whole list before run_pipeline gives up; real models need 2 or 3
 
 
-def run_pipeline(g: Graph, passes: List[Pass] = None,
-                 check: Optional[Callable[[Graph, str], None]] = None) -> Graph:
-    """Run the passes in order; `check(graph, pass_name)` after each one that changed the graph."""
-    for p in passes if passes is not None else PIPELINE:
-        g, changed = p.run(g)
-        if changed and check is not None:
-            check(g, p.name)
-    check_supported(g)
-    return g
+def run_pipeline(g: Graph, passes: List[Pass] = None, check: Optional[Callable[[Graph, str], None]] = None,
+                 max_rounds: int = MAX_ROUNDS) -> Graph:
+    """Run the passes in order, and the whole list again until no pass changes the graph (a fixpoint); then the
+    guard `check_supported`. `check(graph, pass_name)` runs after each pass that changed the graph. A pipeline
+    still changing after `max_rounds` rounds is a compiler bug (a pass that undoes another or keeps rewriting its
+    own output): RuntimeError naming the passes."""
+    passes = PIPELINE if passes is None else passes
+    for _ in range(max_rounds):
+        changed_by = []
+        for p in passes:
+            g, changed = p.run(g)
+            if changed:
+                changed_by.append(p.name)
+                if check is not None:
+                    check(g, p.name)
+        if not changed_by:
+            check_supported(g)
+            return g
+    raise RuntimeError(f"{g.source}: the graph passes reached no fixpoint in {max_rounds} rounds (round "
+                       f"{max_rounds} still changed the graph in {', '.join(changed_by)}); this is a compiler bug, "
+                       f"please report it with the model")
 
 
 def _unsupported(g: Graph, n: Node, what: str) -> UnsupportedOpError:
