@@ -16,7 +16,7 @@ from ..errors import CompileError, OnnxImportError, UnsupportedOpError
 from ..hw.config import HwConfig, get_config
 from ..hw.descriptor import Op
 from ..program import Program
-from . import calibrate, emit, frontend, ir, lower, passes, quantize
+from . import calibrate, emit, fit, frontend, ir, lower, passes, quantize
 
 __all__ = ["compile_model", "pack", "project_onnx", "import_and_lower", "CompileError", "OnnxImportError",
            "UnsupportedOpError"]
@@ -50,8 +50,7 @@ def import_and_lower(model, hw="zcu104", pps=(8, 4), first_layer_dense=False, in
     layers = lower.to_layers(g)
     lower.apply_pps(layers, _pps_arg(pps), first_layer_dense, hwc)
     layers = [emit.fc_as_pointwise(layer) for layer in layers]
-    for layer in layers:
-        emit.check_fits(layer, hwc)      # before the (slower) calibration
+    fit.check_fits(layers, hwc)          # before the (slower) calibration
     return g, layers, source
 
 

@@ -19,49 +19,19 @@ import numpy as np
 from ..errors import CompileError
 from ..hw import layout
 from ..hw.config import HwConfig
-from ..hw.descriptor import DESC_BYTES, MAX_PATTERNS, Descriptor, Op
+from ..hw.descriptor import DESC_BYTES, Descriptor, Op
 from ..program import STATS_RECORD_BYTES, LayerInfo, Program, TensorInfo
+from .fit import KERNEL_FIELD_MAX
 from .lower import Layer
 from .plan import align, plan_buffers
 from .quantize import QuantLayer
-
-FIELD_LIMIT_8 = 255
-
-
-def check_fits(layer: Layer, hw: HwConfig) -> None:
-    """CompileError naming the layer and the numbers when it does not fit the hardware."""
-    for t, shape in zip(layer.inputs, [layer.in_shape] * len(layer.inputs)):
-        nbytes = int(np.prod(shape))
-        if nbytes > hw.act_buf_bytes:
-            raise CompileError(f"layer {layer.name}: input {t!r} {list(shape)} is {nbytes} bytes, more than the "
-                               f"{hw.act_buf_bytes}-byte activation buffer of {hw.name}; use a smaller input "
-                               f"resolution or a hardware configuration with a larger act_buf_bytes")
-    if layer.op == Op.CONV:
-        if layer.P > min(hw.max_patterns, MAX_PATTERNS):
-            raise CompileError(f"layer {layer.name}: {layer.P} patterns, the {hw.name} indexing unit holds at most "
-                               f"{hw.max_patterns}; pack with --pps PxK and P <= {hw.max_patterns}")
-        group = layout.group_weight_bytes(layer.in_shape[0], layer.K, hw.rows)
-        if group > hw.weight_buf_bytes:
-            raise CompileError(f"layer {layer.name}: one row group of weights (I={layer.in_shape[0]} x K={layer.K} "
-                               f"x R={hw.rows}) is {group} bytes, more than the {hw.weight_buf_bytes}-byte weight "
-                               f"buffer of {hw.name}; prune it (smaller K, --pps) or reduce its input channels")
-    kh, kw = layer.kernel
-    pt, pl, pb, pr = layer.pads
-    if layer.op in (Op.MAXPOOL, Op.AVGPOOL) and (max(pt, pb) >= kh or max(pl, pr) >= kw):
-        raise CompileError(f"layer {layer.name}: pool padding {list(layer.pads)} is not smaller than its window "
-                           f"{kh}x{kw}, so a window can lie entirely in the padding; use pads < kernel")
-    if layer.op != Op.ADD and (kh > FIELD_LIMIT_8 or kw > FIELD_LIMIT_8 or
-                               (layer.op == Op.CONV and layer.K > FIELD_LIMIT_8)):
-        raise CompileError(f"layer {layer.name}: kernel {kh}x{kw} (K={layer.K}) exceeds the descriptor's 8-bit "
-                           f"kernel/nnz fields (<= {FIELD_LIMIT_8})")
-
 
 def fc_as_pointwise(layer: Layer) -> Layer:
     """A fully connected CONV whose kernel is a whole map too large for the 8-bit nnz field becomes the same
     product as a 1x1 conv over a [C*H*W, 1, 1] map: identical bytes in the arena, since the map is CHW."""
     c, h, w = layer.in_shape
     if layer.op != Op.CONV or layer.kernel != (h, w) or layer.pads != (0, 0, 0, 0) or layer.masks \
-            or h * w <= FIELD_LIMIT_8:
+            or h * w <= KERNEL_FIELD_MAX:
         return layer
     import copy
     flat = copy.copy(layer)
@@ -73,8 +43,8 @@ def fc_as_pointwise(layer: Layer) -> Layer:
 def build_program(layers: List[Layer], quant: Dict[str, QuantLayer], scales: Dict[str, float], hw: HwConfig,
                   net_inputs: List[str], net_outputs: List[str], shapes: Dict[str, tuple],
                   host_steps: List[dict], metadata: dict) -> Program:
-    for layer in layers:
-        check_fits(layer, hw)
+    """The Program of `layers` (which have passed fit.check_fits), their quantized parameters and the tensors'
+    scales and shapes: the arena image (descriptors, packed weights and parameters) and the buffer plan."""
     n = len(layers)
     if n == 0:
         raise CompileError("the model has no layer the hardware runs (an empty graph after import)")
@@ -102,18 +72,17 @@ def build_program(layers: List[Layer], quant: Dict[str, QuantLayer], scales: Dic
     stats_offset = align(act_end)
     arena_size = align(stats_offset + n * STATS_RECORD_BYTES)
     # 3. descriptors
-    descs = []
+    packed = []
     for layer in layers:
         d = _descriptor(layer, quant[layer.name], where, placed.get(layer.name))
         try:
-            d.pack()
+            packed.append(d.pack())          # checks every field against its width
         except ValueError as e:
             raise CompileError(f"layer {layer.name}: {e} (input {list(layer.in_shape)}, output "
                                f"{list(layer.out_shape)}, kernel {list(layer.kernel)}); the hardware cannot run "
                                f"this layer shape") from e
-        descs.append(d)
     image = bytearray(image_end)
-    image[0:n * DESC_BYTES] = b"".join(d.pack() for d in descs)
+    image[0:n * DESC_BYTES] = b"".join(packed)
     for off, data in chunks:
         image[off:off + len(data)] = data
     metadata = dict(metadata)
