@@ -3,6 +3,7 @@
     arena, desc = random_layer(rng, hw, op="pps", in_c=5)          # one layer, inputs random, output garbage
     arena, descs = random_program(rng, hw, n_layers=4)             # a chain, with residual ADDs
     program = random_packed_program(rng, hw, n_layers=4)           # the same as a sps_pynq.program.Program
+    descs = in_bands(rng, descs)                                   # CONV/pools cut into random row/channel bands
 
 `op` is one of "pps", "dense", "fc", "maxpool", "avgpool", "gap", "add", an `Op` (CONV picks among pps, dense
 and fc) or None (any). Any Descriptor field can be overridden by keyword (in_c, in_h, in_w, out_c, kh, kw,
@@ -18,7 +19,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from sps_pynq.hw import layout
+from sps_pynq.hw import bands, layout
 from sps_pynq.hw.config import HwConfig
 from sps_pynq.hw.descriptor import ALIGN, DESC_BYTES, Descriptor, Op, pack_program
 from sps_pynq.program import STATS_RECORD_BYTES, LayerInfo, Program, TensorInfo
@@ -247,6 +248,23 @@ def _program_layers(rng, hw, builder, n_layers, x: _Tensor):
         descs.append(d)
         tensors.append(out)
     return descs, tensors
+
+
+def in_bands(rng: np.random.Generator, descs: List[Descriptor], max_bands: int = 4) -> List[Descriptor]:
+    """The same program with every CONV and pool cut into 1..max_bands bands at random boundaries: bands of
+    output rows (any op), or of channels (pools, half the time). It computes exactly what `descs` computes."""
+    out = []
+    for d in descs:
+        if d.op == Op.ADD:
+            out.append(d)
+            continue
+        by_channel = d.op != Op.CONV and d.in_c > 1 and rng.random() < 0.5
+        n = d.in_c if by_channel else d.out_h
+        parts = int(rng.integers(1, min(max_bands, n) + 1))
+        cuts = [0] + sorted(int(v) for v in rng.choice(np.arange(1, n), parts - 1, replace=False)) + [n]
+        cut = bands.channel_band if by_channel else bands.row_band
+        out += [cut(d, cuts[j], cuts[j + 1]) for j in range(parts)]
+    return out
 
 
 def random_program(rng: np.random.Generator, hw: HwConfig, n_layers: int = 4) -> Tuple[np.ndarray, List[Descriptor]]:

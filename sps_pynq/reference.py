@@ -39,17 +39,30 @@ def _wrap_int32(v: np.ndarray) -> np.ndarray:
     return ((np.asarray(v, dtype=np.int64) + 2**31) % 2**32) - 2**31
 
 
-def _fmap(arena: np.ndarray, offset: int, c: int, h: int, w: int) -> np.ndarray:
-    n = c * h * w
+def _planes(arena: np.ndarray, offset: int, c: int, h: int, w: int, stride: int) -> np.ndarray:
+    """A [c][h][w] int8 view of the arena: c planes of h x w bytes, `stride` bytes apart (a band of a larger map
+    when stride > h * w)."""
+    n = (c - 1) * stride + h * w if c else 0
     if offset < 0 or offset + n > arena.size:
-        raise ValueError(f"feature map {c}x{h}x{w} at offset {offset} lies outside the arena of {arena.size} bytes")
-    return arena[offset:offset + n].view(np.int8).reshape(c, h, w)
+        raise ValueError(f"feature map {c}x{h}x{w} (planes {stride} bytes apart) at offset {offset} lies outside "
+                         f"the arena of {arena.size} bytes")
+    return np.lib.stride_tricks.as_strided(arena[offset:].view(np.int8), shape=(c, h, w), strides=(stride, w, 1),
+                                           writeable=False)
 
 
-def _store(arena: np.ndarray, offset: int, out: np.ndarray) -> None:
-    if offset < 0 or offset + out.size > arena.size:
+def _fmap(arena: np.ndarray, offset: int, c: int, h: int, w: int, stride: int = 0) -> np.ndarray:
+    return _planes(arena, offset, c, h, w, stride or h * w)
+
+
+def _store(arena: np.ndarray, offset: int, out: np.ndarray, stride: int = 0) -> None:
+    """Write int8 map `out` [c][h][w] at `offset`, channel planes `stride` bytes apart (0: packed)."""
+    c, h, w = out.shape
+    stride = stride or h * w
+    n = (c - 1) * stride + h * w if c else 0
+    if offset < 0 or offset + n > arena.size:
         raise ValueError(f"output {out.shape} at offset {offset} lies outside the arena of {arena.size} bytes")
-    arena[offset:offset + out.size] = out.astype(np.int8).reshape(-1).view(np.uint8)
+    for j in range(c):
+        arena[offset + j * stride:offset + j * stride + h * w] = out[j].astype(np.int8).reshape(-1).view(np.uint8)
 
 
 def _windows(x: np.ndarray, d: Descriptor, fill: int) -> np.ndarray:
@@ -108,7 +121,7 @@ def unpack_conv(arena: np.ndarray, d: Descriptor, hw: HwConfig):
 
 
 def _conv(arena, d: Descriptor, hw: HwConfig) -> np.ndarray:
-    x = _fmap(arena, d.in_offset, d.in_c, d.in_h, d.in_w)
+    x = _fmap(arena, d.in_offset, d.in_c, d.in_h, d.in_w, d.in_chan_stride)
     W, bias, mult, shift = unpack_conv(arena, d, hw)
     taps = _windows(x, d, 0).reshape(d.in_c * d.kh * d.kw, d.out_h * d.out_w)
     # float64 matmul is exact here: every product and partial sum is an integer far below 2^53.
@@ -119,7 +132,7 @@ def _conv(arena, d: Descriptor, hw: HwConfig) -> np.ndarray:
 
 
 def _maxpool(arena, d: Descriptor) -> np.ndarray:
-    x = _fmap(arena, d.in_offset, d.in_c, d.in_h, d.in_w)
+    x = _fmap(arena, d.in_offset, d.in_c, d.in_h, d.in_w, d.in_chan_stride)
     sentinel = -(1 << 40)
     m = _windows(x, d, sentinel).max(axis=1)
     if np.any(m == sentinel):
@@ -128,12 +141,14 @@ def _maxpool(arena, d: Descriptor) -> np.ndarray:
 
 
 def _avgpool(arena, d: Descriptor) -> np.ndarray:
-    x = _fmap(arena, d.in_offset, d.in_c, d.in_h, d.in_w)
+    x = _fmap(arena, d.in_offset, d.in_c, d.in_h, d.in_w, d.in_chan_stride)
     acc = _wrap_int32(_windows(x, d, 0).sum(axis=1))
     return _finish(requant(acc, d.mult, d.shift), d.relu)
 
 
 def _add(arena, d: Descriptor) -> np.ndarray:
+    if d.in_map_h or d.out_map_h:
+        raise ValueError(f"ADD reads and writes whole maps: in_map_h {d.in_map_h} / out_map_h {d.out_map_h} must be 0")
     a = _fmap(arena, d.in_offset, d.in_c, d.in_h, d.in_w).astype(np.int64)
     b = _fmap(arena, d.in2_offset, d.in_c, d.in_h, d.in_w).astype(np.int64)
     S = np.int64(d.shift)
@@ -156,7 +171,7 @@ def run_layer(arena: np.ndarray, desc: Descriptor, hw: HwConfig) -> None:
         out = _add(arena, desc)
     else:
         raise ValueError(f"unknown op {desc.op}")
-    _store(arena, desc.out_offset, out)
+    _store(arena, desc.out_offset, out, desc.out_chan_stride)
 
 
 def run_program(arena: np.ndarray, descs: List[Descriptor], hw: HwConfig) -> None:

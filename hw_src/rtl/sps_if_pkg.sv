@@ -13,7 +13,7 @@ package sps_if_pkg;
   localparam int unsigned DefaultActBufBytes = 131072;
   localparam int unsigned DefaultWeightBufBytes = 147456;
   localparam int unsigned MaxPatterns = 16;
-  localparam int unsigned FormatVersion = 1;
+  localparam int unsigned FormatVersion = 2;
   localparam logic [31:0] HwIdMagic = 32'h31535053;
 
   // Descriptor: DescWords 32-bit words, byte offsets are relative to the arena base.
@@ -118,6 +118,9 @@ package sps_if_pkg;
   localparam int unsigned DescNnzWord = 9;  // K: nonzero taps per kernel (kh * kw in dense mode)
   localparam int unsigned DescNnzLsb = 8;
   localparam int unsigned DescNnzWidth = 8;
+  localparam int unsigned DescInMapHWord = 9;  // CONV/pools: rows of the whole input map in DDR, whose in_h rows from in_offset on this layer reads (a band); channel planes are in_map_h * in_w bytes apart; 0 = in_h
+  localparam int unsigned DescInMapHLsb = 16;
+  localparam int unsigned DescInMapHWidth = 16;
   localparam int unsigned DescWeightOffsetWord = 10;  // CONV: packed weight row groups, see layout.py
   localparam int unsigned DescWeightOffsetLsb = 0;
   localparam int unsigned DescWeightOffsetWidth = 32;
@@ -136,6 +139,9 @@ package sps_if_pkg;
   localparam int unsigned DescShiftWord = 15;  // ADD/AVGPOOL: right shift, 0..63
   localparam int unsigned DescShiftLsb = 0;
   localparam int unsigned DescShiftWidth = 8;
+  localparam int unsigned DescOutMapHWord = 15;  // CONV/pools: rows of the whole output map in DDR, whose out_h rows from out_offset on this layer writes; channel planes are out_map_h * out_w bytes apart; 0 = out_h
+  localparam int unsigned DescOutMapHLsb = 16;
+  localparam int unsigned DescOutMapHWidth = 16;
   localparam int unsigned DescPattern0Word = 16;  // 3x3 mask of pattern 0 (bit t = tap ky*3+kx)
   localparam int unsigned DescPattern0Lsb = 0;
   localparam int unsigned DescPattern0Width = 9;

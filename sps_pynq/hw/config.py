@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 # Bumped whenever the descriptor layout, the arena layout or the arithmetic changes.
-FORMAT_VERSION = 1
+# 2: in_map_h / out_map_h (layers in bands of rows), unaligned feature-map offsets for CONV and pools.
+FORMAT_VERSION = 2
 
 # Magic value of the HW_ID register: ASCII "SPS1".
 HW_ID_MAGIC = 0x31535053

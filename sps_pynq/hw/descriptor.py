@@ -72,12 +72,17 @@ FIELDS = [
     ("pad_right",   8, 24, 8, "informative: implied by in_w, out_w, kw, stride, pad_left"),
     ("patterns",    9, 0, 8, "P: number of patterns (1 in dense mode)"),
     ("nnz",         9, 8, 8, "K: nonzero taps per kernel (kh * kw in dense mode)"),
+    ("in_map_h",    9, 16, 16, "CONV/pools: rows of the whole input map in DDR, whose in_h rows from in_offset "
+                               "on this layer reads (a band); channel planes are in_map_h * in_w bytes apart; "
+                               "0 = in_h"),
     ("weight_offset", 10, 0, 32, "CONV: packed weight row groups, see layout.py"),
     ("param_offset",  11, 0, 32, "CONV: per-row bias/multiplier/shift records, see layout.py"),
     ("in2_offset",  12, 0, 32, "ADD: second input feature map"),
     ("mult",        13, 0, 32, "ADD: multiplier of input 1; AVGPOOL: multiplier"),
     ("mult2",       14, 0, 32, "ADD: multiplier of input 2"),
     ("shift",       15, 0, 8, "ADD/AVGPOOL: right shift, 0..63"),
+    ("out_map_h",   15, 16, 16, "CONV/pools: rows of the whole output map in DDR, whose out_h rows from out_offset "
+                                "on this layer writes; channel planes are out_map_h * out_w bytes apart; 0 = out_h"),
 ] + [(f"pattern{j}", 16 + j, 0, 9, f"3x3 mask of pattern {j} (bit t = tap ky*3+kx)") for j in range(MAX_PATTERNS)]
 
 _FIELD_INDEX = {f[0]: f for f in FIELDS}
@@ -112,6 +117,8 @@ class Descriptor:
     mult: int = 0
     mult2: int = 0
     shift: int = 0
+    in_map_h: int = 0         # 0: the input is the whole map (in_h rows); else a band of a map in_map_h rows high
+    out_map_h: int = 0        # 0: the output is the whole map (out_h rows); else a band of a map out_map_h rows high
     pattern_masks: List[int] = field(default_factory=list)   # P masks of 9 bits (PPS mode only)
 
     def _value(self, name: str) -> int:
@@ -142,6 +149,16 @@ class Descriptor:
         d.relu, d.pps = bool(d.relu), bool(d.pps)
         d.pattern_masks = masks[: d.patterns] if d.pps else []
         return d
+
+    @property
+    def in_chan_stride(self) -> int:
+        """DDR bytes between the input's channel planes."""
+        return (self.in_map_h or self.in_h) * self.in_w
+
+    @property
+    def out_chan_stride(self) -> int:
+        """DDR bytes between the output's channel planes."""
+        return (self.out_map_h or self.out_h) * self.out_w
 
     def dense_macs(self) -> int:
         """Multiply-accumulates a dense layer of this shape performs (CONV only)."""

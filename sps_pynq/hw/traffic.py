@@ -1,8 +1,11 @@
 """What one layer moves between DDR and the core, per kind of data, defined once.
 
-The core reads each layer's descriptor, its weight row groups and parameter records once, its input map once
-into the activation buffer (an ADD reads both inputs), and writes its output map once. The sim backend's
-statistics, the virtual board's byte counters, `inspect` and the compiler's report all use `layer_traffic`.
+The core reads each layer's descriptor, its weight row groups and parameter records once, its input once into
+the activation buffer in whole AXI beats (bands.act_load: a band of a larger map reads each channel's rows from
+the beat below its first byte), an ADD both inputs, and writes its output once. A layer cut into bands is
+several descriptors: each reads its halo rows and the layer's weights again, which the sum over them shows.
+The sim backend's statistics, the virtual board's byte counters, `inspect` and the compiler's report all use
+`layer_traffic`.
 Torch- and onnx-free: this module runs on the board.
 """
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 from typing import Dict
 
 from . import layout
+from .bands import act_load
 from .config import HwConfig
 from .descriptor import DESC_BYTES, Descriptor, Op
 
@@ -19,15 +23,17 @@ BYTE_KINDS = ("descriptors", "weights", "params", "act_read", "act_written")
 
 def layer_traffic(d: Descriptor, hw: HwConfig) -> Dict[str, int]:
     """Bytes one layer moves between DDR and the core, per kind (BYTE_KINDS)."""
-    in_bytes = d.in_c * d.in_h * d.in_w
-    out = {"descriptors": DESC_BYTES, "weights": 0, "params": 0, "act_read": in_bytes,
+    beat = hw.axi_data_bits // 8
+    out = {"descriptors": DESC_BYTES, "weights": 0, "params": 0, "act_read": 0,
            "act_written": d.out_c * d.out_h * d.out_w}
+    if d.op == Op.ADD:
+        out["act_read"] = 2 * -(-d.in_c * d.in_h * d.in_w // beat) * beat
+        return out
+    out["act_read"] = act_load(d, hw).beats * beat
     if d.op == Op.CONV:
         P = d.patterns if d.pps else 1
         out["weights"] = layout.weight_bytes(d.out_c, d.in_c, d.nnz, P, hw.rows)
         out["params"] = layout.param_bytes(d.out_c, P, hw.rows)
-    elif d.op == Op.ADD:
-        out["act_read"] = 2 * in_bytes
     return out
 
 

@@ -62,6 +62,7 @@ class GoldenModel:
         cfg.rows, cfg.cols, cfg.max_patterns = hw.rows, hw.cols, hw.max_patterns
         cfg.act_buf_bytes = hw.act_buf_bytes if check_buffers else 0
         cfg.weight_buf_bytes = hw.weight_buf_bytes if check_buffers else 0
+        cfg.beat_bytes = hw.axi_data_bits // 8
         cfg.num_threads = int(threads)
         cfg.stats_enable = stats_offset is not None
         cfg.stats_offset = int(stats_offset or 0)

@@ -34,6 +34,8 @@ typedef struct {
     uint32_t op, relu, pps;
     uint64_t in_off, out_off, w_off, p_off, in2_off;
     uint32_t in_c, in_h, in_w, out_c, out_h, out_w;
+    uint32_t in_map_h, out_map_h;
+    uint64_t in_cs, out_cs;        /* bytes between channel planes in DDR (a band reads in_h of in_map_h rows) */
     uint32_t kh, kw, sh, sw, pt, pl;
     uint32_t P, K;
     uint32_t mult, mult2, shift;
@@ -89,6 +91,10 @@ static void decode(const uint8_t *p, layer_t *L) {
     L->mult = SPS_DESC_GET(w, MULT);
     L->mult2 = SPS_DESC_GET(w, MULT2);
     L->shift = SPS_DESC_GET(w, SHIFT);
+    L->in_map_h = SPS_DESC_GET(w, IN_MAP_H);
+    L->out_map_h = SPS_DESC_GET(w, OUT_MAP_H);
+    L->in_cs = (uint64_t)(L->in_map_h ? L->in_map_h : L->in_h) * L->in_w;
+    L->out_cs = (uint64_t)(L->out_map_h ? L->out_map_h : L->out_h) * L->out_w;
     for (int j = 0; j < SPS_MAX_PATTERNS; j++)
         L->masks[j] = (w[mask_word[j]] >> mask_lsb[j]) & ((1u << SPS_D_PATTERN0_WIDTH) - 1u);
 }
@@ -149,8 +155,10 @@ static const char *op_name(uint32_t op) {
     }
 }
 
-static int check_region(ctx_t *c, const char *what, uint64_t off, uint64_t n) {
-    if (off % SPS_BUFFER_ALIGN)
+/* [off, off + n) inside the arena; aligned to SPS_BUFFER_ALIGN when `aligned` (weights, parameters, ADD maps:
+ * CONV and pool maps may start anywhere, since bands of a map start at any row). */
+static int check_region(ctx_t *c, const char *what, uint64_t off, uint64_t n, int aligned) {
+    if (aligned && off % SPS_BUFFER_ALIGN)
         return fail(c, SPS_ERR_MISALIGNED, "%s offset %llu is not a multiple of %d", what,
                     (unsigned long long)off, SPS_BUFFER_ALIGN);
     if (off > c->size || n > c->size - off)
@@ -174,6 +182,20 @@ static uint64_t group_weight_bytes(uint32_t I, uint32_t K, uint32_t R) {
     return (n + SPS_GROUP_ALIGN - 1) / SPS_GROUP_ALIGN * SPS_GROUP_ALIGN;
 }
 
+/* Bytes of the activation buffer the input of a CONV or pool occupies (sps_pynq/hw/bands.py act_load): a whole
+ * map is one read from the beat below in_off; a band one read per channel, planes `stride` bytes apart with
+ * stride >= plane + beat - 1 and stride = in_cs (mod beat). */
+static uint64_t act_buffer_end(const layer_t *L, uint32_t beat) {
+    const uint64_t plane = (uint64_t)L->in_h * L->in_w, lead = L->in_off % beat;
+    uint64_t stride = plane;
+    if (L->in_cs != plane) {
+        stride = plane + beat - 1;
+        stride += (L->in_cs % beat + beat - stride % beat) % beat;
+    }
+    const uint64_t end = lead + (uint64_t)(L->in_c - 1) * stride + plane;
+    return (end + beat - 1) / beat * beat;
+}
+
 static int check_layer(ctx_t *c, const layer_t *L) {
     const sps_golden_config *cfg = c->cfg;
     const char *name = op_name(L->op);
@@ -190,10 +212,13 @@ static int check_layer(ctx_t *c, const layer_t *L) {
         if (L->shift > 63 || L->mult >= 0x80000000u || L->mult2 >= 0x80000000u)
             return fail(c, SPS_ERR_BAD_SHAPE, "ADD mult %u / mult2 %u / shift %u out of range", L->mult,
                         L->mult2, L->shift);
+        if (L->in_map_h || L->out_map_h)
+            return fail(c, SPS_ERR_BAD_SHAPE, "ADD with in_map_h %u / out_map_h %u (ADD reads and writes whole "
+                        "maps: both must be 0)", L->in_map_h, L->out_map_h);
         int e;
-        if ((e = check_region(c, "ADD input 1", L->in_off, in_bytes))) return e;
-        if ((e = check_region(c, "ADD input 2", L->in2_off, in_bytes))) return e;
-        return check_region(c, "ADD output", L->out_off, out_bytes);
+        if ((e = check_region(c, "ADD input 1", L->in_off, in_bytes, 1))) return e;
+        if ((e = check_region(c, "ADD input 2", L->in2_off, in_bytes, 1))) return e;
+        return check_region(c, "ADD output", L->out_off, out_bytes, 1);
     }
     /* window ops */
     if (!L->kh || !L->kw || !L->sh || !L->sw)
@@ -204,13 +229,19 @@ static int check_layer(ctx_t *c, const layer_t *L) {
         return fail(c, SPS_ERR_BAD_SHAPE, "%s output %ux%u from input %ux%u with kernel %ux%u, stride %ux%u, "
                     "pad %u/%u has windows entirely in the padding", name, L->out_h, L->out_w, L->in_h, L->in_w,
                     L->kh, L->kw, L->sh, L->sw, L->pt, L->pl);
-    if (cfg->act_buf_bytes && in_bytes > cfg->act_buf_bytes)
-        return fail(c, SPS_ERR_ACT_BUF_OVERFLOW, "%s input %ux%ux%u = %llu bytes exceeds the activation buffer "
-                    "of %u bytes", name, L->in_c, L->in_h, L->in_w, (unsigned long long)in_bytes,
-                    cfg->act_buf_bytes);
+    if ((L->in_map_h && L->in_map_h < L->in_h) || (L->out_map_h && L->out_map_h < L->out_h))
+        return fail(c, SPS_ERR_BAD_SHAPE, "%s band of %u input / %u output rows in maps of %u / %u rows (a band "
+                    "cannot be higher than its map)", name, L->in_h, L->out_h, L->in_map_h, L->out_map_h);
+    uint64_t act_end = act_buffer_end(L, cfg->beat_bytes > 0 ? (uint32_t)cfg->beat_bytes : 16);
+    if (cfg->act_buf_bytes && act_end > cfg->act_buf_bytes)
+        return fail(c, SPS_ERR_ACT_BUF_OVERFLOW, "%s input %ux%ux%u (planes %llu bytes apart) takes %llu bytes of "
+                    "the activation buffer of %u bytes", name, L->in_c, L->in_h, L->in_w,
+                    (unsigned long long)L->in_cs, (unsigned long long)act_end, cfg->act_buf_bytes);
     int e;
-    if ((e = check_region(c, "input", L->in_off, in_bytes))) return e;
-    if ((e = check_region(c, "output", L->out_off, out_bytes))) return e;
+    if ((e = check_region(c, "input", L->in_off, (uint64_t)(L->in_c - 1) * L->in_cs + (uint64_t)L->in_h * L->in_w,
+                          0))) return e;
+    if ((e = check_region(c, "output", L->out_off,
+                          (uint64_t)(L->out_c - 1) * L->out_cs + (uint64_t)L->out_h * L->out_w, 0))) return e;
     if (L->op == SPS_OP_MAXPOOL || L->op == SPS_OP_AVGPOOL) {
         if (L->in_c != L->out_c)
             return fail(c, SPS_ERR_BAD_SHAPE, "%s input has %u channels, output %u", name, L->in_c, L->out_c);
@@ -239,8 +270,8 @@ static int check_layer(ctx_t *c, const layer_t *L) {
                     "buffer of %u bytes", L->in_c, L->K, R, (unsigned long long)L->in_c * L->K * R,
                     cfg->weight_buf_bytes);
     uint64_t groups = num_groups(L->out_c, L->P, R);
-    if ((e = check_region(c, "weights", L->w_off, groups * group_weight_bytes(L->in_c, L->K, R)))) return e;
-    if ((e = check_region(c, "params", L->p_off, groups * R * SPS_PARAM_RECORD_BYTES))) return e;
+    if ((e = check_region(c, "weights", L->w_off, groups * group_weight_bytes(L->in_c, L->K, R), 1))) return e;
+    if ((e = check_region(c, "params", L->p_off, groups * R * SPS_PARAM_RECORD_BYTES, 1))) return e;
     return 0;
 }
 
@@ -410,7 +441,7 @@ static void conv_tile_item(void *arg, int64_t it, void **scratch) {
         for (int b = 0; b < FBLK; b++) {
             const filt_t *f = &C->f[b0 + b];
             if (f->o < 0) continue;
-            int8_t *o = jb->out + (uint64_t)f->o * jb->pix;
+            int8_t *o = jb->out + (uint64_t)f->o * L->out_cs;
             int32_t y[TILE_PIX];
             requant_tile(acc[b], f, L->relu, y);
             for (int q = 0; q < TILE_PIX; q++)
@@ -549,7 +580,7 @@ static void dot_group_item(void *arg, int64_t g, void **scratch) {
         const int32_t bias = (int32_t)rd32(rec), mult = (int32_t)rd32(rec + 4), shift = (int32_t)rd32(rec + 8);
         const uint64_t o = r + (uint64_t)jb->P * (m0 + row);
         for (int p = 0; p < npix; p++)
-            ((int8_t *)jb->arena)[L->out_off + o * jb->pix + p] =
+            ((int8_t *)jb->arena)[L->out_off + o * L->out_cs + p] =
                 finish(requant((int32_t)(acc[p][row] + bias), mult, shift), L->relu);
     }
 }
@@ -567,7 +598,7 @@ static int run_conv_direct(ctx_t *c, uint8_t *arena, const layer_t *L) {
     for (uint32_t i = 0; i < L->in_c; i++)
         for (uint32_t y = 0; y < L->in_h; y++)
             memcpy(xpad + i * g.plane + (y + L->pt) * g.Wp + L->pl,
-                   arena + L->in_off + ((uint64_t)i * L->in_h + y) * L->in_w, L->in_w);
+                   arena + L->in_off + (uint64_t)i * L->in_cs + (uint64_t)y * L->in_w, L->in_w);
     taps_t T;
     tap_table(L, &T);
     uint64_t poff[DOT_MAX_PIX];
@@ -700,7 +731,8 @@ static int execute_conv(ctx_t *c, uint8_t *arena, const layer_t *L, const conv_p
     if (!xpad || !pixoff) { err = 1; goto done; }
     for (uint32_t i = 0; i < I; i++)
         for (uint32_t y = 0; y < L->in_h; y++)
-            memcpy(xpad + i * plane + (y + L->pt) * Wp + L->pl, in + ((uint64_t)i * L->in_h + y) * L->in_w, L->in_w);
+            memcpy(xpad + i * plane + (y + L->pt) * Wp + L->pl, in + (uint64_t)i * L->in_cs + (uint64_t)y * L->in_w,
+                   L->in_w);
     for (uint64_t p = 0; p < pix + TILE_PIX; p++) {
         const uint64_t y = p / L->out_w, x = p % L->out_w;
         pixoff[p] = p < pix ? y * L->sh * Wp + x * L->sw : 0;
@@ -814,8 +846,8 @@ static void pool_item(void *arg, int64_t ch, void **scratch) {
     const layer_t *L = jb->L;
     (void)scratch;
     const int is_max = L->op == SPS_OP_MAXPOOL;
-    const int8_t *x = jb->in + (uint64_t)ch * L->in_h * L->in_w;
-    int8_t *o = jb->out + (uint64_t)ch * L->out_h * L->out_w;
+    const int8_t *x = jb->in + (uint64_t)ch * L->in_cs;
+    int8_t *o = jb->out + (uint64_t)ch * L->out_cs;
     if (is_max && L->kh == 2 && L->kw == 2 && L->sh == 2 && L->sw == 2 && L->pt == 0 && L->pl == 0 &&
         2 * L->out_h <= L->in_h && 2 * L->out_w <= L->in_w) {
         /* the common 2x2 / stride 2 pool with every window inside the map: no bounds to clip */

@@ -11,6 +11,7 @@ typedef struct {
     int32_t max_patterns;      /* largest P accepted */
     uint32_t act_buf_bytes;    /* input feature map limit (ACT_BUF_OVERFLOW); 0 = do not check */
     uint32_t weight_buf_bytes; /* row-group limit (WEIGHT_BUF_OVERFLOW); 0 = do not check */
+    int32_t beat_bytes;        /* AXI data bytes: how an input lands in the activation buffer (hw/bands.py) */
     int32_t num_threads;       /* 0 = every CPU this process may run on */
     int32_t stats_enable;      /* write one 16-byte record per layer at stats_offset */
     uint64_t stats_offset;

@@ -3,7 +3,7 @@
 #ifndef SPS_HW_H
 #define SPS_HW_H
 
-#define SPS_FORMAT_VERSION 1
+#define SPS_FORMAT_VERSION 2
 #define SPS_HW_ID_MAGIC 0x31535053u
 #define SPS_DEFAULT_ROWS 16
 #define SPS_DEFAULT_COLS 16
@@ -88,6 +88,9 @@
 #define SPS_D_NNZ_WORD 9  /* K: nonzero taps per kernel (kh * kw in dense mode) */
 #define SPS_D_NNZ_LSB 8
 #define SPS_D_NNZ_WIDTH 8
+#define SPS_D_IN_MAP_H_WORD 9  /* CONV/pools: rows of the whole input map in DDR, whose in_h rows from in_offset on this layer reads (a band); channel planes are in_map_h * in_w bytes apart; 0 = in_h */
+#define SPS_D_IN_MAP_H_LSB 16
+#define SPS_D_IN_MAP_H_WIDTH 16
 #define SPS_D_WEIGHT_OFFSET_WORD 10  /* CONV: packed weight row groups, see layout.py */
 #define SPS_D_WEIGHT_OFFSET_LSB 0
 #define SPS_D_WEIGHT_OFFSET_WIDTH 32
@@ -106,6 +109,9 @@
 #define SPS_D_SHIFT_WORD 15  /* ADD/AVGPOOL: right shift, 0..63 */
 #define SPS_D_SHIFT_LSB 0
 #define SPS_D_SHIFT_WIDTH 8
+#define SPS_D_OUT_MAP_H_WORD 15  /* CONV/pools: rows of the whole output map in DDR, whose out_h rows from out_offset on this layer writes; channel planes are out_map_h * out_w bytes apart; 0 = out_h */
+#define SPS_D_OUT_MAP_H_LSB 16
+#define SPS_D_OUT_MAP_H_WIDTH 16
 #define SPS_D_PATTERN0_WORD 16  /* 3x3 mask of pattern 0 (bit t = tap ky*3+kx) */
 #define SPS_D_PATTERN0_LSB 0
 #define SPS_D_PATTERN0_WIDTH 9

@@ -16,7 +16,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from ..hw import layout
+from ..hw import bands, layout
 from ..hw.config import HW_ID_MAGIC, HwConfig
 from ..hw.descriptor import DESC_BYTES, STATS_RECORD_BYTES, STATS_WORDS, Descriptor, Op
 from ..hw.regmap import REG, CtrlBit, ErrorCode
@@ -89,19 +89,19 @@ def _check(d: Descriptor, hw: HwConfig, size: int, j: int) -> None:
         raise _Fail(ErrorCode.BAD_SHAPE, j)
     if d.op == Op.CONV and d.pps and not (1 <= d.patterns <= hw.max_patterns and 1 <= d.nnz <= 9):
         raise _Fail(ErrorCode.BAD_SHAPE, j)
-    in_bytes = d.in_c * d.in_h * d.in_w
-    if in_bytes > hw.act_buf_bytes:
+    if d.op == Op.ADD:
+        in_bytes = d.in_c * d.in_h * d.in_w
+        inside(d.in2_offset, in_bytes)
+    elif not bands.fits(d, hw):
         raise _Fail(ErrorCode.ACT_BUF_OVERFLOW, j)
-    inside(d.in_offset, in_bytes)
-    inside(d.out_offset, d.out_c * d.out_h * d.out_w)
+    inside(d.in_offset, (d.in_c - 1) * d.in_chan_stride + d.in_h * d.in_w)
+    inside(d.out_offset, (d.out_c - 1) * d.out_chan_stride + d.out_h * d.out_w)
     if d.op == Op.CONV:
         P = d.patterns if d.pps else 1
         if layout.group_weight_bytes(d.in_c, d.nnz, hw.rows) > hw.weight_buf_bytes:
             raise _Fail(ErrorCode.WEIGHT_BUF_OVERFLOW, j)
         inside(d.weight_offset, layout.weight_bytes(d.out_c, d.in_c, d.nnz, P, hw.rows))
         inside(d.param_offset, layout.param_bytes(d.out_c, P, hw.rows))
-    if d.op == Op.ADD:
-        inside(d.in2_offset, in_bytes)
 
 
 def model_counters(d: Descriptor, hw: HwConfig) -> Dict[str, int]:
@@ -259,6 +259,7 @@ class VirtualSpsCore:
             cfg = ffi.new("sps_golden_config *", {
                 "rows": self.hw.rows, "cols": self.hw.cols, "max_patterns": self.hw.max_patterns,
                 "act_buf_bytes": self.hw.act_buf_bytes, "weight_buf_bytes": self.hw.weight_buf_bytes,
+                "beat_bytes": self.hw.axi_data_bits // 8,
                 "num_threads": 1, "stats_enable": 0, "stats_offset": 0})
             status = ffi.new("sps_golden_status *")
             err = lib.sps_golden_run(ffi.from_buffer("uint8_t[]", arena), arena.size, off, 1, cfg, ffi.NULL, status)
