@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from onnx import helper
 
-from sps_pynq.compiler import ir, passes
+from sps_pynq.compiler import ir, lower, passes
 from sps_pynq.compiler.testing import make_model, ort_run
 
 RNG = np.random.default_rng(1)
@@ -126,6 +126,39 @@ def test_matmul_add_becomes_gemm_then_conv():
     g = passes.run_pipeline(ir.import_onnx(m))
     assert g.ops() == ["Conv", "Conv"] and g.nodes[1].sources == ["flat", "mm", "addb"]
     same_numbers(m, g, (1, 2, 2, 2))
+
+
+def test_fc_over_a_large_map_becomes_a_1x1_conv_over_the_flat_map():
+    c, h, w, n = 2, 16, 16, 3        # 256 positions: more than the descriptor's 8-bit kh/kw/nnz fields hold
+    nodes = [helper.make_node("Flatten", ["x"], ["f"], name="flat", axis=1),
+             helper.make_node("Gemm", ["f", "B", "C"], ["y"], name="fc", transB=1)]
+    m = make_model(nodes, [("x", [1, c, h, w])], ["y"], {"B": RNG.standard_normal((n, c * h * w)),
+                                                         "C": RNG.standard_normal(n)})
+    g = passes.run_pipeline(ir.import_onnx(m))
+    fc = g.nodes[0]
+    assert g.ops() == ["Conv"] and fc.inputs[0] == "x" and g.shapes["x"] == (1, c, h, w)
+    assert fc.attr("sps_flat_input") and fc.attr("kernel_shape") == [1, 1] and fc.attr("pads") == [0, 0, 0, 0]
+    w_flat = g.initializers[fc.inputs[1]]
+    assert w_flat.shape == (n, c * h * w, 1, 1)
+    x = x_of((1, c, h, w))
+    got = w_flat.reshape(n, -1) @ x.reshape(-1) + g.initializers[fc.inputs[2]]    # the 1x1 conv on the flat map
+    np.testing.assert_allclose(got, ort_run(m, x)[0].ravel(), rtol=1e-4, atol=1e-4)
+    same_numbers(m, g, (1, c, h, w))                  # export_onnx gives onnxruntime the whole-map Conv
+    layer = lower.to_layers(g)[0]
+    assert (layer.in_shape, layer.kernel, layer.out_shape) == ((c * h * w, 1, 1), (1, 1), (n, 1, 1))
+
+
+@pytest.mark.parametrize("hw_shape,attrs,changed", [((16, 16), {}, True), ((15, 17), {}, False),
+                                                    ((16, 16), {"auto_pad": "SAME_UPPER"}, False),
+                                                    ((16, 16), {"pads": [1, 0, 0, 0]}, False)])
+def test_fc_as_pointwise_only_for_a_plain_product_over_a_map_too_large_for_the_fields(hw_shape, attrs, changed):
+    h, w = hw_shape
+    m = make_model([helper.make_node("Conv", ["x", "w"], ["y"], name="conv", **attrs)], [("x", [1, 1, h, w])],
+                   ["y"], {"w": RNG.standard_normal((2, 1, h, w))})
+    g, did = passes.FcAsPointwise().run(ir.import_onnx(m))
+    assert did == changed and bool(g.nodes[0].attr("sps_flat_input")) == changed
+    assert passes.FcAsPointwise().run(g)[1] is False        # done once
+    same_numbers(m, g, (1, 1, h, w))
 
 
 def test_shape_computed_reshape_flatten_is_removed_with_its_shape_chain():

@@ -49,7 +49,6 @@ def import_and_lower(model, hw="zcu104", pps=(8, 4), first_layer_dense=False, in
     g = passes.run_pipeline(g)
     layers = lower.to_layers(g)
     lower.apply_pps(layers, _pps_arg(pps), first_layer_dense, hwc)
-    layers = [emit.fc_as_pointwise(layer) for layer in layers]
     fit.check_fits(layers, hwc)          # before the (slower) calibration
     return g, layers, source
 

@@ -21,24 +21,9 @@ from ..hw import layout
 from ..hw.config import HwConfig
 from ..hw.descriptor import DESC_BYTES, Descriptor, Op
 from ..program import STATS_RECORD_BYTES, LayerInfo, Program, TensorInfo
-from .fit import KERNEL_FIELD_MAX
 from .lower import Layer
 from .plan import align, plan_buffers
 from .quantize import QuantLayer
-
-def fc_as_pointwise(layer: Layer) -> Layer:
-    """A fully connected CONV whose kernel is a whole map too large for the 8-bit nnz field becomes the same
-    product as a 1x1 conv over a [C*H*W, 1, 1] map: identical bytes in the arena, since the map is CHW."""
-    c, h, w = layer.in_shape
-    if layer.op != Op.CONV or layer.kernel != (h, w) or layer.pads != (0, 0, 0, 0) or layer.masks \
-            or h * w <= KERNEL_FIELD_MAX:
-        return layer
-    import copy
-    flat = copy.copy(layer)
-    flat.in_shape, flat.kernel = (c * h * w, 1, 1), (1, 1)
-    flat.weights = layer.weights.reshape(layer.weights.shape[0], c * h * w, 1, 1)
-    return flat
-
 
 def build_program(layers: List[Layer], quant: Dict[str, QuantLayer], scales: Dict[str, float], hw: HwConfig,
                   net_inputs: List[str], net_outputs: List[str], shapes: Dict[str, tuple],

@@ -21,7 +21,7 @@ MIN_OPSET, MAX_OPSET = 11, 21
 
 @dataclass
 class Node:
-    op: str                       # ONNX op type (IR-only attributes start with "sps_")
+    op: str                       # ONNX op type (IR-only attributes start with "sps_", see passes.py)
     name: str                     # readable name: the ONNX node name, or made up from op and output
     inputs: List[str]
     outputs: List[str]
@@ -92,6 +92,24 @@ class Graph:
 
     def ops(self) -> List[str]:
         return [n.op for n in self.nodes]
+
+
+def conv_pads(n: Node, in_hw, kernel, strides) -> Tuple[int, int, int, int]:
+    """(top, left, bottom, right) padding of a Conv or pool node on an input of in_hw, auto_pad resolved."""
+    auto = n.attr("auto_pad", "NOTSET")
+    if auto in ("NOTSET", "", None):
+        p = [int(v) for v in n.attr("pads", [0, 0, 0, 0])]
+        return p[0], p[1], p[2], p[3]
+    if auto == "VALID":
+        return 0, 0, 0, 0
+    pads = []
+    for size, k, s in zip(in_hw, kernel, strides):
+        out = -(-size // s)
+        total = max((out - 1) * s + k - size, 0)
+        small = total // 2
+        pads.append((small, total - small) if auto == "SAME_UPPER" else (total - small, small))
+    (t, b), (l, r) = pads
+    return t, l, b, r
 
 
 def _attr_value(a):
@@ -217,24 +235,31 @@ def export_onnx(g: Graph, extra_outputs: List[str] = (), opset: int = 17):
 
     `extra_outputs`: intermediate tensors to expose as graph outputs (calibration reads their ranges).
     """
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
     nodes, inits = [], []
     used = set()
     for n in g.nodes:
-        for t in n.inputs:
-            if t in g.initializers and t not in used:
+        inputs = list(n.inputs)
+        attrs = {k: v for k, v in n.attrs.items() if not k.startswith("sps_")}
+        arrays = {t: g.initializers[t] for t in inputs if t in g.initializers}
+        if n.attr("sps_flat_input"):
+            # fc_as_pointwise's 1x1 Conv over the map read as [1, C*H*W, 1, 1] is the Conv whose kernel is the
+            # whole map [C, H, W]: onnxruntime gets that form, the model's own, so calibration sees the same floats
+            _, c, h, w = g.shapes[inputs[0]]
+            inputs[1] = n.inputs[1] + "__map"
+            arrays = {inputs[1]: arrays.pop(n.inputs[1]).reshape(-1, c, h, w), **arrays}
+            attrs["kernel_shape"] = [h, w]
+        for t, arr in arrays.items():
+            if t not in used:
                 used.add(t)
-                arr = g.initializers[t]
                 arr = arr.astype(np.float32) if arr.dtype.kind == "f" else arr
                 inits.append(numpy_helper.from_array(arr, t))
-        attrs = {k: v for k, v in n.attrs.items() if not k.startswith("sps_")}
         if n.attr("sps_relu"):
             mid = n.outputs[0] + "__prerelu"
-            nodes.append(helper.make_node(n.op, n.inputs, [mid] + n.outputs[1:], name=n.name, **attrs))
+            nodes.append(helper.make_node(n.op, inputs, [mid] + n.outputs[1:], name=n.name, **attrs))
             nodes.append(helper.make_node("Relu", [mid], [n.outputs[0]], name=n.name + "__relu"))
         else:
-            nodes.append(helper.make_node(n.op, n.inputs, n.outputs, name=n.name, **attrs))
+            nodes.append(helper.make_node(n.op, inputs, n.outputs, name=n.name, **attrs))
     ins = [helper.make_tensor_value_info(t, TensorProto.FLOAT, list(g.shapes[t])) for t in g.inputs]
     outs = [helper.make_tensor_value_info(t, TensorProto.FLOAT, None) for t in g.outputs]
     for t in extra_outputs:

@@ -14,7 +14,7 @@ from .. import pps as pps_mod
 from ..errors import PpsShapeError, UnsupportedOpError
 from ..hw.config import HwConfig
 from ..hw.descriptor import Op
-from .ir import Graph, Node
+from .ir import Graph, Node, conv_pads
 
 OP_OF = {"Conv": Op.CONV, "MaxPool": Op.MAXPOOL, "AveragePool": Op.AVGPOOL, "GlobalAveragePool": Op.AVGPOOL,
          "Add": Op.ADD}
@@ -50,29 +50,14 @@ class Layer:
         return bin(self.masks[0]).count("1") if self.masks else self.kernel[0] * self.kernel[1]
 
 
-def _pads(n: Node, in_hw, kernel, strides) -> Tuple[int, int, int, int]:
-    auto = n.attr("auto_pad", "NOTSET")
-    if auto in ("NOTSET", "", None):
-        p = [int(v) for v in n.attr("pads", [0, 0, 0, 0])]
-        return p[0], p[1], p[2], p[3]
-    if auto == "VALID":
-        return 0, 0, 0, 0
-    pads = []
-    for size, k, s in zip(in_hw, kernel, strides):
-        out = -(-size // s)
-        total = max((out - 1) * s + k - size, 0)
-        small = total // 2
-        pads.append((small, total - small) if auto == "SAME_UPPER" else (total - small, small))
-    (t, b), (l, r) = pads
-    return t, l, b, r
-
-
 def to_layers(g: Graph) -> List[Layer]:
     """One Layer per node; the graph has passed check_supported, so every node is a hardware op."""
     layers = []
     for n in g.nodes:
         x = n.inputs[0]
         in_shape = tuple(g.shapes[x][1:])
+        if n.attr("sps_flat_input"):                # fc_as_pointwise: x read as [C*H*W, 1, 1]
+            in_shape = (int(np.prod(in_shape)), 1, 1)
         out_shape = tuple(g.shapes[n.outputs[0]][1:])
         layer = Layer(n.name, OP_OF[n.op], [x], n.outputs[0], in_shape, out_shape, list(n.sources),
                       relu=bool(n.attr("sps_relu")))
@@ -94,7 +79,7 @@ def to_layers(g: Graph) -> List[Layer]:
             if n.op != "Conv":
                 layer.kernel = tuple(int(k) for k in n.attr("kernel_shape"))
             layer.strides = tuple(int(s) for s in n.attr("strides", [1, 1]))
-            layer.pads = _pads(n, in_shape[1:], layer.kernel, layer.strides)
+            layer.pads = conv_pads(n, in_shape[1:], layer.kernel, layer.strides)
         _check_geometry(g, n, layer)
         layers.append(layer)
     return layers

@@ -12,7 +12,8 @@ from typing import Callable, List, Optional, Tuple
 import numpy as np
 
 from ..errors import UnsupportedOpError
-from .ir import Graph, Node
+from .fit import KERNEL_FIELD_MAX
+from .ir import Graph, Node, conv_pads
 
 # Ops the importer understands: what the error message lists.
 SUPPORTED_OPS = ("Conv (groups=1, dilation 1)", "BatchNormalization (after Conv)", "Relu", "MaxPool (ceil_mode=0)",
@@ -222,6 +223,38 @@ class GemmToConv(Pass):
         return changed
 
 
+class FcAsPointwise(Pass):
+    """A Conv whose kernel is its whole input map [1, C, H, W] (a fully connected layer, from gemm_to_conv) with
+    more than KERNEL_FIELD_MAX positions (the descriptor's kh/kw/nnz fields) becomes the same product as a 1x1
+    Conv over the map read as [1, C*H*W, 1, 1]: the same bytes, since the map is CHW. The node keeps its input
+    tensor [1, C, H, W] and says that it reads it flat with `sps_flat_input`; its weights [N, C, H, W] become
+    [N, C*H*W, 1, 1].
+    """
+    name = "fc_as_pointwise"
+
+    def apply(self, g):
+        changed = False
+        for n in [n for n in g.nodes if n.op == "Conv" and not n.attr("sps_flat_input")]:
+            shape = g.shapes.get(n.inputs[0], ())
+            if len(shape) != 4 or not g.is_const(n.inputs[1]):
+                continue
+            _, c, h, wd = shape
+            w = g.initializers[n.inputs[1]]
+            if tuple(w.shape[1:]) != (c, h, wd) or h * wd <= KERNEL_FIELD_MAX:
+                continue
+            strides = [int(s) for s in n.attr("strides", [1, 1])]
+            if int(n.attr("group", 1)) != 1 or any(int(d) != 1 for d in n.attr("dilations", [1, 1])) \
+                    or any(conv_pads(n, (h, wd), (h, wd), strides)):
+                continue    # not a plain product over the whole map (check_supported rejects the first two)
+            w_name = n.name + "__w_flat"
+            g.initializers[w_name] = w.reshape(w.shape[0], c * h * wd, 1, 1)
+            n.inputs = [n.inputs[0], w_name] + n.inputs[2:]
+            n.attrs.pop("auto_pad", None)
+            n.attrs.update({"kernel_shape": [1, 1], "pads": [0, 0, 0, 0], "sps_flat_input": 1})
+            changed = True
+        return changed
+
+
 class FlattenToAlias(Pass):
     """A Flatten/Reshape of a map to [1, C*H*W] that is left (e.g. before the graph output) moves no bytes."""
     name = "flatten_to_alias"
@@ -296,6 +329,7 @@ PIPELINE: List[Pass] = [
     MatMulAddToGemm(),
     FuseRelu(),
     GemmToConv(),
+    FcAsPointwise(),
     FlattenToAlias(),
     StripSoftmax(),
 ]
