@@ -213,3 +213,17 @@ def test_interrupt_unavailable_now_falls_back_to_polling():
     core.log.clear()
     drv.run(timeout=1.0)
     assert [n for op, n, _ in core.log] == ["CTRL", "CTRL", "CTRL", "CTRL"] and drv.last_polls == 3
+
+
+def test_arena_larger_than_the_free_cma_is_refused_before_allocating(tmp_path):
+    import pytest
+    from sps_pynq.backends.board.backend import check_cma, cma_bytes
+    from sps_pynq.errors import BackendError
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:        2029876 kB\nCmaTotal:         524288 kB\nCmaFree:          100000 kB\n")
+    assert cma_bytes(str(meminfo)) == (100000 * 1024, 524288 * 1024)
+    check_cma(100000 * 1024, str(meminfo))
+    with pytest.raises(BackendError, match=r"needs 97\.7 MiB .* 97\.7 MiB free of 512\.0 MiB"):
+        check_cma(100000 * 1024 + 1, str(meminfo))
+    meminfo.write_text("MemTotal:        2029876 kB\n")            # a kernel without CMA: nothing to check
+    check_cma(1 << 40, str(meminfo))

@@ -38,6 +38,34 @@ DEFAULT_CLOCK_MHZ = 100.0
 # One loaded overlay per process, device and overlay file, so several Sessions share it.
 _OVERLAYS: Dict[tuple, object] = {}
 
+def cma_bytes(meminfo: str = "/proc/meminfo") -> Optional[Tuple[int, int]]:
+    """(free, total) bytes of the kernel's contiguous memory (CMA), which pynq.allocate draws from on a local
+    board; None when the kernel does not say."""
+    try:
+        text = Path(meminfo).read_text()
+    except OSError:
+        return None
+    kb = {}
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("CmaTotal", "CmaFree") and rest.split():
+            kb[key] = int(rest.split()[0]) * 1024
+    return (kb["CmaFree"], kb["CmaTotal"]) if len(kb) == 2 else None
+
+
+def check_cma(arena_bytes: int, meminfo: str = "/proc/meminfo") -> None:
+    """Refuse, before anything is allocated or copied, an arena larger than the board's free CMA."""
+    cma = cma_bytes(meminfo)
+    if cma is None or arena_bytes <= cma[0]:
+        return
+    free, total = cma
+    mib = 1 << 20
+    raise BackendError(f"the model's arena needs {arena_bytes / mib:.1f} MiB of contiguous memory, but the board's CMA "
+                       f"has {free / mib:.1f} MiB free of {total / mib:.1f} MiB; free other pynq buffers (or restart "
+                       f"the kernel that holds them), or boot with a larger CMA (cma=... on the kernel command line; "
+                       f"PYNQ's ZCU104 image reserves 512 MiB, see docs/board.md)")
+
+
 def _macs(program: Program) -> Tuple[int, int]:
     """(nonzero, dense) MACs, or (0, 0) when a descriptor does not decode: the core reports that itself."""
     try:
@@ -175,6 +203,8 @@ class BoardBackend(Backend):
             self._clock_mhz = DEFAULT_CLOCK_MHZ
 
         self.close()
+        if not self.remote:
+            check_cma(program.arena_size)
         try:
             self.buffer = pynq.allocate((program.arena_size,), np.uint8, target=device)
         except Exception as e:
