@@ -45,16 +45,17 @@ def run(args) -> int:
                                f"extra (pip install 'sps-pynq[workstation]') or pack an ONNX file") from e
         if args.zoo not in zoo_names():
             raise CompileError(f"unknown zoo model {args.zoo!r}; known: {', '.join(zoo_names()) or 'none'}")
-    from ..compiler import pack
+    from ..compiler import CompileOptions, pack
     from ..model_file import check_writable
     check_writable(args.output)                     # before the compile, not after it
     model = args.zoo if args.zoo is not None else args.model
+    options = CompileOptions(hw=args.hw, pps=None if args.dense else args.pps,
+                             first_layer_dense=args.first_layer_dense, calib=args.calib, num_calib=args.num_calib,
+                             seed=args.seed)
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        program = pack(model, args.output, hw=args.hw, pps=None if args.dense else args.pps,
-                       first_layer_dense=args.first_layer_dense, calib=args.calib, num_calib=args.num_calib,
-                       seed=args.seed)
+        program = pack(model, args.output, options)
     for w in caught:
         print(f"sps-pynq pack: warning: {w.message}", file=sys.stderr)
     sparse, dense = program.conv_macs()

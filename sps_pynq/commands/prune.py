@@ -32,10 +32,11 @@ def prune_onnx(model_path: str, out_path: str, pps=(8, 4), first_layer_dense: bo
     """Project `model_path` and save it to `out_path`; returns the compiler's conv layers (with masks, how the
     table was obtained and the energy kept) for a report."""
     import onnx
-    from ..compiler import import_and_lower, project_onnx
+    from ..compiler import CompileOptions, import_and_lower, project_onnx
     from ..hw.descriptor import Op
-    _, layers, _ = import_and_lower(model_path, pps=pps, first_layer_dense=first_layer_dense)
-    pruned = project_onnx(model_path, pps=pps, first_layer_dense=first_layer_dense)
+    options = CompileOptions(pps=pps, first_layer_dense=first_layer_dense)
+    _, layers, _ = import_and_lower(model_path, options)
+    pruned = project_onnx(model_path, options)
     d = os.path.dirname(os.path.abspath(out_path))
     os.makedirs(d, exist_ok=True)
     tmp = out_path + ".tmp"

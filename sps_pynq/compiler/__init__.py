@@ -9,47 +9,31 @@ torch models and zoo names).
 from __future__ import annotations
 
 import time
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional
 
 from .. import __version__
 from ..errors import CompileError, OnnxImportError, UnsupportedOpError
-from ..hw.config import HwConfig, get_config
 from ..hw.descriptor import Op
 from ..program import Program
 from . import calibrate, emit, fit, frontend, ir, lower, passes, quantize
+from .options import CompileOptions
 
-__all__ = ["compile_model", "pack", "project_onnx", "import_and_lower", "CompileError", "OnnxImportError",
-           "UnsupportedOpError"]
-
-
-def _hw(hw) -> HwConfig:
-    try:
-        return get_config(hw)
-    except KeyError as e:
-        raise CompileError(str(e.args[0])) from e
+__all__ = ["compile_model", "pack", "project_onnx", "import_and_lower", "CompileOptions", "CompileError",
+           "OnnxImportError", "UnsupportedOpError"]
 
 
-def _pps_arg(pps) -> Optional[Tuple[int, int]]:
-    if pps is None or pps is False or pps == "dense":
-        return None
-    if isinstance(pps, str):
-        from ..pps import parse_pps_spec
-        return parse_pps_spec(pps)
-    P, K = (int(v) for v in pps)
-    return P, K
-
-
-def import_and_lower(model, hw="zcu104", pps=(8, 4), first_layer_dense=False, input_shape=None, seed=0):
-    """(graph after the passes, float layers with their PPS decision, source name). No calibration."""
-    hwc = _hw(hw)
-    proto, source = frontend.to_onnx(model, input_shape, seed)
+def import_and_lower(model, options: Optional[CompileOptions] = None, **kwargs):
+    """(graph after the passes, float layers with their PPS decision, source name). No calibration.
+    Options: a CompileOptions and/or its fields by name (hw, pps, first_layer_dense, input_shape, seed)."""
+    opts = CompileOptions.of(options, **kwargs)
+    proto, source = frontend.to_onnx(model, opts.input_shape, opts.seed)
     g = ir.import_onnx(proto, source)
     if len(g.inputs) != 1:
         raise OnnxImportError(f"{source}: the model has {len(g.inputs)} inputs {g.inputs}; only one is supported")
     g = passes.run_pipeline(g)
     layers = lower.to_layers(g)
-    lower.apply_pps(layers, _pps_arg(pps), first_layer_dense, hwc)
-    fit.check_fits(layers, hwc)          # before the (slower) calibration
+    lower.apply_pps(layers, opts.pps, opts.first_layer_dense, opts.hw)
+    fit.check_fits(layers, opts.hw)      # before the (slower) calibration
     return g, layers, source
 
 
@@ -66,22 +50,19 @@ def _with_layer_weights(g: ir.Graph, layers) -> ir.Graph:
     return g
 
 
-def compile_model(model, hw: Union[str, HwConfig] = "zcu104", pps=(8, 4), first_layer_dense: bool = False,
-                  calib=None, num_calib: int = 32, seed: int = 0, input_shape: Optional[Sequence[int]] = None
-                  ) -> Program:
+def compile_model(model, options: Optional[CompileOptions] = None, **kwargs) -> Program:
     """Compile a model for the SPS core.
 
     model: onnx.ModelProto, ONNX file path, torch.nn.Module (with input_shape=(C, H, W)) or a zoo name.
-    pps: (P, K), "PxK", or None for an all-dense program. first_layer_dense: keep the first conv dense.
-    calib: float inputs [N, C, H, W] (array or .npy path); None = `num_calib` seeded standard-normal inputs,
-    with a warning.
+    options: a CompileOptions, and/or its fields by name: hw, pps ((P, K), "PxK", or None for an all-dense
+    program), first_layer_dense (keep the first conv dense), calib (float inputs [N, C, H, W], array or .npy path;
+    None = `num_calib` seeded standard-normal inputs, with a warning), num_calib, seed, input_shape.
     """
     t0 = time.perf_counter()
-    hwc = _hw(hw)
-    pps_t = _pps_arg(pps)
-    g, layers, source = import_and_lower(model, hwc, pps_t, first_layer_dense, input_shape, seed)
+    opts = CompileOptions.of(options, **kwargs)
+    g, layers, source = import_and_lower(model, opts)
     in_name = g.inputs[0]
-    x, synthetic = calibrate.prepare(calib, g.shapes[in_name][1:], num_calib, seed, source)
+    x, synthetic = calibrate.prepare(opts.calib, g.shapes[in_name][1:], opts.num_calib, opts.seed, source)
     float_g = _with_layer_weights(g, layers)
     activations = sorted({t for layer in layers for t in layer.inputs + [layer.output]})
     ranges = calibrate.tensor_ranges(float_g, activations, x)
@@ -90,36 +71,37 @@ def compile_model(model, hw: Union[str, HwConfig] = "zcu104", pps=(8, 4), first_
     metadata = {
         "source": source,
         "compiler": f"sps-pynq {__version__}",
-        "pps": f"{pps_t[0]}x{pps_t[1]}" if pps_t else "dense",
-        "first_layer_dense": bool(first_layer_dense),
-        "calibration": {"count": int(len(x)), "synthetic": bool(synthetic), "seed": seed if synthetic else None,
+        "pps": opts.pps_text,
+        "first_layer_dense": bool(opts.first_layer_dense),
+        "calibration": {"count": int(len(x)), "synthetic": bool(synthetic), "seed": opts.seed if synthetic else None,
                         "method": "max-abs"},
         "onnx_inputs": {t: list(g.onnx_shapes.get(t, ())) for t in g.inputs},
         "onnx_outputs": {t: list(g.onnx_shapes.get(t, ())) for t in g.outputs},
     }
-    program = emit.build_program(layers, quant, scales, hwc, list(g.inputs), list(g.outputs), shapes,
+    program = emit.build_program(layers, quant, scales, opts.hw, list(g.inputs), list(g.outputs), shapes,
                                  g.host_steps, metadata)
     program.metadata["compile_seconds"] = round(time.perf_counter() - t0, 3)
     return program
 
 
-def pack(model, out_path, **options) -> Program:
-    """compile_model(model, **options), saved atomically as a .spsmodel at out_path."""
+def pack(model, out_path, options: Optional[CompileOptions] = None, **kwargs) -> Program:
+    """compile_model(model, options, **kwargs), saved atomically as a .spsmodel at out_path."""
     from .. import model_file
-    program = compile_model(model, **options)
+    program = compile_model(model, options, **kwargs)
     model_file.save(program, out_path)
     return program
 
 
-def project_onnx(model, pps=(8, 4), first_layer_dense: bool = False, hw="zcu104", input_shape=None, seed=0):
+def project_onnx(model, options: Optional[CompileOptions] = None, **kwargs):
     """The same ONNX model with every 3x3 conv's weights PPS-projected, as fp32: the float model the int8
     program approximates. The pattern tables are chosen on the BN-folded weights (as compile_model does) and
     applied as masks to the original Conv weights, so the model keeps its structure (BN stays, scaled rows
-    keep their zeros)."""
+    keep their zeros). Options as for compile_model (calibration options are not used)."""
     import onnx
     from onnx import numpy_helper
-    proto, source = frontend.to_onnx(model, input_shape, seed)
-    g, layers, _ = import_and_lower(proto, hw, pps, first_layer_dense, input_shape, seed)
+    opts = CompileOptions.of(options, **kwargs)
+    proto, source = frontend.to_onnx(model, opts.input_shape, opts.seed)
+    g, layers, _ = import_and_lower(proto, opts)
     out = onnx.ModelProto()
     out.CopyFrom(proto)
     constants = ir.onnx_constants(out.graph)
