@@ -1,7 +1,9 @@
 """The compiler: ONNX / torch model -> a packed `Program` (and a `.spsmodel` file).
 
     model -> frontend (ONNX) -> ir.import_onnx -> passes.run_pipeline -> lower.to_layers -> lower.apply_pps
-          -> calibrate (onnxruntime on the lowered float model) -> quantize -> emit.build_program
+          -> fit.check_fits -> calibrate (onnxruntime on the lowered float model) -> quantize -> emit.build_program
+
+Every stage reads its options from one `CompileOptions` (options.py).
 
 See docs/compiler.md for the passes and the choices made. Workstation-only (onnx, onnxruntime; torch only for
 torch models and zoo names).

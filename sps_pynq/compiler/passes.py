@@ -2,8 +2,13 @@
 
 A pass takes a `Graph` and returns a new `Graph` and whether it changed anything; `PIPELINE` lists each pass once,
 in the order the compiler runs them, and `run_pipeline` repeats the list until nothing changes (a fixpoint). It
-can call a check after each pass that changed the graph (tests compare the graph against onnxruntime there). After the pipeline, `check_supported` is the guard that every remaining node is one
-the hardware runs: Conv, MaxPool, AveragePool, Add (each with its fused ReLU, `sps_relu`).
+can call a check after each pass that changed the graph (tests compare the graph against onnxruntime there).
+After the pipeline, `check_supported` is the guard that every remaining node is one the hardware runs: Conv,
+MaxPool, AveragePool, GlobalAveragePool, Add.
+
+IR-only node attributes (export_onnx drops or translates them): `sps_relu` (a fused ReLU), `sps_fc` (a Conv made
+from a Gemm: always dense), `sps_flat_input` (a 1x1 Conv reading its map as [1, C*H*W, 1, 1]), `sps_weight` (a
+Conv's original ONNX weight tensor, for project_onnx), `sps_domain` (an op of a custom domain, rejected).
 """
 from __future__ import annotations
 
