@@ -147,11 +147,54 @@ def test_fc_over_a_large_map_uses_the_flat_form():
     assert (d.in_c, d.in_h, d.in_w, d.kh, d.nnz) == (512, 1, 1, 1, 1)
 
 
-def test_activation_buffer_overflow_is_a_compile_error():
-    m = make_model([conv("x", "y", "w", "big", kernel_shape=[1, 1])], [("x", (1, 3, 256, 256))], ["y"],
+def test_a_map_that_cannot_be_banded_is_a_compile_error():
+    # one row of 3 channels x 50000 bytes is more than the whole 128 KiB activation buffer
+    m = make_model([conv("x", "y", "w", "wide", kernel_shape=[1, 1])], [("x", (1, 3, 2, 50000))], ["y"],
                    conv_inits("w", (2, 3, 1, 1)))
-    with pytest.raises(CompileError, match=r"layer big: input 'x' \[3, 256, 256\] is 196608 bytes.*131072"):
+    with pytest.raises(CompileError, match=r"layer wide: input \[3, 2, 50000\] .*even one output row needs 1 input "
+                                           r"rows of 3 x 50000 bytes \(150032 bytes.*131072-byte activation buffer"):
         compile_model(m, num_calib=1)
+
+
+LARGE = (6, 40, 36)            # 8640 bytes: more than half the `small` configuration's 16 KiB buffer; x2 below
+
+
+@pytest.mark.parametrize("case", ["conv3x3", "conv3x3_s2", "conv7x7_s2", "conv1x1_s2", "maxpool3x3_s2", "gap",
+                                  "add"])
+def test_large_maps_run_in_bands(case):
+    """A map larger than the activation buffer is cut into bands (rows; channels for pools); the program equals
+    onnxruntime within the usual tolerance, and the C model equals the numpy reference bit for bit."""
+    from sps_pynq.backends.ref import RefBackend
+    from sps_pynq.backends.sim import SimBackend
+    c, h, w = LARGE
+    shape = (2 * c, h, w)            # 17280 bytes > 16384
+    nodes = {
+        "conv3x3": [conv("x", "y", "w", "c", kernel_shape=[3, 3], pads=[1, 1, 1, 1])],
+        "conv3x3_s2": [conv("x", "y", "w", "c", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])],
+        "conv7x7_s2": [conv("x", "y", "w", "c", kernel_shape=[7, 7], strides=[2, 2], pads=[3, 3, 3, 3])],
+        "conv1x1_s2": [conv("x", "y", "w", "c", kernel_shape=[1, 1], strides=[2, 2])],
+        "maxpool3x3_s2": [helper.make_node("MaxPool", ["x"], ["y"], name="p", kernel_shape=[3, 3], strides=[2, 2],
+                                           pads=[1, 1, 1, 1])],
+        "gap": [helper.make_node("GlobalAveragePool", ["x"], ["y"], name="p")],
+        "add": [conv("x", "a", "w", "c", kernel_shape=[1, 1]), helper.make_node("Add", ["a", "x"], ["y"], name="s")],
+    }[case]
+    k = {"conv3x3": 3, "conv3x3_s2": 3, "conv7x7_s2": 7}.get(case, 1)
+    inits = conv_inits("w", (2 * c, 2 * c, k, k)) if case.startswith(("conv", "add")) else {}
+    m = make_model(nodes, [("x", (1,) + shape)], ["y"], inits)
+    program = compare(m, shape, hw="small", pps=None)
+    bands = [layer["bands"] for layer in program.metadata["layers"]]
+    assert max(bands) > 1 or case == "add", bands
+    descs = program.descriptors()
+    assert len(descs) == sum(bands) == program.num_layers
+    x = quantize_input(RNG.standard_normal(shape), program.inputs[0].scale)
+    outs = []
+    for cls in (RefBackend, SimBackend):
+        with cls() as be:
+            be.load(program)
+            be.write(program.inputs[0].offset, x)
+            be.run()
+            outs.append(be.read(program.outputs[0].offset, program.outputs[0].nbytes))
+    assert np.array_equal(outs[0], outs[1])
 
 
 def test_weight_buffer_overflow_is_a_compile_error():

@@ -2,7 +2,8 @@
 
 Arena layout (every buffer ALIGN-aligned, offsets in bytes from the arena base):
 
-    0                 descriptors, DESC_BYTES each, in program order (prog_offset = 0)
+    0                 descriptors, DESC_BYTES each, in program order (prog_offset = 0): one per layer, or one
+                      per band for a layer whose input is larger than the activation buffer (fit.bands_of)
     ...               per CONV layer: packed weights (layout.pack_weights), then parameters (layout.pack_params)
     image end         activation buffers (network input, outputs, reused intermediates; see plan.py)
     stats_offset      STATS_RECORD_BYTES per layer, written by the core
@@ -21,6 +22,7 @@ from ..hw import layout
 from ..hw.config import HwConfig
 from ..hw.descriptor import DESC_BYTES, Descriptor, Op
 from ..program import STATS_RECORD_BYTES, LayerInfo, Program, TensorInfo
+from .fit import bands_of, whole_map_descriptor
 from .lower import Layer
 from .plan import align, plan_buffers
 from .quantize import QuantLayer
@@ -30,9 +32,10 @@ def build_program(layers: List[Layer], quant: Dict[str, QuantLayer], scales: Dic
                   host_steps: List[dict], metadata: dict) -> Program:
     """The Program of `layers` (which have passed fit.check_fits), their quantized parameters and the tensors'
     scales and shapes: the arena image (descriptors, packed weights and parameters) and the buffer plan."""
-    n = len(layers)
-    if n == 0:
+    if not layers:
         raise CompileError("the model has no layer the hardware runs (an empty graph after import)")
+    # Bands depend on the map offsets only modulo ALIGN, so the count is known before the arena is placed.
+    n = sum(len(bands_of(layer, whole_map_descriptor(layer), hw)) for layer in layers)
     # 1. weights and parameters, right after the descriptors
     offset = align(n * DESC_BYTES)
     chunks = []            # (offset, bytes)
@@ -56,25 +59,32 @@ def build_program(layers: List[Layer], quant: Dict[str, QuantLayer], scales: Dic
     act_end = max(b.offset + b.nbytes for b in buffers)
     stats_offset = align(act_end)
     arena_size = align(stats_offset + n * STATS_RECORD_BYTES)
-    # 3. descriptors
-    packed = []
+    # 3. descriptors: each layer's, or its bands'
+    packed, infos, band_counts = [], [], {}
     for layer in layers:
-        d = _descriptor(layer, quant[layer.name], where, placed.get(layer.name))
-        try:
-            packed.append(d.pack())          # checks every field against its width
-        except ValueError as e:
-            raise CompileError(f"layer {layer.name}: {e} (input {list(layer.in_shape)}, output "
-                               f"{list(layer.out_shape)}, kernel {list(layer.kernel)}); the hardware cannot run "
-                               f"this layer shape") from e
+        parts = bands_of(layer, _descriptor(layer, quant[layer.name], where, placed.get(layer.name)), hw)
+        band_counts[layer.name] = len(parts)
+        for j, d in enumerate(parts):
+            try:
+                packed.append(d.pack())          # checks every field against its width
+            except ValueError as e:
+                raise CompileError(f"layer {layer.name}: {e} (input {list(layer.in_shape)}, output "
+                                   f"{list(layer.out_shape)}, kernel {list(layer.kernel)}); the hardware cannot "
+                                   f"run this layer shape") from e
+            name = layer.name if len(parts) == 1 else f"{layer.name}[band {j + 1}/{len(parts)}]"
+            infos.append(LayerInfo(name, list(layer.sources), float(quant[layer.name].out_scale)))
+    if len(packed) != n:
+        raise CompileError(f"internal error: {len(packed)} descriptors where {n} were planned (banding depends "
+                           f"on more than the map offsets modulo ALIGN); please report it")
     image = bytearray(image_end)
     image[0:n * DESC_BYTES] = b"".join(packed)
     for off, data in chunks:
         image[off:off + len(data)] = data
     metadata = dict(metadata)
     metadata["buffers"] = [b.to_dict() for b in buffers]
-    metadata["layers"] = [_layer_meta(layer, placed.get(layer.name)) for layer in layers]
+    metadata["layers"] = [dict(_layer_meta(layer, placed.get(layer.name)), bands=band_counts[layer.name])
+                          for layer in layers]
     metadata["image_bytes"] = image_end
-    infos = [LayerInfo(layer.name, list(layer.sources), float(quant[layer.name].out_scale)) for layer in layers]
 
     def tinfo(t):
         return TensorInfo(t, _chw(shapes[t]), float(scales[t]), where[t].offset)

@@ -1,21 +1,19 @@
 """Does every layer fit the hardware? The one fit check, run once after lowering and before the (slower)
 calibration, so a model that cannot run fails in a second with the numbers and what to do.
 
-Checked per layer: the input map fits the activation buffer; a CONV's row group (I x K x R bytes) fits the weight
-buffer; P fits the indexing unit; pool padding is smaller than the window; the kernel and K fit the descriptor's
-kh/kw/nnz fields. (emit.py checks every other descriptor field when it packs the descriptor.) A planner that cuts
-a large layer into bands of rows replaces this module.
+Checked per layer: the input can be cut into bands that fit the activation buffer (hw.bands.plan; emit.py cuts
+them, knowing the arena offsets); a CONV's row group (I x K x R bytes) fits the weight buffer; P fits the
+indexing unit; pool padding is smaller than the window; the kernel and K fit the descriptor's kh/kw/nnz fields.
+(emit.py checks every other descriptor field when it packs the descriptor.)
 """
 from __future__ import annotations
 
 from typing import List
 
-import numpy as np
-
 from ..errors import CompileError
-from ..hw import layout
+from ..hw import bands, layout
 from ..hw.config import HwConfig
-from ..hw.descriptor import MAX_PATTERNS, Op, field_spec
+from ..hw.descriptor import MAX_PATTERNS, Descriptor, Op, field_spec
 from .lower import Layer
 
 KERNEL_FIELD_BITS = min(field_spec(f)[3] for f in ("kh", "kw", "nnz"))    # 8
@@ -28,13 +26,29 @@ def check_fits(layers: List[Layer], hw: HwConfig) -> None:
         _check_layer(layer, hw)
 
 
+def whole_map_descriptor(layer: Layer) -> Descriptor:
+    """The layer's shape as one descriptor reading and writing whole maps at offset 0 (what banding depends on:
+    the arena places every map on an ALIGN boundary, so offset 0 stands for any of them)."""
+    (c, h, w), (oc, oh, ow) = layer.in_shape, layer.out_shape
+    pt, pl, pb, pr = layer.pads
+    return Descriptor(op=layer.op, in_c=c, in_h=h, in_w=w, out_c=oc, out_h=oh, out_w=ow, kh=layer.kernel[0],
+                      kw=layer.kernel[1], stride_h=layer.strides[0], stride_w=layer.strides[1], pad_top=pt,
+                      pad_left=pl, pad_bottom=pb, pad_right=pr, nnz=layer.K or 1)
+
+
+def bands_of(layer: Layer, d: Descriptor, hw: HwConfig) -> List[Descriptor]:
+    """`d` (the layer's whole-map descriptor, at its arena offsets) as the descriptors the core runs: itself,
+    or its bands when its input is larger than the activation buffer; CompileError when no band fits."""
+    try:
+        return bands.plan(d, hw)
+    except bands.CannotBand as e:
+        raise CompileError(f"layer {layer.name}: input {list(layer.in_shape)} with kernel {list(layer.kernel)}, "
+                           f"stride {list(layer.strides)}: {e} of {hw.name}; use a smaller input width or fewer "
+                           f"channels, or a hardware configuration with a larger act_buf_bytes") from e
+
+
 def _check_layer(layer: Layer, hw: HwConfig) -> None:
-    for t, shape in zip(layer.inputs, [layer.in_shape] * len(layer.inputs)):
-        nbytes = int(np.prod(shape))
-        if nbytes > hw.act_buf_bytes:
-            raise CompileError(f"layer {layer.name}: input {t!r} {list(shape)} is {nbytes} bytes, more than the "
-                               f"{hw.act_buf_bytes}-byte activation buffer of {hw.name}; use a smaller input "
-                               f"resolution or a hardware configuration with a larger act_buf_bytes")
+    bands_of(layer, whole_map_descriptor(layer), hw)
     if layer.op == Op.CONV:
         if layer.P > min(hw.max_patterns, MAX_PATTERNS):
             raise CompileError(f"layer {layer.name}: {layer.P} patterns, the {hw.name} indexing unit holds at most "

@@ -129,3 +129,24 @@ def split_channels(d: Descriptor, hw: HwConfig) -> List[Descriptor]:
     parts = _ceil_div(d.in_c, per)
     b = _even_splits(d.in_c, parts)
     return [channel_band(d, b[j], b[j + 1]) for j in range(parts)]
+
+
+class CannotBand(ValueError):
+    """Not even one output row (or one channel, for a pool) of the layer fits the activation buffer."""
+
+
+def plan(d: Descriptor, hw: HwConfig) -> List[Descriptor]:
+    """Whole-map layer `d` as the descriptors the core runs: [d] when its input fits the activation buffer (and
+    for ADD, which streams), else its bands: channels for a pool when one channel fits (no halo), else rows.
+    Raises CannotBand with the numbers when no band fits."""
+    if d.op == Op.ADD or fits(d, hw):
+        return [d]
+    parts = split_channels(d, hw) if d.op != Op.CONV else []
+    parts = parts or split_rows(d, hw)
+    if parts:
+        return parts
+    one = row_band(d, 0, 1)
+    need = act_load(dataclasses.replace(one, in_map_h=one.in_h + 1), hw).end
+    raise CannotBand(f"even one output row needs {one.in_h} input rows of {d.in_c} x {d.in_w} bytes "
+                     f"({need} bytes with each channel's rows on their own beats), more than the "
+                     f"{hw.act_buf_bytes}-byte activation buffer")
