@@ -10,5 +10,6 @@ sps_pe_array.sv
 sps_requant.sv
 sps_conv_pipe.sv
 sps_out_align.sv
+sps_desc_decode.sv
 sps_core.sv
 sps_top.sv

@@ -84,15 +84,13 @@ module sps_core
     StLayerEnd, StStats, StStatsWait, StError, StAbort, StFinish
   } state_e;
 
-  typedef enum logic [1:0] {DstDesc, DstAct, DstWgt, DstParam} dest_e;
-
   // Prefetch of the next row group's weights and parameters into the other half of the weight buffer and
   // the other parameter bank, while the current group computes (when a group fits half the buffer).
   typedef enum logic [2:0] {PfIdle, PfNone, PfWgtReq, PfWgt, PfParReq, PfPar, PfDone} prefetch_e;
   prefetch_e pf_q;
 
   state_e state_q, ld_next_q;
-  dest_e ld_dest_q;
+  sps_core_pkg::ld_dest_e ld_dest_q;
 
   // ------------------------------------------------------------------------------------------------
   // Run state and the descriptor being executed
@@ -103,21 +101,12 @@ module sps_core
   logic [7:0] err_q;
   logic [31:0] desc_q [DescWords];
 
-  // decoded fields
-  logic [3:0] op_q;
-  logic relu_q, pps_q;
-  logic [31:0] in_off_q, out_off_q, w_off_q, p_off_q, in2_off_q, in_c_q, out_c_q, mult_q, mult2_q;
-  logic [15:0] in_h_q, in_w_q, out_h_q, out_w_q;
-  logic [7:0] kh_q, kw_q, sh_q, sw_q, pt_q, pl_q, pat_q, nnz_q, shift_q;
-  logic [MaxPatterns*9-1:0] masks_q;
-  // derived
-  logic [31:0] in_plane_q, out_pixels_q;
-  logic [47:0] steps_q;
-  logic [23:0] ow_sw_q;
-  logic [15:0] kk_q;
-  logic [7:0] p_eff_q;
-  logic signed [31:0] row_step_q;
-  logic [31:0] pt_w_q;
+  // the descriptor being executed (sps_desc_decode)
+  sps_core_pkg::desc_t desc;
+  sps_core_pkg::derived_t der;
+  logic [47:0] in_bytes;
+  logic [7:0] desc_err;
+  logic pool;                         // MAXPOOL / AVGPOOL: one channel per group on the tile engine
   logic [47:0] group_bytes;
   logic [31:0] group_beats;
 
@@ -146,6 +135,30 @@ module sps_core
   logic [63:0] cycles_q, mac_q, stall_q, rd_bytes_q, wr_bytes_q;
   logic [31:0] lcyc_q, lmac_q, lstall_q;
   logic mac, stall;
+
+  // ------------------------------------------------------------------------------------------------
+  // Descriptor decode, derive and check
+  // ------------------------------------------------------------------------------------------------
+  logic [32*DescWords-1:0] desc_words;
+
+  for (genvar w = 0; w < DescWords; w++) begin : gen_desc_word
+    assign desc_words[32*w +: 32] = desc_q[w];
+  end
+
+  sps_desc_decode #(
+    .Rows(Rows), .AxiDataWidth(AxiDataWidth), .ActBufBytes(ActBufBytes), .WeightBufBytes(WeightBufBytes)
+  ) u_decode (
+    .clk_i, .rst_ni,
+    .words_i(desc_words),
+    .decode_i(state_q == StDecode),
+    .derive_i(state_q == StDerive),
+    .check_i(state_q == StCheck),
+    .desc_o(desc),
+    .der_o(der),
+    .pool_o(pool),
+    .in_bytes_o(in_bytes),
+    .err_o(desc_err)
+  );
 
   // ------------------------------------------------------------------------------------------------
   // Buffers
@@ -205,14 +218,14 @@ module sps_core
     .Rows(Rows), .Cols(Cols), .ActBufBytes(ActBufBytes), .EntryWidth(EntryWidth)
   ) u_pipe (
     .clk_i, .rst_ni,
-    .in_h_i(in_h_q), .in_w_i(in_w_q), .out_w_i(out_w_q),
-    .out_pixels_i(out_pixels_q), .in_plane_i(in_plane_q),
-    .stride_h_i(sh_q), .stride_w_i(sw_q), .pad_top_i(pt_q), .pad_left_i(pl_q),
-    .out_w_stride_i(ow_sw_q), .row_step_i(row_step_q), .pad_top_w_i(pt_w_q),
-    .pps_i(pps_q && !pool), .patterns_i(p_eff_q), .nnz_i(pool ? kk_q : 16'(nnz_q)),
-    .in_c_i(pool ? 16'd1 : in_c_q[15:0]), .chan_off_i(pool ? pchan_q : 32'd0),
-    .max_mode_i(op_q == 4'(OpMaxpool)), .kw_i(kw_q),
-    .residue_i(residue_q[3:0]), .masks_i(masks_q),
+    .in_h_i(desc.in_h), .in_w_i(desc.in_w), .out_w_i(desc.out_w),
+    .out_pixels_i(der.out_pixels), .in_plane_i(der.in_plane),
+    .stride_h_i(desc.stride_h), .stride_w_i(desc.stride_w), .pad_top_i(desc.pad_top), .pad_left_i(desc.pad_left),
+    .out_w_stride_i(der.ow_sw), .row_step_i(der.row_step), .pad_top_w_i(der.pt_w),
+    .pps_i(desc.pps && !pool), .patterns_i(der.p_eff), .nnz_i(pool ? der.kk : 16'(desc.nnz)),
+    .in_c_i(pool ? 16'd1 : desc.in_c[15:0]), .chan_off_i(pool ? pchan_q : 32'd0),
+    .max_mode_i(desc.op == 4'(OpMaxpool)), .kw_i(desc.kw),
+    .residue_i(residue_q[3:0]), .masks_i(desc.masks),
     .init_i(pipe_init),
     .stop_i(state_q == StAbort),
     .busy_o(pipe_busy),
@@ -248,7 +261,7 @@ module sps_core
   );
 
   assign dr_issue = dr_active_q && (32'(seg_count) + 32'(rq1_q) + 32'(rq2_q) < 32'(SegDepth));
-  assign dr_last = pool || (32'(dr_row_q) == 32'(Rows - 1)) || (dr_o_q + 32'(p_eff_q) >= out_c_q);
+  assign dr_last = pool || (32'(dr_row_q) == 32'(Rows - 1)) || (dr_o_q + 32'(der.p_eff) >= desc.out_c);
   assign shadow_release = dr_issue && dr_last;
 
   for (genvar c = 0; c < Cols; c++) begin : gen_lane
@@ -260,7 +273,7 @@ module sps_core
       .v_i(40'(v)),
       .mult_i(par_q[Rows * 4 * wbank_q + 4 * dr_row_q + 1][30:0]),
       .shift_i(par_q[Rows * 4 * wbank_q + 4 * dr_row_q + 2][5:0]),
-      .relu_i(relu_q),
+      .relu_i(desc.relu),
       .y_o(rq_y[8*c +: 8])
     );
   end
@@ -291,11 +304,11 @@ module sps_core
         dr_row_q <= '0;
         dr_o_q <= o_first_q;
         dr_addr_q <= out_group_q + AW'(shadow_base);
-        dr_n_q <= (out_pixels_q - shadow_base >= 32'(Cols)) ? 8'(Cols) : 8'(out_pixels_q - shadow_base);
+        dr_n_q <= (der.out_pixels - shadow_base >= 32'(Cols)) ? 8'(Cols) : 8'(der.out_pixels - shadow_base);
       end else if (dr_issue) begin
         dr_active_q <= !dr_last;
         dr_row_q <= dr_row_q + 1'b1;
-        dr_o_q <= dr_o_q + 32'(p_eff_q);
+        dr_o_q <= dr_o_q + 32'(der.p_eff);
         dr_addr_q <= dr_addr_q + AW'(pn_q);
       end
       rq1_q <= dr_issue;
@@ -310,13 +323,9 @@ module sps_core
   // ------------------------------------------------------------------------------------------------
   // Element engines (pools, ADD): bytes in output order -> packer -> segments
   // ------------------------------------------------------------------------------------------------
-  logic pool;                            // MAXPOOL / AVGPOOL: one channel per group on the tile engine
   logic [31:0] pc_q;                     // pools: channel
   logic [31:0] pchan_q;                  // pools: pc * in_plane
   logic [31:0] out_idx_q;                // ADD: index of the next output byte in the output map
-  logic [31:0] out_total_q;
-
-  assign pool = (op_q == 4'(OpMaxpool)) || (op_q == 4'(OpAvgpool));
 
   // ADD
   logic [31:0] add_off_q, chunk_q;
@@ -348,17 +357,17 @@ module sps_core
   always_ff @(posedge clk_i) begin
     for (int c = 0; c < Cols; c++) begin
       if (state_q == StAddMul) begin
-        add_sum_q[c] <= ProdWidth'($signed(a_row_q[8*c +: 8])) * $signed({1'b0, mult_q[30:0]})
-                        + ProdWidth'($signed(b_row_q[8*c +: 8])) * $signed({1'b0, mult2_q[30:0]});
+        add_sum_q[c] <= ProdWidth'($signed(a_row_q[8*c +: 8])) * $signed({1'b0, desc.mult[30:0]})
+                        + ProdWidth'($signed(b_row_q[8*c +: 8])) * $signed({1'b0, desc.mult2[30:0]});
       end
       if (state_q == StAddRnd) begin
-        add_y_q[8*c +: 8] <= round_shift_sat(add_sum_q[c], shift_q[5:0], relu_q);
+        add_y_q[8*c +: 8] <= round_shift_sat(add_sum_q[c], desc.shift[5:0], desc.relu);
       end
     end
   end
   assign add_seg = (state_q == StAddOut) && !pk_full_q;
 
-  assign byte_addr = arena_q + AW'(out_off_q) + AW'(out_idx_q);
+  assign byte_addr = arena_q + AW'(desc.out_off) + AW'(out_idx_q);
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -456,46 +465,13 @@ module sps_core
   assign rd_req_valid_o = (state_q == StLoadReq) || (state_q == StConvRun && (pf_q == PfWgtReq || pf_q == PfParReq));
   assign wgt_raddr = pipe_wgt_addr + (wbank_q ? EntryWidth'(WgtHalf) : '0);
   // The group after the current one: the next R filters of this class, else the first of the next class.
-  assign next_o_first = o_first_q + 32'(p_eff_q) * 32'(Rows);
-  assign next_exists = next_o_first < out_c_q
-                       || (8'(residue_q) + 8'd1 < p_eff_q && 32'(residue_q) + 32'd1 < out_c_q);
+  assign next_o_first = o_first_q + 32'(der.p_eff) * 32'(Rows);
+  assign next_exists = next_o_first < desc.out_c
+                       || (8'(residue_q) + 8'd1 < der.p_eff && 32'(residue_q) + 32'd1 < desc.out_c);
   assign rd_req_addr_o = ld_addr_q;
   assign rd_req_beats_o = ld_beats_q;
 
-  // ------------------------------------------------------------------------------------------------
-  // Checks of a decoded descriptor
-  // ------------------------------------------------------------------------------------------------
-  logic shape_bad, pattern_bad, misaligned;
-  always_comb begin
-    pattern_bad = 1'b0;
-    for (int j = 0; j < MaxPatterns; j++) begin
-      if (j < 32'(pat_q) && 8'($countones(masks_q[9*j +: 9])) != nnz_q) pattern_bad = 1'b1;
-    end
-    shape_bad = in_c_q == '0 || in_h_q == '0 || in_w_q == '0 || out_c_q == '0 || out_h_q == '0
-                || out_w_q == '0 || in_c_q > 32'd65535;
-    unique case (op_q)
-      4'(OpConv): begin
-        shape_bad = shape_bad || kh_q == '0 || kw_q == '0 || sh_q == '0 || sw_q == '0 || nnz_q == '0;
-        if (pps_q) begin
-          shape_bad = shape_bad || pat_q == '0 || 32'(pat_q) > MaxPatterns || kh_q != 8'd3 || kw_q != 8'd3
-                      || nnz_q > 8'd9 || pattern_bad;
-        end else begin
-          shape_bad = shape_bad || 16'(nnz_q) != kk_q;
-        end
-      end
-      4'(OpMaxpool), 4'(OpAvgpool): begin
-        shape_bad = shape_bad || kh_q == '0 || kw_q == '0 || sh_q == '0 || sw_q == '0 || in_c_q != out_c_q;
-      end
-      default: begin   // ADD
-        shape_bad = shape_bad || in_c_q != out_c_q || in_h_q != out_h_q || in_w_q != out_w_q;
-      end
-    endcase
-    misaligned = in_off_q[BeatShift-1:0] != '0
-                 || (op_q == 4'(OpConv) && (w_off_q[BeatShift-1:0] != '0 || p_off_q[BeatShift-1:0] != '0))
-                 || (op_q == 4'(OpAdd) && in2_off_q[BeatShift-1:0] != '0);
-  end
-
-  assign group_bytes = ((steps_q * 48'(Rows)) + 48'(GroupAlign - 1)) & ~48'(GroupAlign - 1);
+  assign group_bytes = ((der.steps * 48'(Rows)) + 48'(GroupAlign - 1)) & ~48'(GroupAlign - 1);
   assign group_beats = 32'(group_bytes >> BeatShift);
 
   // ------------------------------------------------------------------------------------------------
@@ -532,7 +508,6 @@ module sps_core
       pc_q <= '0;
       pchan_q <= '0;
       out_idx_q <= '0;
-      out_total_q <= '0;
       add_off_q <= '0;
       chunk_q <= '0;
       add_row_q <= '0;
@@ -608,67 +583,18 @@ module sps_core
           end
         end
 
-        StDecode: begin
-          op_q <= desc_q[DescOpWord][DescOpLsb +: DescOpWidth];
-          relu_q <= desc_q[DescReluWord][DescReluLsb];
-          pps_q <= desc_q[DescPpsWord][DescPpsLsb];
-          in_off_q <= desc_q[DescInOffsetWord];
-          in_c_q <= desc_q[DescInCWord];
-          in_h_q <= desc_q[DescInHWord][DescInHLsb +: 16];
-          in_w_q <= desc_q[DescInWWord][DescInWLsb +: 16];
-          out_off_q <= desc_q[DescOutOffsetWord];
-          out_c_q <= desc_q[DescOutCWord];
-          out_h_q <= desc_q[DescOutHWord][DescOutHLsb +: 16];
-          out_w_q <= desc_q[DescOutWWord][DescOutWLsb +: 16];
-          kh_q <= desc_q[DescKhWord][DescKhLsb +: 8];
-          kw_q <= desc_q[DescKwWord][DescKwLsb +: 8];
-          sh_q <= desc_q[DescStrideHWord][DescStrideHLsb +: 8];
-          sw_q <= desc_q[DescStrideWWord][DescStrideWLsb +: 8];
-          pt_q <= desc_q[DescPadTopWord][DescPadTopLsb +: 8];
-          pl_q <= desc_q[DescPadLeftWord][DescPadLeftLsb +: 8];
-          pat_q <= desc_q[DescPatternsWord][DescPatternsLsb +: 8];
-          nnz_q <= desc_q[DescNnzWord][DescNnzLsb +: 8];
-          w_off_q <= desc_q[DescWeightOffsetWord];
-          p_off_q <= desc_q[DescParamOffsetWord];
-          in2_off_q <= desc_q[DescIn2OffsetWord];
-          mult_q <= desc_q[DescMultWord];
-          mult2_q <= desc_q[DescMult2Word];
-          shift_q <= desc_q[DescShiftWord][DescShiftLsb +: 8];
-          for (int j = 0; j < MaxPatterns; j++) masks_q[9*j +: 9] <= desc_q[DescPattern0Word + j][8:0];
-          state_q <= StDerive;
-        end
+        StDecode: state_q <= StDerive;
 
-        StDerive: begin
-          in_plane_q <= 32'(in_h_q) * 32'(in_w_q);
-          out_pixels_q <= 32'(out_h_q) * 32'(out_w_q);
-          steps_q <= 48'(in_c_q) * 48'(nnz_q);
-          ow_sw_q <= 24'(out_w_q) * 24'(sw_q);
-          kk_q <= 16'(kh_q) * 16'(kw_q);
-          p_eff_q <= (pps_q && op_q == 4'(OpConv)) ? pat_q : 8'd1;
-          pt_w_q <= 32'(pt_q) * 32'(in_w_q);
-          state_q <= StCheck;
-        end
+        StDerive: state_q <= StCheck;
 
         StCheck: begin
-          if (op_q > 4'(OpAdd)) begin
-            err_q <= 8'(ErrBadOp);
-            state_q <= StError;
-          end else if (shape_bad) begin
-            err_q <= 8'(ErrBadShape);
-            state_q <= StError;
-          end else if (misaligned) begin
-            err_q <= 8'(ErrMisaligned);
-            state_q <= StError;
-          end else if (op_q != 4'(OpAdd) && 48'(in_c_q) * 48'(in_plane_q) > 48'(ActBufBytes)) begin
-            err_q <= 8'(ErrActBufOverflow);
-            state_q <= StError;
-          end else if (op_q == 4'(OpConv) && steps_q > 48'(WgtDepth)) begin
-            err_q <= 8'(ErrWeightBufOverflow);
+          if (desc_err != 8'(ErrNone)) begin
+            err_q <= desc_err;
             state_q <= StError;
           end else begin
             // Every op but ADD starts by loading the whole input map into the activation buffer.
-            ld_addr_q <= arena_q + AW'(in_off_q);
-            ld_beats_q <= 32'((48'(in_c_q) * 48'(in_plane_q) + 48'(BeatBytes - 1)) >> BeatShift);
+            ld_addr_q <= arena_q + AW'(desc.in_off);
+            ld_beats_q <= 32'((in_bytes + 48'(BeatBytes - 1)) >> BeatShift);
             ld_dest_q <= DstAct;
             ld_idx_q <= '0;
             state_q <= StLoadReq;
@@ -677,7 +603,7 @@ module sps_core
             wbank_q <= 1'b0;
             pf_q <= PfIdle;
             pf_ready_q <= 1'b0;
-            dbuf_q <= steps_q <= 48'(WgtHalf);
+            dbuf_q <= der.steps <= 48'(WgtHalf);
             wg_off_q <= '0;
             pm_off_q <= '0;
             pc_q <= '0;
@@ -686,15 +612,13 @@ module sps_core
               // one parameter record for row 0: no bias; MAXPOOL passes the maximum through (M = 1, S = 0)
               dbuf_q <= 1'b0;
               par_q[0] <= '0;
-              par_q[1] <= (op_q == 4'(OpMaxpool)) ? 32'd1 : mult_q;
-              par_q[2] <= (op_q == 4'(OpMaxpool)) ? 32'd0 : 32'(shift_q);
+              par_q[1] <= (desc.op == 4'(OpMaxpool)) ? 32'd1 : desc.mult;
+              par_q[2] <= (desc.op == 4'(OpMaxpool)) ? 32'd0 : 32'(desc.shift);
             end
             out_idx_q <= '0;
-            out_total_q <= out_c_q * out_pixels_q;
             add_off_q <= '0;
-            pn_q <= 32'(p_eff_q) * out_pixels_q;
-            row_step_q <= $signed(32'(sh_q) * 32'(in_w_q)) - $signed(32'(ow_sw_q));
-            unique case (op_q)
+            pn_q <= 32'(der.p_eff) * der.out_pixels;
+            unique case (desc.op)
               4'(OpConv): ld_next_q <= StConvGroup;
               4'(OpMaxpool), 4'(OpAvgpool): ld_next_q <= StPoolChan;
               default: state_q <= StAddChunk;
@@ -704,16 +628,16 @@ module sps_core
 
         // ---------------- CONV: one row group at a time ----------------
         StConvGroup: begin
-          if (8'(residue_q) == p_eff_q) begin
+          if (8'(residue_q) == der.p_eff) begin
             state_q <= StLayerEnd;
-          end else if (o_first_q >= out_c_q) begin
+          end else if (o_first_q >= desc.out_c) begin
             residue_q <= residue_q + 5'd1;
             o_first_q <= 32'(residue_q) + 32'd1;
           end else if (pf_ready_q) begin
             pf_ready_q <= 1'b0;        // prefetched while the previous group computed
             state_q <= StConvStart;
           end else begin
-            ld_addr_q <= arena_q + AW'(w_off_q) + AW'(wg_off_q);
+            ld_addr_q <= arena_q + AW'(desc.w_off) + AW'(wg_off_q);
             ld_beats_q <= group_beats;
             ld_dest_q <= DstWgt;
             ld_idx_q <= wbank_q ? 32'(WgtHalf) : '0;
@@ -723,7 +647,7 @@ module sps_core
         end
 
         StConvParams: begin
-          ld_addr_q <= arena_q + AW'(p_off_q) + AW'(pm_off_q);
+          ld_addr_q <= arena_q + AW'(desc.p_off) + AW'(pm_off_q);
           ld_beats_q <= 32'(ParamBeats);
           ld_dest_q <= DstParam;
           ld_pbank_q <= wbank_q;
@@ -733,7 +657,7 @@ module sps_core
         end
 
         StConvStart: begin
-          out_group_q <= arena_q + AW'(out_off_q) + AW'(o_first_q * out_pixels_q);
+          out_group_q <= arena_q + AW'(desc.out_off) + AW'(o_first_q * der.out_pixels);
           state_q <= StConvRun;
         end
 
@@ -741,7 +665,7 @@ module sps_core
           unique case (pf_q)
             PfIdle: begin
               if (dbuf_q && next_exists) begin
-                ld_addr_q <= arena_q + AW'(w_off_q) + AW'(wg_off_q) + AW'(group_bytes);
+                ld_addr_q <= arena_q + AW'(desc.w_off) + AW'(wg_off_q) + AW'(group_bytes);
                 ld_beats_q <= group_beats;
                 ld_dest_q <= DstWgt;
                 ld_idx_q <= wbank_q ? '0 : 32'(WgtHalf);
@@ -757,7 +681,7 @@ module sps_core
             end
             PfWgt: begin
               if (beat_done && ld_left_q == 32'd1) begin
-                ld_addr_q <= arena_q + AW'(p_off_q) + AW'(pm_off_q) + AW'(Rows * ParamRecordBytes);
+                ld_addr_q <= arena_q + AW'(desc.p_off) + AW'(pm_off_q) + AW'(Rows * ParamRecordBytes);
                 ld_beats_q <= 32'(ParamBeats);
                 ld_dest_q <= DstParam;
                 ld_pbank_q <= !wbank_q;
@@ -786,7 +710,7 @@ module sps_core
             state_q <= StConvGroup;
             if (pool) begin
               pc_q <= pc_q + 32'd1;
-              pchan_q <= pchan_q + in_plane_q;
+              pchan_q <= pchan_q + der.in_plane;
               state_q <= StPoolChan;
             end
           end
@@ -794,7 +718,7 @@ module sps_core
 
         // ---------------- MAXPOOL / AVGPOOL: one channel per group on the tile engine ----------------
         StPoolChan: begin
-          if (pc_q == out_c_q) begin
+          if (pc_q == desc.out_c) begin
             state_q <= StLayerEnd;
           end else begin
             o_first_q <= pc_q;
@@ -804,12 +728,12 @@ module sps_core
 
         // ---------------- ADD: chunks of both inputs, one element at a time ----------------
         StAddChunk: begin
-          if (add_off_q >= out_total_q) begin
+          if (add_off_q >= der.out_total) begin
             state_q <= StLayerEnd;
           end else begin
-            chunk_q <= (out_total_q - add_off_q > 32'(HalfBytes)) ? 32'(HalfBytes) : out_total_q - add_off_q;
-            ld_addr_q <= arena_q + AW'(in_off_q) + AW'(add_off_q);
-            ld_beats_q <= ((out_total_q - add_off_q > 32'(HalfBytes)) ? 32'(HalfBytes) : out_total_q - add_off_q)
+            chunk_q <= (der.out_total - add_off_q > 32'(HalfBytes)) ? 32'(HalfBytes) : der.out_total - add_off_q;
+            ld_addr_q <= arena_q + AW'(desc.in_off) + AW'(add_off_q);
+            ld_beats_q <= ((der.out_total - add_off_q > 32'(HalfBytes)) ? 32'(HalfBytes) : der.out_total - add_off_q)
                           + 32'(BeatBytes - 1) >> BeatShift;
             ld_dest_q <= DstAct;
             ld_idx_q <= '0;
@@ -819,7 +743,7 @@ module sps_core
         end
 
         StAddLoadB: begin
-          ld_addr_q <= arena_q + AW'(in2_off_q) + AW'(add_off_q);
+          ld_addr_q <= arena_q + AW'(desc.in2_off) + AW'(add_off_q);
           ld_idx_q <= 32'(HalfBytes / Cols);
           ld_next_q <= StAddRdA;
           add_row_q <= '0;
@@ -978,7 +902,8 @@ module sps_core
   // Upper address bits beyond the AXI address width, the sign bits of M and the top bits of S are unused
   // (the descriptor and the parameter records keep them zero); the FIFO never fills (credits).
   logic unused;
-  assign unused = ^{arena_i[63:AW], mult_q[31], mult2_q[31], shift_q[7:6], seg_fifo_ready};
+  assign unused = ^{arena_i[63:AW], desc.mult[31], desc.mult2[31], desc.shift[7:6], desc.out_h, desc.kh,
+                    desc.patterns, seg_fifo_ready};
 
   // ------------------------------------------------------------------------------------------------
   // Parameter checks

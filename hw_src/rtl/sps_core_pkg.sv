@@ -1,12 +1,81 @@
 // Copyright sps-pynq contributors. Licensed under Apache-2.0.
-// Internal helpers of the SPS core: the rounding, ReLU and saturation tail of docs/arithmetic.md.
+// Internal types and helpers of the SPS core: the decoded descriptor, load commands, the requantization tail.
 
 `default_nettype none
 
+// Yosys 0.70 (the synthesis check) cannot read another package's constants or types inside a package, and does
+// not see a package's types through a module's import: the field widths below are literals, checked against
+// sps_if_pkg's Desc*Width at elaboration (sps_desc_decode), and modules name these types with their package
+// (sps_core_pkg::desc_t).
 package sps_core_pkg;
 
   // Width of a product v * M: |v| < 2^39 and M < 2^31 (docs/arithmetic.md), plus sign and headroom.
   localparam int unsigned ProdWidth = 72;
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // A layer descriptor (sps_pynq/hw/descriptor.py), decoded by sps_desc_decode
+  // ---------------------------------------------------------------------------------------------------------------
+  typedef struct packed {
+    logic [3:0]   op;         // one of sps_if_pkg::op_e (anything else is ErrBadOp)
+    logic         relu;       // ReLU before saturation
+    logic         pps;        // CONV: taps from the pattern table instead of dense
+    logic [31:0]  in_off;     // input map (int8 CHW), byte offset in the arena
+    logic [31:0]  in_c;
+    logic [15:0]  in_h;
+    logic [15:0]  in_w;
+    logic [31:0]  out_off;    // output map, byte offset in the arena
+    logic [31:0]  out_c;
+    logic [15:0]  out_h;
+    logic [15:0]  out_w;
+    logic [7:0]   kh;         // kernel / window
+    logic [7:0]   kw;
+    logic [7:0]   stride_h;
+    logic [7:0]   stride_w;
+    logic [7:0]   pad_top;
+    logic [7:0]   pad_left;
+    logic [7:0]   patterns;   // P
+    logic [7:0]   nnz;        // K
+    logic [31:0]  w_off;      // CONV: packed weight row groups
+    logic [31:0]  p_off;      // CONV: per-row parameter records
+    logic [31:0]  in2_off;    // ADD: second input map
+    logic [31:0]  mult;       // ADD: M of input 1; AVGPOOL: M
+    logic [31:0]  mult2;      // ADD: M of input 2
+    logic [7:0]   shift;      // ADD, AVGPOOL: S
+    logic [143:0] masks;      // PPS: the 3x3 mask of pattern j at [9*j +: 9] (MaxPatterns = 16 patterns)
+  } desc_t;
+
+  // Products of the descriptor's fields, registered by sps_desc_decode (first step, then second step).
+  typedef struct packed {
+    logic [31:0]        in_plane;    // in_h * in_w: bytes of one input channel in the activation buffer
+    logic [31:0]        out_pixels;  // out_h * out_w
+    logic [47:0]        steps;       // in_c * nnz: (i, k) steps per tile = weight entries of a row group
+    logic [23:0]        ow_sw;       // out_w * stride_w
+    logic [15:0]        kk;          // kh * kw: window taps
+    logic [7:0]         p_eff;       // residue classes: P for a PPS CONV, else 1
+    logic [31:0]        pt_w;        // pad_top * in_w
+    logic signed [31:0] row_step;    // stride_h * in_w - out_w * stride_w (second step)
+    logic [31:0]        out_total;   // out_c * out_pixels: bytes of the output map (second step)
+  } derived_t;
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // Loads (sps_load): read beats -> descriptor words, activation buffer, weight buffer or parameter records
+  // ---------------------------------------------------------------------------------------------------------------
+  typedef enum logic [1:0] {DstDesc, DstAct, DstWgt, DstParam} ld_dest_e;
+
+  typedef struct packed {
+    ld_dest_e     dest;
+    logic [63:0]  addr;       // DDR byte address, beat-aligned; bits above the AXI address width are zero
+    logic [31:0]  beats;      // AXI data beats to read
+    logic [31:0]  idx;        // where the first beat lands: descriptor / parameter beat, buffer row, weight entry
+    logic         pbank;      // DstParam: which of the two parameter banks
+  } ld_cmd_t;
+
+  // One row's requantization parameters (layout.py's 16-byte record: bias, M, S, 0).
+  typedef struct packed {
+    logic [31:0]  bias;       // int32, added to the accumulator
+    logic [30:0]  mult;       // M, 0..2^31-1
+    logic [5:0]   shift;      // S, 0..63
+  } par_rec_t;
 
   // requant tail: (p + R) >>> S with R = 1 << (S - 1) (0 when S == 0), then ReLU, then saturation to int8.
   function automatic logic [7:0] round_shift_sat(input logic signed [ProdWidth-1:0] p,

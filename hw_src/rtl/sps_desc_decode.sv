@@ -1,0 +1,187 @@
+// Copyright sps-pynq contributors. Licensed under Apache-2.0.
+// Descriptor decode, derive and check: the fetched words -> desc_t, derived_t and the layer's error decision.
+
+`default_nettype none
+
+module sps_desc_decode
+  import sps_if_pkg::*;
+  import sps_core_pkg::*;
+#(
+  parameter int unsigned Rows           = DefaultRows,
+  parameter int unsigned AxiDataWidth   = DefaultAxiDataWidth,
+  parameter int unsigned ActBufBytes    = DefaultActBufBytes,
+  parameter int unsigned WeightBufBytes = DefaultWeightBufBytes
+) (
+  input  wire logic                      clk_i,
+  input  wire logic                      rst_ni,
+
+  // the fetched descriptor: word w at [32*w +: 32]
+  input  wire logic [32*DescWords-1:0]   words_i,
+
+  // three steps in successive cycles; each output is valid from the cycle after its step
+  input  wire logic                      decode_i,     // the fields of words_i -> desc_o
+  input  wire logic                      derive_i,     // first products of the fields -> der_o
+  input  wire logic                      check_i,      // second products -> der_o.row_step, der_o.out_total
+
+  output sps_core_pkg::desc_t            desc_o,
+  output sps_core_pkg::derived_t         der_o,       // first-step fields valid with check_i
+  output logic                           pool_o,      // MAXPOOL or AVGPOOL
+  output logic [47:0]                    in_bytes_o,  // in_c * in_h * in_w: the input map (CONV, pools)
+  output logic [7:0]                     err_o        // with check_i: ErrNone, or why the layer cannot run
+);
+  localparam int unsigned BeatShift = $clog2(AxiDataWidth / 8);
+  localparam int unsigned WgtDepth  = WeightBufBytes / Rows;     // weight entries (R bytes each)
+
+  sps_core_pkg::desc_t desc_q, desc_d;
+  sps_core_pkg::derived_t der_q, der_d;
+
+  // ------------------------------------------------------------------------------------------------
+  // Decode and derive
+  // ------------------------------------------------------------------------------------------------
+  always_comb begin
+    desc_d = desc_q;
+    der_d = der_q;
+    if (decode_i) begin
+      desc_d.op       = words_i[32*DescOpWord + DescOpLsb +: DescOpWidth];
+      desc_d.relu     = words_i[32*DescReluWord + DescReluLsb];
+      desc_d.pps      = words_i[32*DescPpsWord + DescPpsLsb];
+      desc_d.in_off   = words_i[32*DescInOffsetWord + DescInOffsetLsb +: DescInOffsetWidth];
+      desc_d.in_c     = words_i[32*DescInCWord + DescInCLsb +: DescInCWidth];
+      desc_d.in_h     = words_i[32*DescInHWord + DescInHLsb +: DescInHWidth];
+      desc_d.in_w     = words_i[32*DescInWWord + DescInWLsb +: DescInWWidth];
+      desc_d.out_off  = words_i[32*DescOutOffsetWord + DescOutOffsetLsb +: DescOutOffsetWidth];
+      desc_d.out_c    = words_i[32*DescOutCWord + DescOutCLsb +: DescOutCWidth];
+      desc_d.out_h    = words_i[32*DescOutHWord + DescOutHLsb +: DescOutHWidth];
+      desc_d.out_w    = words_i[32*DescOutWWord + DescOutWLsb +: DescOutWWidth];
+      desc_d.kh       = words_i[32*DescKhWord + DescKhLsb +: DescKhWidth];
+      desc_d.kw       = words_i[32*DescKwWord + DescKwLsb +: DescKwWidth];
+      desc_d.stride_h = words_i[32*DescStrideHWord + DescStrideHLsb +: DescStrideHWidth];
+      desc_d.stride_w = words_i[32*DescStrideWWord + DescStrideWLsb +: DescStrideWWidth];
+      desc_d.pad_top  = words_i[32*DescPadTopWord + DescPadTopLsb +: DescPadTopWidth];
+      desc_d.pad_left = words_i[32*DescPadLeftWord + DescPadLeftLsb +: DescPadLeftWidth];
+      desc_d.patterns = words_i[32*DescPatternsWord + DescPatternsLsb +: DescPatternsWidth];
+      desc_d.nnz      = words_i[32*DescNnzWord + DescNnzLsb +: DescNnzWidth];
+      desc_d.w_off    = words_i[32*DescWeightOffsetWord + DescWeightOffsetLsb +: DescWeightOffsetWidth];
+      desc_d.p_off    = words_i[32*DescParamOffsetWord + DescParamOffsetLsb +: DescParamOffsetWidth];
+      desc_d.in2_off  = words_i[32*DescIn2OffsetWord + DescIn2OffsetLsb +: DescIn2OffsetWidth];
+      desc_d.mult     = words_i[32*DescMultWord + DescMultLsb +: DescMultWidth];
+      desc_d.mult2    = words_i[32*DescMult2Word + DescMult2Lsb +: DescMult2Width];
+      desc_d.shift    = words_i[32*DescShiftWord + DescShiftLsb +: DescShiftWidth];
+      for (int j = 0; j < MaxPatterns; j++) begin
+        desc_d.masks[DescPattern0Width*j +: DescPattern0Width] =
+            words_i[32*(DescPattern0Word + j) + DescPattern0Lsb +: DescPattern0Width];
+      end
+    end
+    if (derive_i) begin
+      der_d.in_plane   = 32'(desc_q.in_h) * 32'(desc_q.in_w);
+      der_d.out_pixels = 32'(desc_q.out_h) * 32'(desc_q.out_w);
+      der_d.steps      = 48'(desc_q.in_c) * 48'(desc_q.nnz);
+      der_d.ow_sw      = 24'(desc_q.out_w) * 24'(desc_q.stride_w);
+      der_d.kk         = 16'(desc_q.kh) * 16'(desc_q.kw);
+      der_d.p_eff      = (desc_q.pps && desc_q.op == 4'(OpConv)) ? desc_q.patterns : 8'd1;
+      der_d.pt_w       = 32'(desc_q.pad_top) * 32'(desc_q.in_w);
+    end
+    if (check_i) begin
+      der_d.row_step   = $signed(32'(desc_q.stride_h) * 32'(desc_q.in_w)) - $signed(32'(der_q.ow_sw));
+      der_d.out_total  = desc_q.out_c * der_q.out_pixels;
+    end
+  end
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      desc_q <= '0;
+      der_q <= '0;
+    end else begin
+      desc_q <= desc_d;
+      der_q <= der_d;
+    end
+  end
+
+  assign desc_o = desc_q;
+  assign der_o = der_q;
+  assign pool_o = (desc_q.op == 4'(OpMaxpool)) || (desc_q.op == 4'(OpAvgpool));
+  assign in_bytes_o = 48'(desc_q.in_c) * 48'(der_q.in_plane);
+
+  // ------------------------------------------------------------------------------------------------
+  // Check: the first reason the layer cannot run, in the order of the ErrorCode list
+  // ------------------------------------------------------------------------------------------------
+  logic shape_bad, pattern_bad, misaligned;
+
+  always_comb begin
+    pattern_bad = 1'b0;
+    for (int j = 0; j < MaxPatterns; j++) begin
+      if (j < 32'(desc_q.patterns)
+          && 8'($countones(desc_q.masks[DescPattern0Width*j +: DescPattern0Width])) != desc_q.nnz) begin
+        pattern_bad = 1'b1;
+      end
+    end
+    shape_bad = desc_q.in_c == '0 || desc_q.in_h == '0 || desc_q.in_w == '0 || desc_q.out_c == '0
+                || desc_q.out_h == '0 || desc_q.out_w == '0 || desc_q.in_c > 32'd65535;
+    unique case (desc_q.op)
+      4'(OpConv): begin
+        shape_bad = shape_bad || desc_q.kh == '0 || desc_q.kw == '0 || desc_q.stride_h == '0
+                    || desc_q.stride_w == '0 || desc_q.nnz == '0;
+        if (desc_q.pps) begin
+          shape_bad = shape_bad || desc_q.patterns == '0 || 32'(desc_q.patterns) > MaxPatterns
+                      || desc_q.kh != 8'd3 || desc_q.kw != 8'd3 || desc_q.nnz > 8'd9 || pattern_bad;
+        end else begin
+          shape_bad = shape_bad || 16'(desc_q.nnz) != der_q.kk;
+        end
+      end
+      4'(OpMaxpool), 4'(OpAvgpool): begin
+        shape_bad = shape_bad || desc_q.kh == '0 || desc_q.kw == '0 || desc_q.stride_h == '0
+                    || desc_q.stride_w == '0 || desc_q.in_c != desc_q.out_c;
+      end
+      default: begin   // ADD
+        shape_bad = shape_bad || desc_q.in_c != desc_q.out_c || desc_q.in_h != desc_q.out_h
+                    || desc_q.in_w != desc_q.out_w;
+      end
+    endcase
+    misaligned = desc_q.in_off[BeatShift-1:0] != '0
+                 || (desc_q.op == 4'(OpConv)
+                     && (desc_q.w_off[BeatShift-1:0] != '0 || desc_q.p_off[BeatShift-1:0] != '0))
+                 || (desc_q.op == 4'(OpAdd) && desc_q.in2_off[BeatShift-1:0] != '0);
+
+    err_o = 8'(ErrNone);
+    if (desc_q.op > 4'(OpAdd)) begin
+      err_o = 8'(ErrBadOp);
+    end else if (shape_bad) begin
+      err_o = 8'(ErrBadShape);
+    end else if (misaligned) begin
+      err_o = 8'(ErrMisaligned);
+    end else if (desc_q.op != 4'(OpAdd) && in_bytes_o > 48'(ActBufBytes)) begin
+      err_o = 8'(ErrActBufOverflow);
+    end else if (desc_q.op == 4'(OpConv) && der_q.steps > 48'(WgtDepth)) begin
+      err_o = 8'(ErrWeightBufOverflow);
+    end
+  end
+
+  // ------------------------------------------------------------------------------------------------
+  // desc_t must hold every field at the width of the descriptor layout (sps_if_pkg, generated)
+  // ------------------------------------------------------------------------------------------------
+  if ($bits(desc_q.op) != DescOpWidth || $bits(desc_q.relu) != DescReluWidth || $bits(desc_q.pps) != DescPpsWidth
+      || $bits(desc_q.in_off) != DescInOffsetWidth || $bits(desc_q.in_c) != DescInCWidth
+      || $bits(desc_q.in_h) != DescInHWidth || $bits(desc_q.in_w) != DescInWWidth
+      || $bits(desc_q.out_off) != DescOutOffsetWidth || $bits(desc_q.out_c) != DescOutCWidth
+      || $bits(desc_q.out_h) != DescOutHWidth || $bits(desc_q.out_w) != DescOutWWidth
+      || $bits(desc_q.kh) != DescKhWidth || $bits(desc_q.kw) != DescKwWidth
+      || $bits(desc_q.stride_h) != DescStrideHWidth || $bits(desc_q.stride_w) != DescStrideWWidth
+      || $bits(desc_q.pad_top) != DescPadTopWidth || $bits(desc_q.pad_left) != DescPadLeftWidth
+      || $bits(desc_q.patterns) != DescPatternsWidth || $bits(desc_q.nnz) != DescNnzWidth
+      || $bits(desc_q.w_off) != DescWeightOffsetWidth || $bits(desc_q.p_off) != DescParamOffsetWidth
+      || $bits(desc_q.in2_off) != DescIn2OffsetWidth || $bits(desc_q.mult) != DescMultWidth
+      || $bits(desc_q.mult2) != DescMult2Width || $bits(desc_q.shift) != DescShiftWidth
+      || $bits(desc_q.masks) != MaxPatterns * DescPattern0Width) begin : gen_bad_desc_t
+    $error("sps_desc_decode: sps_core_pkg::desc_t does not match the descriptor fields of sps_if_pkg");
+  end
+
+  // Assertions (simulation only).
+`ifndef SYNTHESIS
+  // The three steps come one at a time.
+  StepsOneAtATime: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      $onehot0({decode_i, derive_i, check_i}));
+`endif
+
+endmodule
+
+`default_nettype wire
