@@ -147,6 +147,25 @@ def test_fc_over_a_large_map_uses_the_flat_form():
     assert (d.in_c, d.in_h, d.in_w, d.kh, d.nnz) == (512, 1, 1, 1, 1)
 
 
+@pytest.mark.parametrize("shape", [(120, 6, 6), (3, 40, 40)])     # a 36-tap kernel; the flat 1x1 form
+def test_fc_wider_than_the_weight_buffer_runs_as_partial_sums(shape):
+    """An FC whose row group is larger than the weight buffer (small: 8 KiB, R = 2: at most 4096 inputs) runs
+    as partial FCs over slices of its input channels, each within half the buffer, summed by ADD layers that
+    carry the bias and the ReLU; within the usual tolerance of onnxruntime."""
+    n_in = int(np.prod(shape))
+    nodes = [helper.make_node("Flatten", ["x"], ["f"]), helper.make_node("Gemm", ["f", "B", "C"], ["g"], transB=1),
+             helper.make_node("Relu", ["g"], ["y"])]
+    m = make_model(nodes, [("x", (1,) + shape)], ["y"],
+                   {"B": RNG.standard_normal((6, n_in)) / np.sqrt(n_in), "C": RNG.standard_normal(6) * 0.3})
+    program = compare(m, shape, hw="small", pps=None)
+    descs = program.descriptors()
+    convs = [d for d in descs if d.op == Op.CONV]
+    adds = [d for d in descs if d.op == Op.ADD]
+    assert len(convs) == 3 and len(adds) == 2 and sum(d.in_c * d.nnz for d in convs) == n_in
+    assert all(d.in_c * d.nnz * 2 <= 4096 for d in convs)            # each group fits half the weight buffer
+    assert [d.relu for d in descs] == [False] * 4 + [True] and descs[-1].op == Op.ADD
+
+
 def test_a_map_that_cannot_be_banded_is_a_compile_error():
     # one row of 3 channels x 50000 bytes is more than the whole 128 KiB activation buffer
     m = make_model([conv("x", "y", "w", "wide", kernel_shape=[1, 1])], [("x", (1, 3, 2, 50000))], ["y"],

@@ -33,6 +33,7 @@ def import_and_lower(model, options: Optional[CompileOptions] = None, **kwargs):
     if len(g.inputs) != 1:
         raise OnnxImportError(f"{source}: the model has {len(g.inputs)} inputs {g.inputs}; only one is supported")
     g = passes.run_pipeline(g)
+    g = passes.split_wide_reductions(g, opts.hw)     # depends on the hardware: after the generic pipeline
     layers = lower.to_layers(g)
     lower.apply_pps(layers, opts.pps, opts.first_layer_dense, opts.hw)
     fit.check_fits(layers, opts.hw)      # before the (slower) calibration

@@ -101,7 +101,8 @@ def _chw(shape) -> tuple:
 def _descriptor(layer: Layer, q: QuantLayer, where, placed) -> Descriptor:
     (c, h, w), (oc, oh, ow) = layer.in_shape, layer.out_shape
     pt, pl, pb, pr = layer.pads
-    d = Descriptor(op=layer.op, in_offset=where[layer.inputs[0]].offset, in_c=c, in_h=h, in_w=w,
+    d = Descriptor(op=layer.op, in_offset=where[layer.inputs[0]].offset + layer.in_byte_offset, in_c=c, in_h=h,
+                   in_w=w,
                    out_offset=where[layer.output].offset, out_c=oc, out_h=oh, out_w=ow,
                    kh=layer.kernel[0], kw=layer.kernel[1], stride_h=layer.strides[0], stride_w=layer.strides[1],
                    pad_top=pt, pad_left=pl, pad_bottom=pb, pad_right=pr, relu=layer.relu)

@@ -242,10 +242,22 @@ def export_onnx(g: Graph, extra_outputs: List[str] = (), opset: int = 17):
         inputs = list(n.inputs)
         attrs = {k: v for k, v in n.attrs.items() if not k.startswith("sps_")}
         arrays = {t: g.initializers[t] for t in inputs if t in g.initializers}
+        ch = n.attr("sps_in_channels")
+        if ch:
+            # split_wide_reduction's partial Conv reads channels [c0, c1) of its input: a Slice for onnxruntime
+            sliced = f"{inputs[0]}__ch{ch[0]}_{ch[1]}"
+            if sliced not in used:
+                used.add(sliced)
+                consts = {f"{sliced}__{k}": np.array(v, dtype=np.int64)
+                          for k, v in (("starts", [ch[0]]), ("ends", [ch[1]]), ("axes", [1]))}
+                inits += [numpy_helper.from_array(a, k) for k, a in consts.items()]
+                nodes.append(helper.make_node("Slice", [inputs[0]] + list(consts), [sliced], name=sliced))
+            inputs[0] = sliced
         if n.attr("sps_flat_input"):
             # fc_as_pointwise's 1x1 Conv over the map read as [1, C*H*W, 1, 1] is the Conv whose kernel is the
             # whole map [C, H, W]: onnxruntime gets that form, the model's own, so calibration sees the same floats
-            _, c, h, w = g.shapes[inputs[0]]
+            _, c, h, w = g.shapes[n.inputs[0]]
+            c = (ch[1] - ch[0]) if ch else c
             inputs[1] = n.inputs[1] + "__map"
             arrays = {inputs[1]: arrays.pop(n.inputs[1]).reshape(-1, c, h, w), **arrays}
             attrs["kernel_shape"] = [h, w]

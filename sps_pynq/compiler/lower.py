@@ -40,6 +40,7 @@ class Layer:
     energy_kept: float = 1.0
     fc: bool = False                      # a fully connected layer (Gemm/MatMul): always dense
     weight_source: str = ""               # the ONNX weight tensor of a Conv (project_onnx masks it)
+    in_byte_offset: int = 0               # where the layer's input starts in inputs[0] (a channel slice)
 
     @property
     def P(self) -> int:
@@ -56,11 +57,14 @@ def to_layers(g: Graph) -> List[Layer]:
     for n in g.nodes:
         x = n.inputs[0]
         in_shape = tuple(g.shapes[x][1:])
+        c0, c1 = n.attr("sps_in_channels", [0, in_shape[0]])      # split_wide_reduction: a channel slice
+        plane = int(np.prod(in_shape[1:]))
+        in_shape = (c1 - c0,) + in_shape[1:]
         if n.attr("sps_flat_input"):                # fc_as_pointwise: x read as [C*H*W, 1, 1]
             in_shape = (int(np.prod(in_shape)), 1, 1)
         out_shape = tuple(g.shapes[n.outputs[0]][1:])
         layer = Layer(n.name, OP_OF[n.op], [x], n.outputs[0], in_shape, out_shape, list(n.sources),
-                      relu=bool(n.attr("sps_relu")))
+                      relu=bool(n.attr("sps_relu")), in_byte_offset=c0 * plane)
         if n.op == "Conv":
             w = g.initializers[n.inputs[1]].astype(np.float64)
             b = (g.initializers[n.inputs[2]].astype(np.float64).reshape(-1)

@@ -8,7 +8,8 @@ MaxPool, AveragePool, GlobalAveragePool, Add.
 
 IR-only node attributes (export_onnx drops or translates them): `sps_relu` (a fused ReLU), `sps_fc` (a Conv made
 from a Gemm: always dense), `sps_flat_input` (a 1x1 Conv reading its map as [1, C*H*W, 1, 1]), `sps_weight` (a
-Conv's original ONNX weight tensor, for project_onnx), `sps_domain` (an op of a custom domain, rejected).
+Conv's original ONNX weight tensor, for project_onnx), `sps_domain` (an op of a custom domain, rejected),
+`sps_in_channels` ([c0, c1]: a Conv reading only those channels of its input map, from SplitWideReduction).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import Callable, List, Optional, Tuple
 import numpy as np
 
 from ..errors import UnsupportedOpError
+from ..hw.layout import group_weight_bytes
 from .fit import KERNEL_FIELD_MAX
 from .ir import Graph, Node, conv_pads
 
@@ -338,6 +340,72 @@ PIPELINE: List[Pass] = [
     FlattenToAlias(),
     StripSoftmax(),
 ]
+class SplitWideReduction(Pass):
+    """A fully connected layer (a Conv from a Gemm, always dense) whose row group of weights (input channels x
+    kernel taps x R rows) is larger than the weight buffer becomes partial Convs over slices of its input
+    channels (`sps_in_channels`), each one a row group that fits half the buffer (so the next group's weights
+    load while one computes), summed by a chain of Adds that carries the bias (in the first part) and the ReLU
+    (on the last Add). Each partial sum is an int8 map with its own calibrated scale, so the layer's output gets
+    the rounding of one int8 map per part instead of one (VGG16's first FC: 25,088 inputs, 6 parts on zcu104).
+    It depends on the hardware, so it runs after the PIPELINE (compiler.import_and_lower), not in it.
+    """
+    name = "split_wide_reduction"
+
+    def __init__(self, hw):
+        self.hw = hw
+
+    def apply(self, g):
+        changed = False
+        for n in [n for n in g.nodes if n.op == "Conv" and n.attr("sps_fc") and not n.attr("sps_in_channels")]:
+            _, c, h, w = g.shapes[n.inputs[0]]
+            wt = g.initializers[n.inputs[1]]
+            per_channel = (wt.shape[1] // c) * wt.shape[2] * wt.shape[3]       # weight taps per input channel
+            rows = self.hw.rows
+            if group_weight_bytes(c, per_channel, rows) <= self.hw.weight_buf_bytes:
+                continue
+            most = max(1, (self.hw.weight_buf_bytes // 2) // (per_channel * rows))
+            while most > 1 and group_weight_bytes(most, per_channel, rows) > self.hw.weight_buf_bytes // 2:
+                most -= 1
+            self._split(g, n, c, h, w, per_channel, -(-c // most))
+            changed = True
+        return changed
+
+    @staticmethod
+    def _split(g, n, c, h, w, per_channel, parts):
+        wt = g.initializers[n.inputs[1]]
+        flat = wt.shape[1] != c                   # fc_as_pointwise: weights [N, C*H*W, 1, 1], per channel h*w
+        step = per_channel if flat else 1
+        bias = n.inputs[2] if len(n.inputs) > 2 else ""
+        at = g.nodes.index(n)
+        out, relu = n.outputs[0], n.attr("sps_relu")
+        new, partial = [], []
+        bounds = [c * j // parts for j in range(parts + 1)]
+        for j in range(parts):
+            c0, c1 = bounds[j], bounds[j + 1]
+            w_name = f"{n.name}__w_part{j}"
+            g.initializers[w_name] = wt[:, c0 * step:c1 * step]
+            t = f"{out}__part{j}"
+            g.shapes[t] = g.shapes[out]
+            attrs = {k: v for k, v in n.attrs.items() if k != "sps_relu"}
+            attrs["sps_in_channels"] = [c0, c1]
+            inputs = [n.inputs[0], w_name] + ([bias] if j == 0 and bias else [])
+            new.append(Node("Conv", f"{n.name}/part{j}", inputs, [t], attrs, list(n.sources)))
+            partial.append(t)
+        acc = partial[0]
+        for j in range(1, parts):
+            t = out if j == parts - 1 else f"{out}__sum{j}"
+            g.shapes[t] = g.shapes[out]
+            attrs = {"sps_relu": 1} if relu and j == parts - 1 else {}
+            new.append(Node("Add", f"{n.name}/sum{j}", [acc, partial[j]], [t], attrs, list(n.sources)))
+            acc = t
+        g.nodes[at:at + 1] = new
+
+
+def split_wide_reductions(g: Graph, hw) -> Graph:
+    """SplitWideReduction for hardware `hw` (see there): the graph with every too-wide FC layer split."""
+    return SplitWideReduction(hw).run(g)[0]
+
+
 MAX_ROUNDS = 10     # rounds of the whole list before run_pipeline gives up; real models need 2 or 3
 
 
