@@ -11,5 +11,6 @@ sps_requant.sv
 sps_conv_pipe.sv
 sps_out_align.sv
 sps_desc_decode.sv
+sps_load.sv
 sps_core.sv
 sps_top.sv

@@ -62,14 +62,11 @@ module sps_core
 );
   localparam int unsigned BeatBytes  = AxiDataWidth / 8;
   localparam int unsigned BeatShift  = $clog2(BeatBytes);
-  localparam int unsigned BeatWords  = BeatBytes / 4;
   localparam int unsigned ColShift   = $clog2(Cols);
   localparam int unsigned ActAw      = $clog2(ActBufBytes);
   localparam int unsigned RowAw      = ActAw - ColShift;
   localparam int unsigned WgtDepth   = WeightBufBytes / Rows;
   localparam int unsigned EntryWidth = $clog2(WgtDepth);
-  localparam int unsigned ActSubs    = BeatBytes / Cols;   // buffer writes per loaded beat
-  localparam int unsigned WgtSubs    = BeatBytes / Rows;
   localparam int unsigned RowSel     = $clog2(Rows > 1 ? Rows : 2);
   localparam int unsigned HalfBytes  = ActBufBytes / 2;    // ADD: input 1 in the lower half, input 2 above
   localparam int unsigned ParamBeats = Rows * ParamRecordBytes / BeatBytes;
@@ -77,7 +74,7 @@ module sps_core
   localparam int unsigned AW         = AxiAddrWidth;
 
   typedef enum logic [4:0] {
-    StIdle, StFetch, StLoadReq, StLoad, StDecode, StDerive, StCheck,
+    StIdle, StFetch, StLoad, StDecode, StDerive, StCheck,
     StConvGroup, StConvParams, StConvStart, StConvRun,
     StPoolChan,
     StAddChunk, StAddLoadB, StAddRdA, StAddRdB, StAddLatch, StAddMul, StAddRnd, StAddOut,
@@ -86,11 +83,10 @@ module sps_core
 
   // Prefetch of the next row group's weights and parameters into the other half of the weight buffer and
   // the other parameter bank, while the current group computes (when a group fits half the buffer).
-  typedef enum logic [2:0] {PfIdle, PfNone, PfWgtReq, PfWgt, PfParReq, PfPar, PfDone} prefetch_e;
+  typedef enum logic [2:0] {PfIdle, PfNone, PfWgt, PfPar, PfDone} prefetch_e;
   prefetch_e pf_q;
 
   state_e state_q, ld_next_q;
-  sps_core_pkg::ld_dest_e ld_dest_q;
 
   // ------------------------------------------------------------------------------------------------
   // Run state and the descriptor being executed
@@ -99,7 +95,6 @@ module sps_core
   logic [31:0] prog_q, num_layers_q, stats_off_q, layer_q;
   logic stats_en_q;
   logic [7:0] err_q;
-  logic [31:0] desc_q [DescWords];
 
   // the descriptor being executed (sps_desc_decode)
   sps_core_pkg::desc_t desc;
@@ -111,22 +106,19 @@ module sps_core
   logic [31:0] group_beats;
 
   // load engine
-  logic [AW-1:0] ld_addr_q;
-  logic [31:0] ld_beats_q, ld_left_q;
-  logic [31:0] ld_idx_q;
-  logic [7:0] ld_sub_q;
-  logic beat_fire, beat_done;
+  logic ld_valid, ld_flush, ld_busy, ld_receiving, ld_wait, ld_done;
+  sps_core_pkg::ld_cmd_t ld_cmd;
+  logic [AW-1:0] ld_addr;
+  sps_core_pkg::par_rec_t par_rec, rq_rec;
 
   // conv group loop
   logic [4:0] residue_q;        // class r; one wider than a pattern index so that it can reach P = 16
   logic [31:0] o_first_q, wg_off_q, pm_off_q;
   logic [AW-1:0] out_group_q;
-  logic [31:0] par_q [2*Rows*4];      // two banks of R records (bias, M, S, 0)
   logic wbank_q;                      // weight half / parameter bank the current group computes from
-  logic ld_pbank_q;                   // parameter bank a DstParam load fills
   logic dbuf_q;                       // this layer's groups fit half the weight buffer: prefetch
   logic pf_ready_q;                   // the next group's weights and parameters are already loaded
-  logic next_exists, ld_active, pf_loading;
+  logic next_exists;
   logic [31:0] next_o_first;
   logic [EntryWidth-1:0] pipe_wgt_addr;
   localparam int unsigned WgtHalf = WgtDepth / 2;
@@ -140,10 +132,6 @@ module sps_core
   // Descriptor decode, derive and check
   // ------------------------------------------------------------------------------------------------
   logic [32*DescWords-1:0] desc_words;
-
-  for (genvar w = 0; w < DescWords; w++) begin : gen_desc_word
-    assign desc_words[32*w +: 32] = desc_q[w];
-  end
 
   sps_desc_decode #(
     .Rows(Rows), .AxiDataWidth(AxiDataWidth), .ActBufBytes(ActBufBytes), .WeightBufBytes(WeightBufBytes)
@@ -161,40 +149,41 @@ module sps_core
   );
 
   // ------------------------------------------------------------------------------------------------
-  // Buffers
+  // Load engine: descriptor words, activation and weight buffers, parameter records
   // ------------------------------------------------------------------------------------------------
-  logic act_we;
-  logic [RowAw-1:0] act_wrow;
-  logic [Cols*8-1:0] act_wdata, act_rdata;
+  logic [Cols*8-1:0] act_rdata;
   logic [Cols*RowAw-1:0] act_rrow, pipe_act_row;
   logic [RowAw-1:0] elt_row;          // ADD: one row address for every bank
   logic elt_reads;
+  logic [EntryWidth-1:0] wgt_raddr;
+  logic [Rows*8-1:0] wgt_rdata;
 
-  for (genvar b = 0; b < Cols; b++) begin : gen_act_bank
-    sps_ram_1r1w #(.Width(8), .Depth(ActBufBytes / Cols)) u_bank (
-      .clk_i,
-      .we_i(act_we),
-      .waddr_i(act_wrow),
-      .wdata_i(act_wdata[8*b +: 8]),
-      .re_i(1'b1),
-      .raddr_i(act_rrow[RowAw*b +: RowAw]),
-      .rdata_o(act_rdata[8*b +: 8])
-    );
+  for (genvar b = 0; b < Cols; b++) begin : gen_act_rrow
     assign act_rrow[RowAw*b +: RowAw] = elt_reads ? elt_row : pipe_act_row[RowAw*b +: RowAw];
   end
 
-  logic wgt_we;
-  logic [EntryWidth-1:0] wgt_waddr, wgt_raddr;
-  logic [Rows*8-1:0] wgt_wdata, wgt_rdata;
-
-  sps_ram_1r1w #(.Width(Rows * 8), .Depth(WgtDepth)) u_wgt (
-    .clk_i,
-    .we_i(wgt_we),
-    .waddr_i(wgt_waddr),
-    .wdata_i(wgt_wdata),
-    .re_i(1'b1),
-    .raddr_i(wgt_raddr),
-    .rdata_o(wgt_rdata)
+  sps_load #(
+    .Rows(Rows), .Cols(Cols), .AxiDataWidth(AxiDataWidth), .AxiAddrWidth(AxiAddrWidth),
+    .ActBufBytes(ActBufBytes), .WeightBufBytes(WeightBufBytes)
+  ) u_load (
+    .clk_i, .rst_ni,
+    .flush_i(ld_flush),
+    .cmd_valid_i(ld_valid),
+    .cmd_i(ld_cmd),
+    .busy_o(ld_busy),
+    .receiving_o(ld_receiving),
+    .wait_o(ld_wait),
+    .done_o(ld_done),
+    .rd_req_valid_o, .rd_req_ready_i, .rd_req_addr_o, .rd_req_beats_o,
+    .rd_beat_valid_i, .rd_beat_ready_o, .rd_beat_data_i,
+    .desc_words_o(desc_words),
+    .par_bank_i(wbank_q),
+    .par_row_i(dr_row_q),
+    .par_rec_o(par_rec),
+    .act_rrow_i(act_rrow),
+    .act_rdata_o(act_rdata),
+    .wgt_raddr_i(wgt_raddr),
+    .wgt_rdata_o(wgt_rdata)
   );
 
   // ------------------------------------------------------------------------------------------------
@@ -264,15 +253,25 @@ module sps_core
   assign dr_last = pool || (32'(dr_row_q) == 32'(Rows - 1)) || (dr_o_q + 32'(der.p_eff) >= desc.out_c);
   assign shadow_release = dr_issue && dr_last;
 
+  // The row's parameters; pools: bias 0 and the descriptor's M and S (MAXPOOL passes the maximum: M = 1, S = 0).
+  always_comb begin
+    rq_rec = par_rec;
+    if (pool) begin
+      rq_rec.bias = '0;
+      rq_rec.mult = (desc.op == 4'(OpMaxpool)) ? 31'd1 : desc.mult[30:0];
+      rq_rec.shift = (desc.op == 4'(OpMaxpool)) ? 6'd0 : desc.shift[5:0];
+    end
+  end
+
   for (genvar c = 0; c < Cols; c++) begin : gen_lane
     // acc + bias is an int32 register sum: it wraps like the accumulators (reference: _wrap_int32).
     logic signed [31:0] v;
-    assign v = $signed(shadow_row[32*c +: 32]) + $signed(par_q[Rows * 4 * wbank_q + 4 * dr_row_q]);
+    assign v = $signed(shadow_row[32*c +: 32]) + $signed(rq_rec.bias);
     sps_requant u_rq (
       .clk_i,
       .v_i(40'(v)),
-      .mult_i(par_q[Rows * 4 * wbank_q + 4 * dr_row_q + 1][30:0]),
-      .shift_i(par_q[Rows * 4 * wbank_q + 4 * dr_row_q + 2][5:0]),
+      .mult_i(rq_rec.mult),
+      .shift_i(rq_rec.shift),
       .relu_i(desc.relu),
       .y_o(rq_y[8*c +: 8])
     );
@@ -441,35 +440,92 @@ module sps_core
   assign fifo_clear = (state_q == StAbort);
 
   // ------------------------------------------------------------------------------------------------
-  // Loads: beats from the read engine into the descriptor, the buffers or the parameter registers
+  // Load commands (at most one a cycle): the descriptor, the input map, a row group's weights and
+  // parameters (or the next group's, prefetched while this one computes), the chunks of both ADD inputs
   // ------------------------------------------------------------------------------------------------
   always_comb begin
-    unique case (ld_dest_q)
-      DstAct: rd_beat_ready_o = ld_active && (ld_sub_q == 8'(ActSubs - 1));
-      DstWgt: rd_beat_ready_o = ld_active && (ld_sub_q == 8'(WgtSubs - 1));
-      default: rd_beat_ready_o = ld_active;
+    ld_valid = 1'b0;
+    ld_cmd = '0;
+    ld_addr = '0;
+    unique case (state_q)
+      StFetch: begin
+        if (layer_q != num_layers_q) begin
+          ld_valid = 1'b1;
+          ld_cmd.dest = DstDesc;
+          ld_addr = arena_q + AW'(prog_q) + AW'(layer_q) * AW'(DescBytes);
+          ld_cmd.beats = 32'(DescBytes / BeatBytes);
+        end
+      end
+      StCheck: begin
+        // Every op but ADD starts by loading the whole input map into the activation buffer.
+        if (desc_err == 8'(ErrNone) && desc.op != 4'(OpAdd)) begin
+          ld_valid = 1'b1;
+          ld_cmd.dest = DstAct;
+          ld_addr = arena_q + AW'(desc.in_off);
+          ld_cmd.beats = 32'((in_bytes + 48'(BeatBytes - 1)) >> BeatShift);
+        end
+      end
+      StConvGroup: begin
+        if (8'(residue_q) != der.p_eff && o_first_q < desc.out_c && !pf_ready_q) begin
+          ld_valid = 1'b1;
+          ld_cmd.dest = DstWgt;
+          ld_addr = arena_q + AW'(desc.w_off) + AW'(wg_off_q);
+          ld_cmd.beats = group_beats;
+          ld_cmd.idx = wbank_q ? 32'(WgtHalf) : '0;
+        end
+      end
+      StConvParams: begin
+        ld_valid = 1'b1;
+        ld_cmd.dest = DstParam;
+        ld_addr = arena_q + AW'(desc.p_off) + AW'(pm_off_q);
+        ld_cmd.beats = 32'(ParamBeats);
+        ld_cmd.pbank = wbank_q;
+      end
+      StConvRun: begin
+        if (pf_q == PfIdle && dbuf_q && next_exists) begin
+          ld_valid = 1'b1;
+          ld_cmd.dest = DstWgt;
+          ld_addr = arena_q + AW'(desc.w_off) + AW'(wg_off_q) + AW'(group_bytes);
+          ld_cmd.beats = group_beats;
+          ld_cmd.idx = wbank_q ? '0 : 32'(WgtHalf);
+        end else if (pf_q == PfWgt && ld_done) begin
+          ld_valid = 1'b1;
+          ld_cmd.dest = DstParam;
+          ld_addr = arena_q + AW'(desc.p_off) + AW'(pm_off_q) + AW'(Rows * ParamRecordBytes);
+          ld_cmd.beats = 32'(ParamBeats);
+          ld_cmd.pbank = !wbank_q;
+        end
+      end
+      StAddChunk: begin
+        if (add_off_q < der.out_total) begin
+          ld_valid = 1'b1;
+          ld_cmd.dest = DstAct;
+          ld_addr = arena_q + AW'(desc.in_off) + AW'(add_off_q);
+          ld_cmd.beats = ((der.out_total - add_off_q > 32'(HalfBytes)) ? 32'(HalfBytes)
+                          : der.out_total - add_off_q) + 32'(BeatBytes - 1) >> BeatShift;
+        end
+      end
+      StAddLoadB: begin
+        ld_valid = 1'b1;
+        ld_cmd.dest = DstAct;
+        ld_addr = arena_q + AW'(desc.in2_off) + AW'(add_off_q);
+        ld_cmd.beats = chunk_q + 32'(BeatBytes - 1) >> BeatShift;
+        ld_cmd.idx = 32'(HalfBytes / Cols);
+      end
+      default: ;
     endcase
+    ld_cmd.addr = 64'(ld_addr);
   end
-  assign pf_loading = (state_q == StConvRun) && (pf_q == PfWgt || pf_q == PfPar);
-  assign ld_active = (state_q == StLoad) || pf_loading;
-  assign beat_fire = ld_active && rd_beat_valid_i;          // a (part of a) beat is used
-  assign beat_done = beat_fire && rd_beat_ready_o;
 
-  assign act_we = beat_fire && ld_dest_q == DstAct;
-  assign act_wrow = RowAw'(ld_idx_q);
-  assign act_wdata = rd_beat_data_i[Cols * 8 * ld_sub_q +: Cols * 8];
-  assign wgt_we = beat_fire && ld_dest_q == DstWgt;
-  assign wgt_waddr = EntryWidth'(ld_idx_q);
-  assign wgt_wdata = rd_beat_data_i[Rows * 8 * ld_sub_q +: Rows * 8];
+  // A load in progress ends with the run (abort) or with an error of the read engine.
+  assign ld_flush = (abort_i && state_q != StIdle)
+                    || (rd_err_i && ((state_q == StLoad && ld_receiving) || state_q == StConvRun));
 
-  assign rd_req_valid_o = (state_q == StLoadReq) || (state_q == StConvRun && (pf_q == PfWgtReq || pf_q == PfParReq));
   assign wgt_raddr = pipe_wgt_addr + (wbank_q ? EntryWidth'(WgtHalf) : '0);
   // The group after the current one: the next R filters of this class, else the first of the next class.
   assign next_o_first = o_first_q + 32'(der.p_eff) * 32'(Rows);
   assign next_exists = next_o_first < desc.out_c
                        || (8'(residue_q) + 8'd1 < der.p_eff && 32'(residue_q) + 32'd1 < desc.out_c);
-  assign rd_req_addr_o = ld_addr_q;
-  assign rd_req_beats_o = ld_beats_q;
 
   assign group_bytes = ((der.steps * 48'(Rows)) + 48'(GroupAlign - 1)) & ~48'(GroupAlign - 1);
   assign group_beats = 32'(group_bytes >> BeatShift);
@@ -481,7 +537,6 @@ module sps_core
     if (!rst_ni) begin
       state_q <= StIdle;
       ld_next_q <= StIdle;
-      ld_dest_q <= DstDesc;
       arena_q <= '0;
       prog_q <= '0;
       num_layers_q <= '0;
@@ -489,15 +544,9 @@ module sps_core
       stats_en_q <= 1'b0;
       layer_q <= '0;
       err_q <= '0;
-      ld_addr_q <= '0;
-      ld_beats_q <= '0;
-      ld_left_q <= '0;
-      ld_idx_q <= '0;
-      ld_sub_q <= '0;
       residue_q <= '0;
       o_first_q <= '0;
       wbank_q <= 1'b0;
-      ld_pbank_q <= 1'b0;
       dbuf_q <= 1'b0;
       pf_q <= PfIdle;
       pf_ready_q <= 1'b0;
@@ -516,26 +565,6 @@ module sps_core
     end else if (abort_i && state_q != StIdle) begin
       state_q <= StAbort;
     end else begin
-      // Beats of the load in progress (main path or prefetch) go to their destination.
-      if (beat_fire) begin
-        unique case (ld_dest_q)
-          DstDesc: begin
-            for (int w = 0; w < BeatWords; w++) desc_q[ld_idx_q * BeatWords + w] <= rd_beat_data_i[32*w +: 32];
-            ld_idx_q <= ld_idx_q + 32'd1;
-          end
-          DstParam: begin
-            for (int w = 0; w < BeatWords; w++) begin
-              par_q[Rows * 4 * ld_pbank_q + ld_idx_q * BeatWords + w] <= rd_beat_data_i[32*w +: 32];
-            end
-            ld_idx_q <= ld_idx_q + 32'd1;
-          end
-          default: begin   // buffers: one row / entry per cycle
-            ld_idx_q <= ld_idx_q + 32'd1;
-            ld_sub_q <= rd_beat_ready_o ? 8'd0 : ld_sub_q + 8'd1;
-          end
-        endcase
-        if (beat_done) ld_left_q <= ld_left_q - 32'd1;
-      end
       unique case (state_q)
         StIdle: begin
           if (start_i) begin
@@ -559,26 +588,16 @@ module sps_core
           if (layer_q == num_layers_q) begin
             state_q <= StFinish;
           end else begin
-            ld_addr_q <= arena_q + AW'(prog_q) + AW'({layer_q, 7'b0});
-            ld_beats_q <= 32'(DescBytes / BeatBytes);
-            ld_dest_q <= DstDesc;
-            ld_idx_q <= '0;
             ld_next_q <= StDecode;
-            state_q <= StLoadReq;
+            state_q <= StLoad;        // the descriptor
           end
         end
 
-        StLoadReq: begin
-          ld_left_q <= ld_beats_q;
-          ld_sub_q <= '0;
-          if (rd_req_ready_i) state_q <= StLoad;
-        end
-
         StLoad: begin
-          if (rd_err_i) begin
+          if (rd_err_i && ld_receiving) begin
             err_q <= 8'(ErrAxiError);
             state_q <= StError;
-          end else if (beat_done && ld_left_q == 32'd1) begin
+          end else if (ld_done) begin
             state_q <= ld_next_q;
           end
         end
@@ -592,12 +611,7 @@ module sps_core
             err_q <= desc_err;
             state_q <= StError;
           end else begin
-            // Every op but ADD starts by loading the whole input map into the activation buffer.
-            ld_addr_q <= arena_q + AW'(desc.in_off);
-            ld_beats_q <= 32'((in_bytes + 48'(BeatBytes - 1)) >> BeatShift);
-            ld_dest_q <= DstAct;
-            ld_idx_q <= '0;
-            state_q <= StLoadReq;
+            state_q <= StLoad;        // every op but ADD: the input map
             residue_q <= '0;
             o_first_q <= '0;
             wbank_q <= 1'b0;
@@ -608,13 +622,7 @@ module sps_core
             pm_off_q <= '0;
             pc_q <= '0;
             pchan_q <= '0;
-            if (pool) begin
-              // one parameter record for row 0: no bias; MAXPOOL passes the maximum through (M = 1, S = 0)
-              dbuf_q <= 1'b0;
-              par_q[0] <= '0;
-              par_q[1] <= (desc.op == 4'(OpMaxpool)) ? 32'd1 : desc.mult;
-              par_q[2] <= (desc.op == 4'(OpMaxpool)) ? 32'd0 : 32'(desc.shift);
-            end
+            if (pool) dbuf_q <= 1'b0;
             out_idx_q <= '0;
             add_off_q <= '0;
             pn_q <= 32'(der.p_eff) * der.out_pixels;
@@ -637,23 +645,14 @@ module sps_core
             pf_ready_q <= 1'b0;        // prefetched while the previous group computed
             state_q <= StConvStart;
           end else begin
-            ld_addr_q <= arena_q + AW'(desc.w_off) + AW'(wg_off_q);
-            ld_beats_q <= group_beats;
-            ld_dest_q <= DstWgt;
-            ld_idx_q <= wbank_q ? 32'(WgtHalf) : '0;
             ld_next_q <= StConvParams;
-            state_q <= StLoadReq;
+            state_q <= StLoad;        // the group's weights
           end
         end
 
         StConvParams: begin
-          ld_addr_q <= arena_q + AW'(desc.p_off) + AW'(pm_off_q);
-          ld_beats_q <= 32'(ParamBeats);
-          ld_dest_q <= DstParam;
-          ld_pbank_q <= wbank_q;
-          ld_idx_q <= '0;
           ld_next_q <= StConvStart;
-          state_q <= StLoadReq;
+          state_q <= StLoad;          // the group's parameters
         end
 
         StConvStart: begin
@@ -663,35 +662,9 @@ module sps_core
 
         StConvRun: begin
           unique case (pf_q)
-            PfIdle: begin
-              if (dbuf_q && next_exists) begin
-                ld_addr_q <= arena_q + AW'(desc.w_off) + AW'(wg_off_q) + AW'(group_bytes);
-                ld_beats_q <= group_beats;
-                ld_dest_q <= DstWgt;
-                ld_idx_q <= wbank_q ? '0 : 32'(WgtHalf);
-                pf_q <= PfWgtReq;
-              end else begin
-                pf_q <= PfNone;
-              end
-            end
-            PfWgtReq, PfParReq: begin
-              ld_left_q <= ld_beats_q;
-              ld_sub_q <= '0;
-              if (rd_req_ready_i) pf_q <= (pf_q == PfWgtReq) ? PfWgt : PfPar;
-            end
-            PfWgt: begin
-              if (beat_done && ld_left_q == 32'd1) begin
-                ld_addr_q <= arena_q + AW'(desc.p_off) + AW'(pm_off_q) + AW'(Rows * ParamRecordBytes);
-                ld_beats_q <= 32'(ParamBeats);
-                ld_dest_q <= DstParam;
-                ld_pbank_q <= !wbank_q;
-                ld_idx_q <= '0;
-                pf_q <= PfParReq;
-              end
-            end
-            PfPar: begin
-              if (beat_done && ld_left_q == 32'd1) pf_q <= PfDone;
-            end
+            PfIdle: pf_q <= (dbuf_q && next_exists) ? PfWgt : PfNone;   // the next group's weights
+            PfWgt: if (ld_done) pf_q <= PfPar;                           // then its parameters
+            PfPar: if (ld_done) pf_q <= PfDone;
             default: ;
           endcase
           if (rd_err_i) begin
@@ -732,22 +705,15 @@ module sps_core
             state_q <= StLayerEnd;
           end else begin
             chunk_q <= (der.out_total - add_off_q > 32'(HalfBytes)) ? 32'(HalfBytes) : der.out_total - add_off_q;
-            ld_addr_q <= arena_q + AW'(desc.in_off) + AW'(add_off_q);
-            ld_beats_q <= ((der.out_total - add_off_q > 32'(HalfBytes)) ? 32'(HalfBytes) : der.out_total - add_off_q)
-                          + 32'(BeatBytes - 1) >> BeatShift;
-            ld_dest_q <= DstAct;
-            ld_idx_q <= '0;
             ld_next_q <= StAddLoadB;
-            state_q <= StLoadReq;
+            state_q <= StLoad;        // the chunk of input 1
           end
         end
 
         StAddLoadB: begin
-          ld_addr_q <= arena_q + AW'(desc.in2_off) + AW'(add_off_q);
-          ld_idx_q <= 32'(HalfBytes / Cols);
           ld_next_q <= StAddRdA;
           add_row_q <= '0;
-          state_q <= StLoadReq;
+          state_q <= StLoad;          // the chunk of input 2
         end
 
         StAddRdA: begin
@@ -844,7 +810,7 @@ module sps_core
   // ------------------------------------------------------------------------------------------------
   assign mac = pipe_mac;
   assign stall = !mac && (
-      state_q == StLoadReq || (state_q == StLoad && !rd_beat_valid_i)
+      (state_q == StLoad && ld_wait)
       || ((state_q == StLayerEnd || state_q == StStatsWait) && !wr_idle_i)
       || (dr_active_q && !dr_issue)
       || (state_q == StConvRun && !pipe_busy && !dr_active_q && pf_q != PfNone && pf_q != PfDone)
@@ -895,7 +861,7 @@ module sps_core
   assign stall_cycles_o = stall_q;
   assign bytes_rd_o = rd_bytes_q;
   assign bytes_wr_o = wr_bytes_q;
-  assign rd_abort_o = (state_q == StLoad || state_q == StLoadReq || state_q == StConvRun) && (abort_i || rd_err_i);
+  assign rd_abort_o = (ld_busy || state_q == StConvRun) && (abort_i || rd_err_i);
   assign rd_clear_o = start_i;
   assign wr_clear_o = start_i;
 
@@ -928,10 +894,6 @@ module sps_core
 `ifndef SYNTHESIS
   // The drain's credits keep the segment FIFO from ever refusing a requantized row.
   SegFifoNeverFull: assert property (@(posedge clk_i) disable iff (!rst_ni) seg_push |-> seg_fifo_ready);
-  WeightWriteInRange: assert property (@(posedge clk_i) disable iff (!rst_ni)
-      wgt_we |-> 32'(wgt_waddr) < 32'(WgtDepth));
-  ActWriteInRange: assert property (@(posedge clk_i) disable iff (!rst_ni)
-      act_we |-> ld_idx_q < 32'(ActBufBytes / Cols));
 `endif
 
 endmodule

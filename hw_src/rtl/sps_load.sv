@@ -1,0 +1,233 @@
+// Copyright sps-pynq contributors. Licensed under Apache-2.0.
+// Load engine: read requests and beats -> descriptor words, activation buffer, weight buffer, parameter records.
+
+`default_nettype none
+
+module sps_load
+  import sps_if_pkg::*;
+  import sps_core_pkg::*;
+#(
+  parameter int unsigned Rows           = DefaultRows,
+  parameter int unsigned Cols           = DefaultCols,
+  parameter int unsigned AxiDataWidth   = DefaultAxiDataWidth,
+  parameter int unsigned AxiAddrWidth   = 40,
+  parameter int unsigned ActBufBytes    = DefaultActBufBytes,
+  parameter int unsigned WeightBufBytes = DefaultWeightBufBytes,
+  // derived
+  parameter int unsigned RowAw      = $clog2(ActBufBytes) - $clog2(Cols),   // activation buffer row (C bytes)
+  parameter int unsigned EntryWidth = $clog2(WeightBufBytes / Rows),        // weight buffer entry (R bytes)
+  parameter int unsigned RowSel     = $clog2(Rows > 1 ? Rows : 2)
+) (
+  input  wire logic                      clk_i,
+  input  wire logic                      rst_ni,
+  input  wire logic                      flush_i,        // error or abort: drop the load in progress
+
+  // one load per command, taken when idle or in the cycle of done_o
+  input  wire logic                      cmd_valid_i,
+  input  wire sps_core_pkg::ld_cmd_t     cmd_i,
+  output logic                           busy_o,         // a load is in progress
+  output logic                           receiving_o,    // its request was accepted: beats are due
+  output logic                           wait_o,         // it waits on the read engine (request or beat)
+  output logic                           done_o,         // its last beat is taken this cycle
+
+  // read engine
+  output logic                           rd_req_valid_o,
+  input  wire logic                      rd_req_ready_i,
+  output logic [AxiAddrWidth-1:0]        rd_req_addr_o,
+  output logic [31:0]                    rd_req_beats_o,
+  input  wire logic                      rd_beat_valid_i,
+  output logic                           rd_beat_ready_o,
+  input  wire logic [AxiDataWidth-1:0]   rd_beat_data_i,
+
+  // descriptor words: word w at [32*w +: 32]
+  output logic [32*DescWords-1:0]        desc_words_o,
+  // parameter records: the record of row par_row_i in bank par_bank_i
+  input  wire logic                      par_bank_i,
+  input  wire logic [RowSel-1:0]         par_row_i,
+  output sps_core_pkg::par_rec_t         par_rec_o,
+  // activation buffer: byte a of the map in bank a mod C, row a / C; one row address per bank, data a cycle later
+  input  wire logic [Cols*RowAw-1:0]     act_rrow_i,
+  output logic [Cols*8-1:0]              act_rdata_o,
+  // weight buffer: entry of R weights, a cycle later
+  input  wire logic [EntryWidth-1:0]     wgt_raddr_i,
+  output logic [Rows*8-1:0]              wgt_rdata_o
+);
+  localparam int unsigned BeatBytes = AxiDataWidth / 8;
+  localparam int unsigned BeatWords = BeatBytes / 4;
+  localparam int unsigned ActSubs   = BeatBytes / Cols;          // buffer rows per beat
+  localparam int unsigned WgtSubs   = BeatBytes / Rows;          // weight entries per beat
+  localparam int unsigned WgtDepth  = WeightBufBytes / Rows;
+  localparam int unsigned RecWords  = ParamRecordBytes / 4;      // bias, M, S, 0
+
+  typedef enum logic [1:0] {LdIdle, LdReq, LdData} ld_state_e;
+
+  ld_state_e state_q, state_d;
+  sps_core_pkg::ld_cmd_t cmd_q, cmd_d;   // the load in progress
+  logic [31:0] left_q, left_d;           // beats still to come
+  logic [31:0] idx_q, idx_d;             // where the next beat (part) lands: beat, buffer row or weight entry
+  logic [7:0] sub_q, sub_d;              // part of the beat written next (the buffers take C or R bytes a cycle)
+  logic last_sub, beat_fire, beat_done;
+
+  // ------------------------------------------------------------------------------------------------
+  // Read requests: one per load, at the command's address. (A load made of several requests, one per
+  // input channel of a band, would step the address and the landing index here between requests.)
+  // ------------------------------------------------------------------------------------------------
+  assign rd_req_valid_o = (state_q == LdReq);
+  assign rd_req_addr_o  = cmd_q.addr[AxiAddrWidth-1:0];
+  assign rd_req_beats_o = cmd_q.beats;
+
+  // ------------------------------------------------------------------------------------------------
+  // Beats: a whole beat at once into the descriptor or parameter registers; into the buffers C (or R) bytes
+  // a cycle, the beat taken with its last part.
+  // ------------------------------------------------------------------------------------------------
+  always_comb begin
+    unique case (cmd_q.dest)
+      DstAct:  last_sub = (sub_q == 8'(ActSubs - 1));
+      DstWgt:  last_sub = (sub_q == 8'(WgtSubs - 1));
+      default: last_sub = 1'b1;
+    endcase
+  end
+  assign rd_beat_ready_o = (state_q == LdData) && last_sub;
+  assign beat_fire = (state_q == LdData) && rd_beat_valid_i;     // a (part of a) beat is used
+  assign beat_done = beat_fire && rd_beat_ready_o;
+
+  always_comb begin
+    state_d = state_q;
+    cmd_d = cmd_q;
+    left_d = left_q;
+    idx_d = idx_q;
+    sub_d = sub_q;
+    done_o = 1'b0;
+    unique case (state_q)
+      LdIdle: ;
+      LdReq: begin
+        left_d = cmd_q.beats;
+        sub_d = '0;
+        if (rd_req_ready_i) state_d = LdData;
+      end
+      LdData: begin
+        if (beat_fire) begin
+          idx_d = idx_q + 32'd1;
+          sub_d = last_sub ? 8'd0 : sub_q + 8'd1;
+        end
+        if (beat_done) begin
+          left_d = left_q - 32'd1;
+          if (left_q == 32'd1) begin
+            done_o = 1'b1;
+            state_d = LdIdle;
+          end
+        end
+      end
+      default: state_d = LdIdle;
+    endcase
+    if (cmd_valid_i) begin
+      cmd_d = cmd_i;
+      idx_d = cmd_i.idx;
+      state_d = LdReq;
+    end
+    if (flush_i) begin
+      state_d = LdIdle;
+    end
+  end
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      state_q <= LdIdle;
+      cmd_q <= '0;
+      left_q <= '0;
+      idx_q <= '0;
+      sub_q <= '0;
+    end else begin
+      state_q <= state_d;
+      cmd_q <= cmd_d;
+      left_q <= left_d;
+      idx_q <= idx_d;
+      sub_q <= sub_d;
+    end
+  end
+
+  assign busy_o = (state_q != LdIdle);
+  assign receiving_o = (state_q == LdData);
+  assign wait_o = (state_q == LdReq) || (state_q == LdData && !rd_beat_valid_i);
+
+  // ------------------------------------------------------------------------------------------------
+  // Descriptor words and parameter records (two banks of R records): register files written a beat at a time
+  // ------------------------------------------------------------------------------------------------
+  logic [31:0] desc_q [DescWords];
+  logic [31:0] par_q [2*Rows*RecWords];
+  logic desc_we, par_we;
+
+  assign desc_we = beat_fire && cmd_q.dest == DstDesc;
+  assign par_we = beat_fire && cmd_q.dest == DstParam;
+
+  always_ff @(posedge clk_i) begin
+    for (int w = 0; w < BeatWords; w++) begin
+      if (desc_we) desc_q[idx_q * BeatWords + w] <= rd_beat_data_i[32*w +: 32];
+      if (par_we) par_q[Rows * RecWords * cmd_q.pbank + idx_q * BeatWords + w] <= rd_beat_data_i[32*w +: 32];
+    end
+  end
+
+  for (genvar w = 0; w < DescWords; w++) begin : gen_desc_word
+    assign desc_words_o[32*w +: 32] = desc_q[w];
+  end
+
+  assign par_rec_o.bias  = par_q[Rows * RecWords * par_bank_i + RecWords * par_row_i];
+  assign par_rec_o.mult  = par_q[Rows * RecWords * par_bank_i + RecWords * par_row_i + 1][30:0];
+  assign par_rec_o.shift = par_q[Rows * RecWords * par_bank_i + RecWords * par_row_i + 2][5:0];
+
+  // ------------------------------------------------------------------------------------------------
+  // Activation buffer (C byte-wide banks) and weight buffer (one R-byte entry per (i, k))
+  // ------------------------------------------------------------------------------------------------
+  logic act_we, wgt_we;
+  logic [RowAw-1:0] act_wrow;
+  logic [Cols*8-1:0] act_wdata;
+  logic [EntryWidth-1:0] wgt_waddr;
+  logic [Rows*8-1:0] wgt_wdata;
+
+  assign act_we = beat_fire && cmd_q.dest == DstAct;
+  assign act_wrow = RowAw'(idx_q);
+  assign act_wdata = rd_beat_data_i[Cols * 8 * sub_q +: Cols * 8];
+  assign wgt_we = beat_fire && cmd_q.dest == DstWgt;
+  assign wgt_waddr = EntryWidth'(idx_q);
+  assign wgt_wdata = rd_beat_data_i[Rows * 8 * sub_q +: Rows * 8];
+
+  for (genvar b = 0; b < Cols; b++) begin : gen_act_bank
+    sps_ram_1r1w #(.Width(8), .Depth(ActBufBytes / Cols)) u_bank (
+      .clk_i,
+      .we_i(act_we),
+      .waddr_i(act_wrow),
+      .wdata_i(act_wdata[8*b +: 8]),
+      .re_i(1'b1),
+      .raddr_i(act_rrow_i[RowAw*b +: RowAw]),
+      .rdata_o(act_rdata_o[8*b +: 8])
+    );
+  end
+
+  sps_ram_1r1w #(.Width(Rows * 8), .Depth(WgtDepth)) u_wgt (
+    .clk_i,
+    .we_i(wgt_we),
+    .waddr_i(wgt_waddr),
+    .wdata_i(wgt_wdata),
+    .re_i(1'b1),
+    .raddr_i(wgt_raddr_i),
+    .rdata_o(wgt_rdata_o)
+  );
+
+  // Address bits above the AXI address width are zero.
+  logic unused;
+  assign unused = ^cmd_q.addr[63:AxiAddrWidth];
+
+  // Assertions (simulation only).
+`ifndef SYNTHESIS
+  // A command comes only when the engine is free (idle, or its load ends this cycle).
+  CmdWhenFree: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      cmd_valid_i |-> (state_q == LdIdle || done_o || flush_i));
+  WeightWriteInRange: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      wgt_we |-> 32'(wgt_waddr) < 32'(WgtDepth));
+  ActWriteInRange: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      act_we |-> idx_q < 32'(ActBufBytes / Cols));
+`endif
+
+endmodule
+
+`default_nettype wire
