@@ -163,7 +163,8 @@ def test_edited_manifest_input_shape_is_refused(packed, tmp_path, capsys):
         z.writestr("manifest.json", json.dumps(manifest))
         z.writestr("image.bin", image)
     assert main(["run", str(bad), "--backend", "sim"]) == 2
-    assert "is not what any layer of the program reads" in one_error_line(capsys, "edited.spsmodel: input")
+    line = one_error_line(capsys, "edited.spsmodel: manifest.inputs[0]: ")
+    assert "is not what any layer of the program reads" in line and "re-pack" in line
 
 
 def test_closed_output_pipe_is_quiet(packed):

@@ -103,7 +103,7 @@ def test_wrong_format_missing_blob_and_no_manifest(program, tmp_path):
         model_file.load(nomani)
     incomplete = tmp_path / "incomplete.spsmodel"
     rewrite(path, incomplete, manifest=lambda m: {k: v for k, v in m.items() if k != "layers"})
-    with pytest.raises(ModelFileError, match="incomplete or malformed"):
+    with pytest.raises(ModelFileError, match="incomplete.spsmodel: manifest.layers: is missing; .*re-pack"):
         model_file.load(incomplete)
 
 
