@@ -52,3 +52,20 @@ def test_resnet18_top1_agrees_with_onnxruntime_on_200_inputs():
     from imagenet_nets import agreement
     program = _compile("resnet18_imagenet")
     assert agreement(program, "resnet18_imagenet", 200) >= 0.99
+
+
+def test_resnet18_on_the_virtual_board_equals_sim(monkeypatch):
+    pytest.importorskip("pynq")
+    from pathlib import Path
+    from sps_pynq.virtual_board.server import VirtualBoard
+    program = _compile("resnet18_imagenet", n_calib=4)
+    x = np.random.default_rng(3).standard_normal((2,) + SHAPE).astype(np.float32)
+    with VirtualBoard(host="127.0.0.1", port=0) as vb:
+        monkeypatch.setenv("SPS_PYNQ_REMOTE", vb.address)
+        monkeypatch.setenv("SPS_PYNQ_OVERLAY", str(Path(__file__).resolve().parents[1] / "overlays" / "virtual_zcu104"))
+        with Session(program, backend="board") as b:
+            on_board = b.run(x)
+            st = b.stats()
+    with Session(program, backend="sim") as s:
+        assert np.array_equal(on_board, s.run(x))
+    assert st.modelled and len(st.layers) == program.num_layers and st.cycles > 0
