@@ -176,3 +176,19 @@ def test_closed_output_pipe_is_quiet(packed):
             f"sys.exit(main(['inspect', {str(packed)!r}]))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 141 and "Traceback" not in done.stderr, done.stderr
+
+
+def test_output_that_is_not_a_regular_file(tmp_path, capsys):
+    """`-o` naming a fifo or a symlink to a device: refused before the compile, left as it was."""
+    import os
+    import stat
+    src = tiny_onnx(tmp_path / "t.onnx")
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    dev = tmp_path / "null.spsmodel"
+    os.symlink("/dev/null", dev)
+    for target, kind in ((fifo, "fifo"), (dev, "character device")):
+        assert main(["pack", str(src), "-o", str(target), "--num-calib", "2"]) == 2
+        one_error_line(capsys, f"{target} is a {kind}, not a regular file")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and os.readlink(dev) == "/dev/null"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["null.spsmodel", "out.fifo", "t.onnx"]

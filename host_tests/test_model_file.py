@@ -131,3 +131,134 @@ def test_atomic_write_leaves_nothing_on_failure(program, tmp_path):
 def test_save_into_missing_folder(program, tmp_path):
     with pytest.raises(ModelFileError, match="does not exist"):
         model_file.save(program, tmp_path / "no" / "m.spsmodel")
+
+
+# -- output paths ------------------------------------------------------------------------------------------------
+
+def test_special_files_are_refused_untouched(program, tmp_path):
+    """A fifo, a socket, a symlink to a device (here: to /dev/null, which is only stat'ed) are refused by
+    check_writable and save, and stay what they were; nothing else appears in the folder."""
+    import socket
+    import stat
+    fifo = tmp_path / "fifo.spsmodel"
+    os.mkfifo(fifo)
+    null = tmp_path / "null.spsmodel"
+    os.symlink("/dev/null", null)
+    sock_path = tmp_path / "sock.spsmodel"
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(sock_path))
+    try:
+        for target, kind in ((fifo, "fifo"), (null, "character device"), (sock_path, "socket")):
+            for call in (model_file.check_writable, lambda p: model_file.save(program, p)):
+                with pytest.raises(ModelFileError, match=f"{target.name} is a {kind}, not a regular file"):
+                    call(target)
+        assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and stat.S_ISSOCK(os.lstat(sock_path).st_mode)
+        assert os.path.islink(null) and os.readlink(null) == "/dev/null"
+        assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+        assert sorted(os.listdir(tmp_path)) == ["fifo.spsmodel", "null.spsmodel", "sock.spsmodel"]
+    finally:
+        sock.close()
+
+
+def test_symlink_to_a_file_is_replaced_not_followed(program, tmp_path):
+    other = tmp_path / "other.bin"
+    other.write_bytes(b"keep me")
+    link = tmp_path / "m.spsmodel"
+    os.symlink(other, link)
+    model_file.save(program, link)
+    assert not os.path.islink(link) and model_file.load(link).image == program.image
+    assert other.read_bytes() == b"keep me"
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_file_mode_follows_the_umask(program, tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        path = model_file.save(program, tmp_path / "m.spsmodel")
+        assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
+        model_file.save(program, path)                     # replacing an existing file: the same
+        assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
+    finally:
+        os.umask(old)
+    assert os.listdir(tmp_path) == ["m.spsmodel"]
+
+
+def test_unwritable_folder_is_one_clear_error(program, tmp_path, monkeypatch):
+    """A folder that takes no new files (like /proc, or read-only): one ModelFileError before any compile."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    real_open = os.open
+
+    def refusing_open(path, flags, *args, **kwargs):
+        if str(path).startswith(str(folder)) and (flags & (os.O_CREAT | getattr(os, "O_TMPFILE", 0))):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args, **kwargs)
+    monkeypatch.setattr(os, "open", refusing_open)
+    for call in (model_file.check_writable, lambda p: model_file.save(program, p)):
+        with pytest.raises(ModelFileError, match=r"m.spsmodel: cannot create files in .*ro \(Permission denied\); "
+                                                 r"choose another output path"):
+            call(folder / "m.spsmodel")
+    assert os.listdir(folder) == []
+
+
+WRITER = r"""
+import os, sys, time, zipfile
+sys.path.insert(0, sys.argv[1])
+if sys.argv[3] == "named":
+    del os.O_TMPFILE                         # as on a system or filesystem without O_TMPFILE
+from layer_factory import random_packed_program
+import numpy as np
+from sps_pynq import model_file
+from sps_pynq.hw.config import CONFIGS
+program = random_packed_program(np.random.default_rng(1), CONFIGS["zcu104"], n_layers=3)
+real = zipfile.ZipFile.writestr
+def slow(self, name, data, *a, **k):
+    real(self, name, data, *a, **k)
+    print("writing", flush=True)
+    time.sleep(60)
+zipfile.ZipFile.writestr = slow
+model_file.save(program, sys.argv[2])
+"""
+
+
+@pytest.mark.parametrize("mode", ["tmpfile", "named"])
+def test_killed_save_leaves_nothing_visible_or_the_next_save_cleans_up(program, tmp_path, mode):
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+    if mode == "tmpfile" and not hasattr(os, "O_TMPFILE"):
+        pytest.skip("no O_TMPFILE here")
+    out = tmp_path / "m.spsmodel"
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(Path(__file__).parent), str(out), mode],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "writing"
+        left = os.listdir(tmp_path)
+        assert left == [] if mode == "tmpfile" else (len(left) == 1 and left[0].startswith(".m.spsmodel."))
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(10)
+    left = os.listdir(tmp_path)
+    if mode == "tmpfile":
+        assert left == []                            # the unnamed file died with the process
+    else:
+        assert len(left) == 1 and left[0].endswith(".tmp")
+        model_file.save(program, out)                # the next save of the same output removes it
+        assert os.listdir(tmp_path) == ["m.spsmodel"]
+
+
+def test_a_temporary_file_in_use_is_left_alone(program, tmp_path):
+    """Only leftovers nobody holds are removed: a writer's temporary file is locked while it writes."""
+    import fcntl
+    busy = tmp_path / ".m.spsmodel.0123456789abcdef.tmp"
+    stale = tmp_path / ".m.spsmodel.abc123xy.tmp"        # the old tempfile.mkstemp names
+    other = tmp_path / ".n.spsmodel.0123456789abcdef.tmp"    # another output's: not ours to remove
+    for p in (busy, stale, other):
+        p.write_bytes(b"partial")
+    with open(busy, "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        model_file.save(program, tmp_path / "m.spsmodel")
+        assert sorted(os.listdir(tmp_path)) == sorted([busy.name, other.name, "m.spsmodel"])
+    model_file.save(program, tmp_path / "m.spsmodel")
+    assert sorted(os.listdir(tmp_path)) == sorted([other.name, "m.spsmodel"])

@@ -5,8 +5,8 @@
                      "metadata"}
     image.bin       the initial arena contents (descriptors, weights, parameters)
 
-Writing is atomic (a temporary file in the same folder, renamed at the end), so an error never leaves a
-half-written model. Loading is ONE validation step before anything is used (docs/spsmodel.md, "Validation"):
+Writing is atomic (an unnamed O_TMPFILE linked in when complete, else a locked temporary file renamed at the
+end), so an error or a kill never leaves a half-written model; only regular files are ever replaced. Loading is ONE validation step before anything is used (docs/spsmodel.md, "Validation"):
 the zip's directory and entries before anything is decompressed, the manifest against the schema written out
 below, the blob's size and sha256, then every descriptor decoded once and bounded (its shape against the
 hardware, the regions it reads and writes against the arena, with closed-form sizes: no loop runs over a count
@@ -17,10 +17,14 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import errno
 import hashlib
 import json
 import math
 import os
+import re
+import secrets
+import shutil
 import stat
 import struct
 import zipfile
@@ -64,6 +68,7 @@ def _sha256(data: bytes) -> str:
 # -- writing ---------------------------------------------------------------------------------------------------
 
 def save(program: Program, path: Union[str, os.PathLike]) -> Path:
+    """Write `program` to `path` atomically: the new file appears whole or not at all (see _NewFile)."""
     path = Path(path)
     blobs = {IMAGE: program.image}
     manifest = {
@@ -81,35 +86,200 @@ def save(program: Program, path: Union[str, os.PathLike]) -> Path:
         "metadata": program.metadata,
     }
     check_writable(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    import tempfile
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
-        with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as z:
-            z.writestr(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
-            for name, data in blobs.items():
-                z.writestr(name, data)
-        os.replace(tmp, path)
+        out = _NewFile(path)
+    except OSError as e:
+        raise ModelFileError(f"{path}: cannot write ({e.strerror or e}); choose another output path") from e
+    try:
+        with os.fdopen(os.dup(out.fd), "wb") as f:
+            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as z:
+                z.writestr(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
+                for name, data in blobs.items():
+                    z.writestr(name, data)
+            f.flush()
+            os.fsync(f.fileno())
+        _refuse_special(path)               # again, just before it is replaced
+        out.publish()
     except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        out.abandon()
         if isinstance(e, OSError):
-            raise ModelFileError(f"{path}: cannot write ({e}); choose another output path") from e
+            raise ModelFileError(f"{path}: cannot write ({e.strerror or e}); choose another output path") from e
         raise
     return path
 
 
 def check_writable(path: Union[str, os.PathLike]) -> None:
-    """ModelFileError unless `path` names a file save() can create: its folder exists and it is no folder.
-    Called before a long compile, so a typo in -o costs nothing."""
+    """ModelFileError unless save() can write `path`: its folder exists and takes new files (tried), and `path`
+    does not exist or is a regular file (a folder, device, fifo or socket there is refused untouched). Called
+    before a long compile, so a typo in -o costs nothing."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise ModelFileError(f"{path}: folder {folder} does not exist; create it or choose another output path")
-    if path.is_dir():
+    _refuse_special(path)
+    try:
+        _NewFile(path).abandon()
+    except OSError as e:
+        raise ModelFileError(f"{path}: cannot create files in {folder} ({e.strerror or e}); choose another "
+                             f"output path") from e
+
+
+_KINDS = ((stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"), (stat.S_ISFIFO, "fifo"),
+          (stat.S_ISSOCK, "socket"))
+
+
+def _refuse_special(path: Path) -> None:
+    """ModelFileError when `path` (a symlink followed) exists and is not a regular file."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return                              # nothing there (or a dangling symlink, which is replaced)
+    except OSError as e:
+        raise ModelFileError(f"{path}: cannot use as the output ({e.strerror or e}); choose another output "
+                             f"path") from e
+    if stat.S_ISDIR(st.st_mode):
         raise ModelFileError(f"{path} is a folder; give a file name, e.g. {path / 'model.spsmodel'}")
+    if not stat.S_ISREG(st.st_mode):
+        kind = next((k for test, k in _KINDS if test(st.st_mode)), "special file")
+        raise ModelFileError(f"{path} is a {kind}, not a regular file; a model is written only as a regular file "
+                             f"(nothing was written there): choose another output path")
+
+
+def _stale_pattern(name: str):
+    return re.compile(rf"\.{re.escape(name)}\.[A-Za-z0-9_]{{6,32}}\.tmp")
+
+
+class _NewFile:
+    """A new file that takes the place of `path` on publish(), with the umask's permissions.
+
+    On Linux it is an unnamed O_TMPFILE in the target folder, linked in by name (linkat) only when complete, so
+    a killed writer leaves nothing visible. Elsewhere (or where the filesystem has no O_TMPFILE) it is a named
+    `.NAME.<random>.tmp` beside the target, locked (flock) while written; a kill leaves it behind, and the next
+    save of the same output removes such files whose lock nobody holds."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.folder = path.parent if str(path.parent) else Path(".")
+        self.tmp: Optional[Path] = None          # the visible temporary name, if there is one
+        self.fd = -1
+        _remove_stale(self.folder, path.name)
+        if hasattr(os, "O_TMPFILE"):
+            try:
+                self.fd = os.open(self.folder, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o666)
+            except OSError as e:
+                if e.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                    raise
+        if self.fd < 0:
+            self.fd, self.tmp = self._named()
+
+    def _named(self) -> Tuple[int, Path]:
+        for _ in range(100):
+            tmp = self.folder / f".{self.path.name}.{secrets.token_hex(8)}.tmp"
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0),
+                             0o666)
+            except FileExistsError:
+                continue
+            _lock(fd)
+            return fd, tmp
+        raise FileExistsError(errno.EEXIST, "no free temporary name", str(self.folder))
+
+    def publish(self) -> None:
+        if self.tmp is None:
+            try:
+                if self._link(self.path.name):
+                    self.close()
+                    return
+            except OSError:
+                pass                        # linkat cannot name it (no /proc): _link_to_temporary copies
+            self._link_to_temporary()
+        os.replace(self.tmp, self.path)
+        self.tmp = None
+        self.close()
+
+    def _link(self, name: str) -> bool:
+        """Give the unnamed file `name` in the folder (fails, False, if that name exists)."""
+        dir_fd = os.open(self.folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_CLOEXEC)
+        try:
+            # dst_dir_fd makes os.link call linkat(..., AT_SYMLINK_FOLLOW), which links the file the
+            # /proc/self/fd symlink names (plain link() would try to link the symlink itself).
+            os.link(f"/proc/self/fd/{self.fd}", name, dst_dir_fd=dir_fd, follow_symlinks=True)
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            os.close(dir_fd)
+
+    def _link_to_temporary(self) -> None:
+        """Name the unnamed file (a locked temporary name), to be renamed over the target; where linkat cannot
+        name it (no /proc), copy it to a named temporary file."""
+        _lock(self.fd)
+        for _ in range(100):
+            tmp = self.folder / f".{self.path.name}.{secrets.token_hex(8)}.tmp"
+            try:
+                if self._link(tmp.name):
+                    self.tmp = tmp
+                    return
+            except OSError:
+                break
+        fd, tmp = self._named()
+        with os.fdopen(os.dup(self.fd), "rb") as src, os.fdopen(os.dup(fd), "wb") as dst:
+            src.seek(0)
+            shutil.copyfileobj(src, dst, 1 << 20)
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.close(self.fd)
+        self.fd, self.tmp = fd, tmp
+
+    def abandon(self) -> None:
+        if self.tmp is not None:
+            try:
+                os.unlink(self.tmp)
+            except FileNotFoundError:
+                pass
+            self.tmp = None
+        self.close()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _lock(fd: int) -> None:
+    try:
+        import fcntl
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except (ImportError, OSError):
+        pass                # no flock here: a leftover temporary file is then only ever removed by hand
+
+
+def _remove_stale(folder: Path, name: str) -> None:
+    """Remove `.NAME.<random>.tmp` files a killed save of this output left in `folder`: regular files whose
+    lock (held by a writer while it writes) nobody holds."""
+    try:
+        import fcntl
+        entries = list(os.scandir(folder))
+    except (ImportError, OSError):
+        return
+    pattern = _stale_pattern(name)
+    for entry in entries:
+        if not pattern.fullmatch(entry.name):
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            fd = os.open(entry.path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0) |
+                         getattr(os, "O_NONBLOCK", 0))
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.unlink(entry.path)
+        except OSError:
+            pass                            # a save in progress holds it, or it went away
+        finally:
+            os.close(fd)
 
 
 # -- reading: the container ------------------------------------------------------------------------------------
