@@ -12,5 +12,6 @@ sps_conv_pipe.sv
 sps_out_align.sv
 sps_desc_decode.sv
 sps_load.sv
+sps_conv_drain.sv
 sps_core.sv
 sps_top.sv

@@ -70,7 +70,6 @@ module sps_core
   localparam int unsigned RowSel     = $clog2(Rows > 1 ? Rows : 2);
   localparam int unsigned HalfBytes  = ActBufBytes / 2;    // ADD: input 1 in the lower half, input 2 above
   localparam int unsigned ParamBeats = Rows * ParamRecordBytes / BeatBytes;
-  localparam int unsigned SegWidth   = AxiAddrWidth + 8 + Cols * 8;
   localparam int unsigned AW         = AxiAddrWidth;
 
   typedef enum logic [4:0] {
@@ -109,7 +108,7 @@ module sps_core
   logic ld_valid, ld_flush, ld_busy, ld_receiving, ld_wait, ld_done;
   sps_core_pkg::ld_cmd_t ld_cmd;
   logic [AW-1:0] ld_addr;
-  sps_core_pkg::par_rec_t par_rec, rq_rec;
+  sps_core_pkg::par_rec_t par_rec;
 
   // conv group loop
   logic [4:0] residue_q;        // class r; one wider than a pattern index so that it can reach P = 16
@@ -178,7 +177,7 @@ module sps_core
     .rd_beat_valid_i, .rd_beat_ready_o, .rd_beat_data_i,
     .desc_words_o(desc_words),
     .par_bank_i(wbank_q),
-    .par_row_i(dr_row_q),
+    .par_row_i(drain_row),
     .par_rec_o(par_rec),
     .act_rrow_i(act_rrow),
     .act_rdata_o(act_rdata),
@@ -192,16 +191,14 @@ module sps_core
   logic pipe_init, pipe_busy, pipe_mac, shadow_full, shadow_release;
   logic [31:0] shadow_base;
   logic [Cols*32-1:0] shadow_row;
-  logic [RowSel-1:0] dr_row_q;
-  logic dr_active_q;
-  logic [31:0] dr_o_q, pn_q;
-  logic [AW-1:0] dr_addr_q;
-  logic [7:0] dr_n_q;
-  logic dr_issue, dr_last;
-  logic rq1_q, rq2_q;
-  logic [AW-1:0] rq1_addr_q, rq2_addr_q;
-  logic [7:0] rq1_n_q, rq2_n_q;
-  logic [Cols*8-1:0] rq_y;
+  logic [RowSel-1:0] drain_row;
+  logic [31:0] pn_q;
+  logic drain_active, drain_busy, drain_stall;
+  logic drain_seg_valid, drain_seg_ready;
+  logic [AW-1:0] drain_seg_addr;
+  logic [7:0] drain_seg_len;
+  logic [Cols*8-1:0] drain_seg_data;
+  logic fifo_clear;
 
   sps_conv_pipe #(
     .Rows(Rows), .Cols(Cols), .ActBufBytes(ActBufBytes), .EntryWidth(EntryWidth)
@@ -226,98 +223,33 @@ module sps_core
     .shadow_full_o(shadow_full),
     .shadow_base_o(shadow_base),
     .shadow_release_i(shadow_release),
-    .shadow_row_i(dr_row_q),
+    .shadow_row_i(drain_row),
     .shadow_row_o(shadow_row)
   );
 
-  // segment FIFO between the requantizers and the writer (credits keep it from overflowing)
-  localparam int unsigned SegDepth = 4;
-  logic seg_push, seg_fifo_ready, seg_fifo_valid, seg_fifo_pop;
-  logic [SegWidth-1:0] seg_fifo_in, seg_fifo_out;
-  logic [$clog2(SegDepth):0] seg_count;
-  logic fifo_clear;
-
-  sps_fifo #(.Width(SegWidth), .Depth(SegDepth)) u_seg_fifo (
+  sps_conv_drain #(.Rows(Rows), .Cols(Cols), .AddrWidth(AW)) u_drain (
     .clk_i, .rst_ni,
-    .clear_i(fifo_clear),
-    .wvalid_i(seg_push),
-    .wready_o(seg_fifo_ready),
-    .wdata_i(seg_fifo_in),
-    .rvalid_o(seg_fifo_valid),
-    .rready_i(seg_fifo_pop),
-    .rdata_o(seg_fifo_out),
-    .count_o(seg_count)
+    .abort_i(state_q == StAbort),
+    .desc_i(desc),
+    .der_i(der),
+    .group_addr_i(out_group_q),
+    .chan_step_i(pn_q),
+    .o_first_i(o_first_q),
+    .shadow_full_i(shadow_full),
+    .shadow_base_i(shadow_base),
+    .shadow_release_o(shadow_release),
+    .row_o(drain_row),
+    .shadow_row_i(shadow_row),
+    .rec_i(par_rec),
+    .seg_valid_o(drain_seg_valid),
+    .seg_ready_i(drain_seg_ready),
+    .seg_addr_o(drain_seg_addr),
+    .seg_len_o(drain_seg_len),
+    .seg_data_o(drain_seg_data),
+    .active_o(drain_active),
+    .busy_o(drain_busy),
+    .stall_o(drain_stall)
   );
-
-  assign dr_issue = dr_active_q && (32'(seg_count) + 32'(rq1_q) + 32'(rq2_q) < 32'(SegDepth));
-  assign dr_last = pool || (32'(dr_row_q) == 32'(Rows - 1)) || (dr_o_q + 32'(der.p_eff) >= desc.out_c);
-  assign shadow_release = dr_issue && dr_last;
-
-  // The row's parameters; pools: bias 0 and the descriptor's M and S (MAXPOOL passes the maximum: M = 1, S = 0).
-  always_comb begin
-    rq_rec = par_rec;
-    if (pool) begin
-      rq_rec.bias = '0;
-      rq_rec.mult = (desc.op == 4'(OpMaxpool)) ? 31'd1 : desc.mult[30:0];
-      rq_rec.shift = (desc.op == 4'(OpMaxpool)) ? 6'd0 : desc.shift[5:0];
-    end
-  end
-
-  for (genvar c = 0; c < Cols; c++) begin : gen_lane
-    // acc + bias is an int32 register sum: it wraps like the accumulators (reference: _wrap_int32).
-    logic signed [31:0] v;
-    assign v = $signed(shadow_row[32*c +: 32]) + $signed(rq_rec.bias);
-    sps_requant u_rq (
-      .clk_i,
-      .v_i(40'(v)),
-      .mult_i(rq_rec.mult),
-      .shift_i(rq_rec.shift),
-      .relu_i(desc.relu),
-      .y_o(rq_y[8*c +: 8])
-    );
-  end
-
-  assign seg_push = rq2_q;
-  assign seg_fifo_in = {rq2_addr_q, rq2_n_q, rq_y};
-
-  always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (!rst_ni) begin
-      dr_active_q <= 1'b0;
-      dr_row_q <= '0;
-      dr_o_q <= '0;
-      dr_addr_q <= '0;
-      dr_n_q <= '0;
-      rq1_q <= 1'b0;
-      rq2_q <= 1'b0;
-      rq1_addr_q <= '0;
-      rq2_addr_q <= '0;
-      rq1_n_q <= '0;
-      rq2_n_q <= '0;
-    end else if (state_q == StAbort) begin
-      dr_active_q <= 1'b0;
-      rq1_q <= 1'b0;
-      rq2_q <= 1'b0;
-    end else begin
-      if (!dr_active_q && shadow_full) begin
-        dr_active_q <= 1'b1;
-        dr_row_q <= '0;
-        dr_o_q <= o_first_q;
-        dr_addr_q <= out_group_q + AW'(shadow_base);
-        dr_n_q <= (der.out_pixels - shadow_base >= 32'(Cols)) ? 8'(Cols) : 8'(der.out_pixels - shadow_base);
-      end else if (dr_issue) begin
-        dr_active_q <= !dr_last;
-        dr_row_q <= dr_row_q + 1'b1;
-        dr_o_q <= dr_o_q + 32'(der.p_eff);
-        dr_addr_q <= dr_addr_q + AW'(pn_q);
-      end
-      rq1_q <= dr_issue;
-      rq1_addr_q <= dr_addr_q;
-      rq1_n_q <= dr_n_q;
-      rq2_q <= rq1_q;
-      rq2_addr_q <= rq1_addr_q;
-      rq2_n_q <= rq1_n_q;
-    end
-  end
 
   // ------------------------------------------------------------------------------------------------
   // Element engines (pools, ADD): bytes in output order -> packer -> segments
@@ -405,8 +337,10 @@ module sps_core
   end
 
   always_comb begin
-    aln_seg_valid = seg_fifo_valid;
-    {aln_seg_addr, aln_seg_len, aln_seg_data} = seg_fifo_out;
+    aln_seg_valid = drain_seg_valid;
+    aln_seg_addr = drain_seg_addr;
+    aln_seg_len = drain_seg_len;
+    aln_seg_data = drain_seg_data;
     if (seg_src_stats) begin
       aln_seg_valid = 1'b1;
       aln_seg_addr = arena_q + AW'(stats_off_q) + AW'(layer_q * StatsRecordBytes) + AW'(32'(st_idx_q) * Cols);
@@ -419,7 +353,7 @@ module sps_core
       aln_seg_data = pk_data_q;
     end
   end
-  assign seg_fifo_pop = !seg_src_stats && !seg_src_pk && aln_seg_ready;
+  assign drain_seg_ready = !seg_src_stats && !seg_src_pk && aln_seg_ready;
 
   sps_out_align #(.AddrWidth(AW), .DataWidth(AxiDataWidth), .SegBytes(Cols)) u_align (
     .clk_i, .rst_ni,
@@ -670,7 +604,7 @@ module sps_core
           if (rd_err_i) begin
             err_q <= 8'(ErrAxiError);
             state_q <= StError;
-          end else if (!pipe_init && !pipe_busy && !shadow_full && !dr_active_q && !rq1_q && !rq2_q
+          end else if (!pipe_init && !pipe_busy && !shadow_full && !drain_busy
                        && (pf_q == PfNone || pf_q == PfDone)) begin
             wg_off_q <= wg_off_q + 32'(group_bytes);
             pm_off_q <= pm_off_q + 32'(Rows * ParamRecordBytes);
@@ -749,7 +683,7 @@ module sps_core
 
         // ---------------- end of a layer ----------------
         StLayerEnd: begin
-          if (!pk_full_q && !seg_fifo_valid && aln_idle && wr_idle_i) begin
+          if (!pk_full_q && !drain_seg_valid && aln_idle && wr_idle_i) begin
             if (wr_err_i) begin
               err_q <= 8'(ErrAxiError);
               state_q <= StError;
@@ -812,8 +746,8 @@ module sps_core
   assign stall = !mac && (
       (state_q == StLoad && ld_wait)
       || ((state_q == StLayerEnd || state_q == StStatsWait) && !wr_idle_i)
-      || (dr_active_q && !dr_issue)
-      || (state_q == StConvRun && !pipe_busy && !dr_active_q && pf_q != PfNone && pf_q != PfDone)
+      || drain_stall
+      || (state_q == StConvRun && !pipe_busy && !drain_active && pf_q != PfNone && pf_q != PfDone)
       || (state_q == StAddOut && pk_full_q));
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
@@ -869,7 +803,7 @@ module sps_core
   // (the descriptor and the parameter records keep them zero); the FIFO never fills (credits).
   logic unused;
   assign unused = ^{arena_i[63:AW], desc.mult[31], desc.mult2[31], desc.shift[7:6], desc.out_h, desc.kh,
-                    desc.patterns, seg_fifo_ready};
+                    desc.patterns};
 
   // ------------------------------------------------------------------------------------------------
   // Parameter checks
@@ -892,8 +826,6 @@ module sps_core
 
   // Assertions (simulation only).
 `ifndef SYNTHESIS
-  // The drain's credits keep the segment FIFO from ever refusing a requantized row.
-  SegFifoNeverFull: assert property (@(posedge clk_i) disable iff (!rst_ni) seg_push |-> seg_fifo_ready);
 `endif
 
 endmodule
