@@ -192,3 +192,43 @@ def test_output_that_is_not_a_regular_file(tmp_path, capsys):
         one_error_line(capsys, f"{target} is a {kind}, not a regular file")
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and os.readlink(dev) == "/dev/null"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["null.spsmodel", "out.fifo", "t.onnx"]
+
+
+def _npy_with_header(path, shape, dtype="<f4", data=b""):
+    """A .npy file whose header says `shape` whatever data follows (a header that lies)."""
+    from numpy.lib import format as npy
+    with open(path, "wb") as f:
+        npy.write_array_header_1_0(f, {"descr": dtype, "fortran_order": False, "shape": tuple(shape)})
+        f.write(data)
+    return path
+
+
+def test_run_input_files_that_are_not_one_plain_array(packed, tmp_path, capsys):
+    """Each refused with one line naming the file, before an array is allocated (the header is read first)."""
+    import pickle
+    cases = {}
+    np.save(tmp_path / "empty.npy", np.zeros((0, 4, 4, 4), np.float32))
+    cases["empty.npy"] = "holds no data"
+    np.savez(tmp_path / "two.npz", a=np.zeros((4, 4, 4), np.float32))
+    (tmp_path / "arrays.npy").write_bytes((tmp_path / "two.npz").read_bytes())     # an .npz named .npy
+    cases["arrays.npy"] = "is an .npz archive"
+    np.save(tmp_path / "objects.npy", np.array([None, 1], dtype=object), allow_pickle=True)
+    cases["objects.npy"] = "holds Python objects"
+    (tmp_path / "pickled.npy").write_bytes(pickle.dumps(np.zeros((4, 4, 4), np.float32)))
+    cases["pickled.npy"] = "is a Python pickle"
+    np.save(tmp_path / "ints.npy", np.zeros((4, 4, 4), np.int32))
+    cases["ints.npy"] = "dtype int32"
+    _npy_with_header(tmp_path / "huge.npy", (1 << 20, 4, 4, 4), data=bytes(256))   # declares 1 GiB, holds 256 B
+    cases["huge.npy"] = "holds 256 bytes of data, but its header declares"
+    np.save(tmp_path / "odd.npy", np.zeros((5, 7), np.float32))
+    cases["odd.npy"] = "expected shape (4, 4, 4)"
+    (tmp_path / "blank.npy").write_bytes(b"")
+    cases["blank.npy"] = "cannot read a .npy array (no .npy header; the file is empty)"
+    import tracemalloc
+    for name, fragment in cases.items():
+        tracemalloc.start()
+        assert main(["run", str(packed), "--backend", "sim", "--input", str(tmp_path / name)]) == 2, name
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        one_error_line(capsys, f"{name}: {fragment}")
+        assert peak < 50e6, (name, peak)

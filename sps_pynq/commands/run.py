@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import stat
 import time
 
 from ..backends import BACKEND_NAMES
@@ -24,17 +26,81 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _load_input(args, session):
     import numpy as np
-    from ..errors import InputError
     if args.input is None:
         shape = session.inputs[0].shape
         x = np.random.default_rng(args.seed).standard_normal((1,) + shape).astype(np.float32)
         print(f"input: no --input given, using a seeded random N(0,1) input of shape {x.shape} (seed {args.seed})")
         return x
-    try:
-        x = np.load(args.input, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise InputError(f"{args.input}: cannot read a .npy array ({e})") from e
+    x = read_npy(args.input, session.inputs[0].shape)
     print(f"input: {args.input} {x.dtype} {x.shape}")
+    return x
+
+
+def read_npy(path: str, sample_shape: tuple):
+    """The array in the .npy file `path`, checked from its header before anything is allocated: one numeric
+    array (float, or int8 for raw input) of a whole number of samples of shape `sample_shape`, whose data
+    is exactly what the header declares. InputError naming the file otherwise (an .npz, a pickle, an object
+    array, an empty array, a header that lies about the size). Pickles are never loaded. (A masked array
+    cannot come this way: numpy does not write one to a .npy file.)"""
+    import numpy as np
+    from numpy.lib import format as npy
+    from ..errors import InputError
+
+    def bad(what: str) -> InputError:
+        return InputError(f"{path}: {what}")
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise bad(f"cannot read a .npy array ({e.strerror or e})") from e
+    with f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise bad("cannot read a .npy array (not a regular file)")
+        head = f.read(8)
+        if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+            raise bad("is an .npz archive; save the one input array with numpy.save(FILE.npy, x)")
+        if head[:1] == b"\x80":
+            raise bad("is a Python pickle, not a .npy array; pickles are not loaded (they can run code): save the "
+                      "array with numpy.save")
+        if head[:6] != b"\x93NUMPY":
+            raise bad("cannot read a .npy array (no .npy header" + ("; the file is empty)" if not head else ")"))
+        f.seek(0)
+        try:
+            version = npy.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = npy.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran, dtype = npy.read_array_header_2_0(f)
+            else:
+                raise ValueError(f".npy format version {version[0]}.{version[1]} (this reads 1.0 and 2.0)")
+        except (ValueError, EOFError, SyntaxError) as e:
+            raise bad(f"cannot read a .npy array ({e})") from e
+        if dtype.hasobject:
+            raise bad(f"holds Python objects (dtype {dtype}); pickles are not loaded (they can run code): save a "
+                      f"float or int8 array")
+        if not (np.issubdtype(dtype, np.floating) or dtype == np.int8):
+            raise bad(f"dtype {dtype}: give float32/float64 (quantized with the model's input scale) or int8 (raw "
+                      f"int8 input)")
+        count = 1
+        for n in shape:
+            count *= n
+        if count == 0:
+            raise bad(f"holds no data (shape {shape})")
+        data = st.st_size - f.tell()
+        if data != count * dtype.itemsize:
+            raise bad(f"holds {data} bytes of data, but its header declares {shape} {dtype} ({count * dtype.itemsize} "
+                      f"bytes); the file is truncated or not written by numpy.save")
+        per = 1
+        for n in sample_shape:
+            per *= n
+        if count % per:                  # Session checks the exact shape; this bounds what is read
+            raise bad(f"expected shape {tuple(sample_shape)} / (N, {', '.join(map(str, sample_shape))}), got "
+                      f"{shape} ({count} elements, not a whole number of inputs of {per})")
+        f.seek(0)
+        try:
+            x = npy.read_array(f, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise bad(f"cannot read a .npy array ({e})") from e
     return x
 
 
