@@ -1,6 +1,5 @@
 """The arena plan: aligned, non-overlapping regions; dead activation buffers reused; a live tensor (a residual
 input until its ADD) never overwritten; network inputs and outputs in buffers of their own."""
-import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -66,11 +65,8 @@ def test_buffer_grows_to_its_largest_tensor():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["resnet20", "resnet18", "vgg16"])
-def test_zoo_programs_have_a_sound_arena(name):
-    from sps_pynq.compiler import compile_model
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        program = compile_model(name, num_calib=2)
+def test_zoo_programs_have_a_sound_arena(name, zoo_programs):
+    program = zoo_programs.compile(name, n_calib=32, pps=(8, 4))      # the programs test_golden checks
     descs = program.descriptors()
     regions = [(0, len(descs) * DESC_BYTES, "descriptors")]
     for m, d in zip(program.metadata["layers"], descs):

@@ -308,38 +308,27 @@ def test_weight_cache_never_changes_results():
 
 # ------------------------------------------------------------------ whole networks (compiler + zoo)
 
-_NETS = {}
-
-
-def _net(name):
-    """(program, PPS-projected onnxruntime session, input shape), compiled once per test session."""
-    if name not in _NETS:
+@pytest.fixture
+def net(zoo_programs):
+    """(program, PPS-projected onnxruntime session, input shape) of a zoo network; the program compiled once per
+    test process (conftest's zoo_programs, shared with the other tests that ask for the same options)."""
+    def net_(name):
         pytest.importorskip("torch")
-        import warnings
-        import onnx
         import onnxruntime as ort
         from sps_pynq import zoo
-        from sps_pynq.compiler import compile_model, project_onnx
-        shape = zoo.input_shape(name)
-        path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"sps_test_golden_{os.getpid()}_{name}.onnx")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            zoo.export_onnx(zoo.build(name), path, shape)
-        proto = onnx.load(path)
-        os.unlink(path)
-        calib = np.random.default_rng(1).standard_normal((32,) + shape).astype(np.float32)
-        program = compile_model(proto, pps=(8, 4), calib=calib)
-        sess = ort.InferenceSession(project_onnx(proto, pps=(8, 4)).SerializeToString(),
+        from sps_pynq.compiler import project_onnx
+        program = zoo_programs.compile(name, n_calib=32, pps=(8, 4))
+        sess = ort.InferenceSession(project_onnx(name, pps=(8, 4)).SerializeToString(),
                                     providers=["CPUExecutionProvider"])
-        _NETS[name] = (program, sess, shape)
-    return _NETS[name]
+        return program, sess, zoo.input_shape(name)
+    return net_
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["vgg16", "resnet18", "resnet20"])
-def test_whole_network_c_equals_numpy(name):
+def test_whole_network_c_equals_numpy(name, net):
     from sps_pynq.runtime.preprocess import quantize
-    program, _, shape = _net(name)
+    program, _, shape = net(name)
     descs = program.descriptors()
     rng = np.random.default_rng(3)
     for _ in range(2):
@@ -359,11 +348,11 @@ def test_whole_network_c_equals_numpy(name):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["vgg16", "resnet18", "resnet20"])
-def test_whole_network_against_onnxruntime(name):
+def test_whole_network_against_onnxruntime(name, net):
     """50 inputs from the calibration distribution (scripts/accuracy_sim.py does 1,000): top-1 agreement and the
     largest output error in output LSBs (measured: <= 4.3 LSB, 100% agreement; see docs/golden.md)."""
     from sps_pynq.runtime.session import Session
-    program, sess, shape = _net(name)
+    program, sess, shape = net(name)
     xs = np.random.default_rng(2).standard_normal((50,) + shape).astype(np.float32)
     in_name = sess.get_inputs()[0].name
     expected = np.concatenate([sess.run(None, {in_name: x[None]})[0].reshape(1, -1) for x in xs])
