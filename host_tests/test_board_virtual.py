@@ -33,7 +33,7 @@ HW = CONFIGS["zcu104"]
 @pytest.fixture(scope="module")
 def board():
     saved = {k: os.environ.get(k) for k in ("SPS_PYNQ_REMOTE", "SPS_PYNQ_OVERLAY")}
-    with VirtualBoard(host="127.0.0.1", port=0) as vb:
+    with VirtualBoard(host="127.0.0.1", port=0, faults=True) as vb:
         os.environ["SPS_PYNQ_REMOTE"] = vb.address
         os.environ["SPS_PYNQ_OVERLAY"] = str(OVERLAY)
         try:
