@@ -13,5 +13,6 @@ sps_out_align.sv
 sps_desc_decode.sv
 sps_load.sv
 sps_conv_drain.sv
+sps_conv_loop.sv
 sps_core.sv
 sps_top.sv

@@ -69,21 +69,14 @@ module sps_core
   localparam int unsigned EntryWidth = $clog2(WgtDepth);
   localparam int unsigned RowSel     = $clog2(Rows > 1 ? Rows : 2);
   localparam int unsigned HalfBytes  = ActBufBytes / 2;    // ADD: input 1 in the lower half, input 2 above
-  localparam int unsigned ParamBeats = Rows * ParamRecordBytes / BeatBytes;
   localparam int unsigned AW         = AxiAddrWidth;
 
   typedef enum logic [4:0] {
     StIdle, StFetch, StLoad, StDecode, StDerive, StCheck,
-    StConvGroup, StConvParams, StConvStart, StConvRun,
-    StPoolChan,
+    StConv,
     StAddChunk, StAddLoadB, StAddRdA, StAddRdB, StAddLatch, StAddMul, StAddRnd, StAddOut,
     StLayerEnd, StStats, StStatsWait, StError, StAbort, StFinish
   } state_e;
-
-  // Prefetch of the next row group's weights and parameters into the other half of the weight buffer and
-  // the other parameter bank, while the current group computes (when a group fits half the buffer).
-  typedef enum logic [2:0] {PfIdle, PfNone, PfWgt, PfPar, PfDone} prefetch_e;
-  prefetch_e pf_q;
 
   state_e state_q, ld_next_q;
 
@@ -101,8 +94,6 @@ module sps_core
   logic [47:0] in_bytes;
   logic [7:0] desc_err;
   logic pool;                         // MAXPOOL / AVGPOOL: one channel per group on the tile engine
-  logic [47:0] group_bytes;
-  logic [31:0] group_beats;
 
   // load engine
   logic ld_valid, ld_flush, ld_busy, ld_receiving, ld_wait, ld_done;
@@ -110,17 +101,14 @@ module sps_core
   logic [AW-1:0] ld_addr;
   sps_core_pkg::par_rec_t par_rec;
 
-  // conv group loop
-  logic [4:0] residue_q;        // class r; one wider than a pattern index so that it can reach P = 16
-  logic [31:0] o_first_q, wg_off_q, pm_off_q;
-  logic [AW-1:0] out_group_q;
-  logic wbank_q;                      // weight half / parameter bank the current group computes from
-  logic dbuf_q;                       // this layer's groups fit half the weight buffer: prefetch
-  logic pf_ready_q;                   // the next group's weights and parameters are already loaded
-  logic next_exists;
-  logic [31:0] next_o_first;
+  // CONV row groups and pool channels on the tile engine (sps_conv_loop)
+  logic cv_start, cv_done, cv_ld_valid, cv_run, cv_stall, cv_par_bank;
+  sps_core_pkg::ld_cmd_t cv_ld_cmd, seq_ld_cmd;
+  logic seq_ld_valid;
+  logic [3:0] cv_residue;
+  logic [31:0] cv_chan_off, cv_o_first, cv_chan_step;
+  logic [AW-1:0] cv_group_addr;
   logic [EntryWidth-1:0] pipe_wgt_addr;
-  localparam int unsigned WgtHalf = WgtDepth / 2;
 
   // counters
   logic [63:0] cycles_q, mac_q, stall_q, rd_bytes_q, wr_bytes_q;
@@ -176,7 +164,7 @@ module sps_core
     .rd_req_valid_o, .rd_req_ready_i, .rd_req_addr_o, .rd_req_beats_o,
     .rd_beat_valid_i, .rd_beat_ready_o, .rd_beat_data_i,
     .desc_words_o(desc_words),
-    .par_bank_i(wbank_q),
+    .par_bank_i(cv_par_bank),
     .par_row_i(drain_row),
     .par_rec_o(par_rec),
     .act_rrow_i(act_rrow),
@@ -192,7 +180,6 @@ module sps_core
   logic [31:0] shadow_base;
   logic [Cols*32-1:0] shadow_row;
   logic [RowSel-1:0] drain_row;
-  logic [31:0] pn_q;
   logic drain_active, drain_busy, drain_stall;
   logic drain_seg_valid, drain_seg_ready;
   logic [AW-1:0] drain_seg_addr;
@@ -209,9 +196,9 @@ module sps_core
     .stride_h_i(desc.stride_h), .stride_w_i(desc.stride_w), .pad_top_i(desc.pad_top), .pad_left_i(desc.pad_left),
     .out_w_stride_i(der.ow_sw), .row_step_i(der.row_step), .pad_top_w_i(der.pt_w),
     .pps_i(desc.pps && !pool), .patterns_i(der.p_eff), .nnz_i(pool ? der.kk : 16'(desc.nnz)),
-    .in_c_i(pool ? 16'd1 : desc.in_c[15:0]), .chan_off_i(pool ? pchan_q : 32'd0),
+    .in_c_i(pool ? 16'd1 : desc.in_c[15:0]), .chan_off_i(cv_chan_off),
     .max_mode_i(desc.op == 4'(OpMaxpool)), .kw_i(desc.kw),
-    .residue_i(residue_q[3:0]), .masks_i(desc.masks),
+    .residue_i(cv_residue), .masks_i(desc.masks),
     .init_i(pipe_init),
     .stop_i(state_q == StAbort),
     .busy_o(pipe_busy),
@@ -232,9 +219,9 @@ module sps_core
     .abort_i(state_q == StAbort),
     .desc_i(desc),
     .der_i(der),
-    .group_addr_i(out_group_q),
-    .chan_step_i(pn_q),
-    .o_first_i(o_first_q),
+    .group_addr_i(cv_group_addr),
+    .chan_step_i(cv_chan_step),
+    .o_first_i(cv_o_first),
     .shadow_full_i(shadow_full),
     .shadow_base_i(shadow_base),
     .shadow_release_o(shadow_release),
@@ -251,11 +238,39 @@ module sps_core
     .stall_o(drain_stall)
   );
 
+  sps_conv_loop #(
+    .Rows(Rows), .AxiDataWidth(AxiDataWidth), .AxiAddrWidth(AxiAddrWidth), .WeightBufBytes(WeightBufBytes)
+  ) u_conv_loop (
+    .clk_i, .rst_ni,
+    .flush_i(ld_flush),
+    .start_i(cv_start),
+    .done_o(cv_done),
+    .desc_i(desc),
+    .der_i(der),
+    .arena_i(arena_q),
+    .ld_valid_o(cv_ld_valid),
+    .ld_cmd_o(cv_ld_cmd),
+    .ld_done_i(ld_done),
+    .pipe_init_o(pipe_init),
+    .pipe_busy_i(pipe_busy),
+    .shadow_full_i(shadow_full),
+    .residue_o(cv_residue),
+    .chan_off_o(cv_chan_off),
+    .pipe_wgt_addr_i(pipe_wgt_addr),
+    .wgt_raddr_o(wgt_raddr),
+    .drain_active_i(drain_active),
+    .drain_busy_i(drain_busy),
+    .par_bank_o(cv_par_bank),
+    .o_first_o(cv_o_first),
+    .group_addr_o(cv_group_addr),
+    .chan_step_o(cv_chan_step),
+    .run_o(cv_run),
+    .stall_o(cv_stall)
+  );
+
   // ------------------------------------------------------------------------------------------------
   // Element engines (pools, ADD): bytes in output order -> packer -> segments
   // ------------------------------------------------------------------------------------------------
-  logic [31:0] pc_q;                     // pools: channel
-  logic [31:0] pchan_q;                  // pools: pc * in_plane
   logic [31:0] out_idx_q;                // ADD: index of the next output byte in the output map
 
   // ADD
@@ -378,91 +393,55 @@ module sps_core
   // parameters (or the next group's, prefetched while this one computes), the chunks of both ADD inputs
   // ------------------------------------------------------------------------------------------------
   always_comb begin
-    ld_valid = 1'b0;
-    ld_cmd = '0;
+    seq_ld_valid = 1'b0;
+    seq_ld_cmd = '0;
     ld_addr = '0;
     unique case (state_q)
       StFetch: begin
         if (layer_q != num_layers_q) begin
-          ld_valid = 1'b1;
-          ld_cmd.dest = DstDesc;
+          seq_ld_valid = 1'b1;
+          seq_ld_cmd.dest = DstDesc;
           ld_addr = arena_q + AW'(prog_q) + AW'(layer_q) * AW'(DescBytes);
-          ld_cmd.beats = 32'(DescBytes / BeatBytes);
+          seq_ld_cmd.beats = 32'(DescBytes / BeatBytes);
         end
       end
       StCheck: begin
         // Every op but ADD starts by loading the whole input map into the activation buffer.
         if (desc_err == 8'(ErrNone) && desc.op != 4'(OpAdd)) begin
-          ld_valid = 1'b1;
-          ld_cmd.dest = DstAct;
+          seq_ld_valid = 1'b1;
+          seq_ld_cmd.dest = DstAct;
           ld_addr = arena_q + AW'(desc.in_off);
-          ld_cmd.beats = 32'((in_bytes + 48'(BeatBytes - 1)) >> BeatShift);
-        end
-      end
-      StConvGroup: begin
-        if (8'(residue_q) != der.p_eff && o_first_q < desc.out_c && !pf_ready_q) begin
-          ld_valid = 1'b1;
-          ld_cmd.dest = DstWgt;
-          ld_addr = arena_q + AW'(desc.w_off) + AW'(wg_off_q);
-          ld_cmd.beats = group_beats;
-          ld_cmd.idx = wbank_q ? 32'(WgtHalf) : '0;
-        end
-      end
-      StConvParams: begin
-        ld_valid = 1'b1;
-        ld_cmd.dest = DstParam;
-        ld_addr = arena_q + AW'(desc.p_off) + AW'(pm_off_q);
-        ld_cmd.beats = 32'(ParamBeats);
-        ld_cmd.pbank = wbank_q;
-      end
-      StConvRun: begin
-        if (pf_q == PfIdle && dbuf_q && next_exists) begin
-          ld_valid = 1'b1;
-          ld_cmd.dest = DstWgt;
-          ld_addr = arena_q + AW'(desc.w_off) + AW'(wg_off_q) + AW'(group_bytes);
-          ld_cmd.beats = group_beats;
-          ld_cmd.idx = wbank_q ? '0 : 32'(WgtHalf);
-        end else if (pf_q == PfWgt && ld_done) begin
-          ld_valid = 1'b1;
-          ld_cmd.dest = DstParam;
-          ld_addr = arena_q + AW'(desc.p_off) + AW'(pm_off_q) + AW'(Rows * ParamRecordBytes);
-          ld_cmd.beats = 32'(ParamBeats);
-          ld_cmd.pbank = !wbank_q;
+          seq_ld_cmd.beats = 32'((in_bytes + 48'(BeatBytes - 1)) >> BeatShift);
         end
       end
       StAddChunk: begin
         if (add_off_q < der.out_total) begin
-          ld_valid = 1'b1;
-          ld_cmd.dest = DstAct;
+          seq_ld_valid = 1'b1;
+          seq_ld_cmd.dest = DstAct;
           ld_addr = arena_q + AW'(desc.in_off) + AW'(add_off_q);
-          ld_cmd.beats = ((der.out_total - add_off_q > 32'(HalfBytes)) ? 32'(HalfBytes)
+          seq_ld_cmd.beats = ((der.out_total - add_off_q > 32'(HalfBytes)) ? 32'(HalfBytes)
                           : der.out_total - add_off_q) + 32'(BeatBytes - 1) >> BeatShift;
         end
       end
       StAddLoadB: begin
-        ld_valid = 1'b1;
-        ld_cmd.dest = DstAct;
+        seq_ld_valid = 1'b1;
+        seq_ld_cmd.dest = DstAct;
         ld_addr = arena_q + AW'(desc.in2_off) + AW'(add_off_q);
-        ld_cmd.beats = chunk_q + 32'(BeatBytes - 1) >> BeatShift;
-        ld_cmd.idx = 32'(HalfBytes / Cols);
+        seq_ld_cmd.beats = chunk_q + 32'(BeatBytes - 1) >> BeatShift;
+        seq_ld_cmd.idx = 32'(HalfBytes / Cols);
       end
       default: ;
     endcase
-    ld_cmd.addr = 64'(ld_addr);
+    seq_ld_cmd.addr = 64'(ld_addr);
   end
+
+  // One requester at a time: the sequencer (descriptor, input map, ADD chunks) or the row-group loop.
+  assign ld_valid = seq_ld_valid || cv_ld_valid;
+  assign ld_cmd = cv_ld_valid ? cv_ld_cmd : seq_ld_cmd;
 
   // A load in progress ends with the run (abort) or with an error of the read engine.
   assign ld_flush = (abort_i && state_q != StIdle)
-                    || (rd_err_i && ((state_q == StLoad && ld_receiving) || state_q == StConvRun));
-
-  assign wgt_raddr = pipe_wgt_addr + (wbank_q ? EntryWidth'(WgtHalf) : '0);
-  // The group after the current one: the next R filters of this class, else the first of the next class.
-  assign next_o_first = o_first_q + 32'(der.p_eff) * 32'(Rows);
-  assign next_exists = next_o_first < desc.out_c
-                       || (8'(residue_q) + 8'd1 < der.p_eff && 32'(residue_q) + 32'd1 < desc.out_c);
-
-  assign group_bytes = ((der.steps * 48'(Rows)) + 48'(GroupAlign - 1)) & ~48'(GroupAlign - 1);
-  assign group_beats = 32'(group_bytes >> BeatShift);
+                    || (rd_err_i && (ld_receiving || cv_run));
 
   // ------------------------------------------------------------------------------------------------
   // The sequencer
@@ -478,18 +457,7 @@ module sps_core
       stats_en_q <= 1'b0;
       layer_q <= '0;
       err_q <= '0;
-      residue_q <= '0;
-      o_first_q <= '0;
-      wbank_q <= 1'b0;
-      dbuf_q <= 1'b0;
-      pf_q <= PfIdle;
-      pf_ready_q <= 1'b0;
-      wg_off_q <= '0;
-      pm_off_q <= '0;
-      out_group_q <= '0;
       st_idx_q <= '0;
-      pc_q <= '0;
-      pchan_q <= '0;
       out_idx_q <= '0;
       add_off_q <= '0;
       chunk_q <= '0;
@@ -546,90 +514,22 @@ module sps_core
             state_q <= StError;
           end else begin
             state_q <= StLoad;        // every op but ADD: the input map
-            residue_q <= '0;
-            o_first_q <= '0;
-            wbank_q <= 1'b0;
-            pf_q <= PfIdle;
-            pf_ready_q <= 1'b0;
-            dbuf_q <= der.steps <= 48'(WgtHalf);
-            wg_off_q <= '0;
-            pm_off_q <= '0;
-            pc_q <= '0;
-            pchan_q <= '0;
-            if (pool) dbuf_q <= 1'b0;
             out_idx_q <= '0;
             add_off_q <= '0;
-            pn_q <= 32'(der.p_eff) * der.out_pixels;
             unique case (desc.op)
-              4'(OpConv): ld_next_q <= StConvGroup;
-              4'(OpMaxpool), 4'(OpAvgpool): ld_next_q <= StPoolChan;
+              4'(OpConv), 4'(OpMaxpool), 4'(OpAvgpool): ld_next_q <= StConv;
               default: state_q <= StAddChunk;
             endcase
           end
         end
 
-        // ---------------- CONV: one row group at a time ----------------
-        StConvGroup: begin
-          if (8'(residue_q) == der.p_eff) begin
-            state_q <= StLayerEnd;
-          end else if (o_first_q >= desc.out_c) begin
-            residue_q <= residue_q + 5'd1;
-            o_first_q <= 32'(residue_q) + 32'd1;
-          end else if (pf_ready_q) begin
-            pf_ready_q <= 1'b0;        // prefetched while the previous group computed
-            state_q <= StConvStart;
-          end else begin
-            ld_next_q <= StConvParams;
-            state_q <= StLoad;        // the group's weights
-          end
-        end
-
-        StConvParams: begin
-          ld_next_q <= StConvStart;
-          state_q <= StLoad;          // the group's parameters
-        end
-
-        StConvStart: begin
-          out_group_q <= arena_q + AW'(desc.out_off) + AW'(o_first_q * der.out_pixels);
-          state_q <= StConvRun;
-        end
-
-        StConvRun: begin
-          unique case (pf_q)
-            PfIdle: pf_q <= (dbuf_q && next_exists) ? PfWgt : PfNone;   // the next group's weights
-            PfWgt: if (ld_done) pf_q <= PfPar;                           // then its parameters
-            PfPar: if (ld_done) pf_q <= PfDone;
-            default: ;
-          endcase
-          if (rd_err_i) begin
+        // ---------------- CONV row groups, pool channels (sps_conv_loop) ----------------
+        StConv: begin
+          if (rd_err_i && (cv_run || ld_receiving)) begin
             err_q <= 8'(ErrAxiError);
             state_q <= StError;
-          end else if (!pipe_init && !pipe_busy && !shadow_full && !drain_busy
-                       && (pf_q == PfNone || pf_q == PfDone)) begin
-            wg_off_q <= wg_off_q + 32'(group_bytes);
-            pm_off_q <= pm_off_q + 32'(Rows * ParamRecordBytes);
-            o_first_q <= next_o_first;
-            if (pf_q == PfDone) begin
-              wbank_q <= !wbank_q;
-              pf_ready_q <= 1'b1;
-            end
-            pf_q <= PfIdle;
-            state_q <= StConvGroup;
-            if (pool) begin
-              pc_q <= pc_q + 32'd1;
-              pchan_q <= pchan_q + der.in_plane;
-              state_q <= StPoolChan;
-            end
-          end
-        end
-
-        // ---------------- MAXPOOL / AVGPOOL: one channel per group on the tile engine ----------------
-        StPoolChan: begin
-          if (pc_q == desc.out_c) begin
+          end else if (cv_done) begin
             state_q <= StLayerEnd;
-          end else begin
-            o_first_q <= pc_q;
-            state_q <= StConvStart;
           end
         end
 
@@ -737,17 +637,18 @@ module sps_core
     endcase
   end
 
-  assign pipe_init = (state_q == StConvStart);
+  // The row-group loop starts when the input map is in the buffer.
+  assign cv_start = (state_q == StLoad) && (ld_next_q == StConv) && ld_done;
 
   // ------------------------------------------------------------------------------------------------
   // Counters
   // ------------------------------------------------------------------------------------------------
   assign mac = pipe_mac;
   assign stall = !mac && (
-      (state_q == StLoad && ld_wait)
+      (ld_wait && !cv_run)
       || ((state_q == StLayerEnd || state_q == StStatsWait) && !wr_idle_i)
       || drain_stall
-      || (state_q == StConvRun && !pipe_busy && !drain_active && pf_q != PfNone && pf_q != PfDone)
+      || cv_stall
       || (state_q == StAddOut && pk_full_q));
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
@@ -795,7 +696,7 @@ module sps_core
   assign stall_cycles_o = stall_q;
   assign bytes_rd_o = rd_bytes_q;
   assign bytes_wr_o = wr_bytes_q;
-  assign rd_abort_o = (ld_busy || state_q == StConvRun) && (abort_i || rd_err_i);
+  assign rd_abort_o = (ld_busy || cv_run) && (abort_i || rd_err_i);
   assign rd_clear_o = start_i;
   assign wr_clear_o = start_i;
 
@@ -826,6 +727,8 @@ module sps_core
 
   // Assertions (simulation only).
 `ifndef SYNTHESIS
+  // The sequencer and the row-group loop never ask for a load in the same cycle.
+  OneLoadRequester: assert property (@(posedge clk_i) disable iff (!rst_ni) !(seq_ld_valid && cv_ld_valid));
 `endif
 
 endmodule
