@@ -14,5 +14,6 @@ sps_desc_decode.sv
 sps_load.sv
 sps_conv_drain.sv
 sps_conv_loop.sv
+sps_add.sv
 sps_core.sv
 sps_top.sv

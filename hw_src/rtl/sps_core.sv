@@ -68,13 +68,12 @@ module sps_core
   localparam int unsigned WgtDepth   = WeightBufBytes / Rows;
   localparam int unsigned EntryWidth = $clog2(WgtDepth);
   localparam int unsigned RowSel     = $clog2(Rows > 1 ? Rows : 2);
-  localparam int unsigned HalfBytes  = ActBufBytes / 2;    // ADD: input 1 in the lower half, input 2 above
   localparam int unsigned AW         = AxiAddrWidth;
 
   typedef enum logic [4:0] {
     StIdle, StFetch, StLoad, StDecode, StDerive, StCheck,
     StConv,
-    StAddChunk, StAddLoadB, StAddRdA, StAddRdB, StAddLatch, StAddMul, StAddRnd, StAddOut,
+    StAdd,
     StLayerEnd, StStats, StStatsWait, StError, StAbort, StFinish
   } state_e;
 
@@ -140,13 +139,11 @@ module sps_core
   // ------------------------------------------------------------------------------------------------
   logic [Cols*8-1:0] act_rdata;
   logic [Cols*RowAw-1:0] act_rrow, pipe_act_row;
-  logic [RowAw-1:0] elt_row;          // ADD: one row address for every bank
-  logic elt_reads;
   logic [EntryWidth-1:0] wgt_raddr;
   logic [Rows*8-1:0] wgt_rdata;
 
   for (genvar b = 0; b < Cols; b++) begin : gen_act_rrow
-    assign act_rrow[RowAw*b +: RowAw] = elt_reads ? elt_row : pipe_act_row[RowAw*b +: RowAw];
+    assign act_rrow[RowAw*b +: RowAw] = add_act_rd ? add_act_row : pipe_act_row[RowAw*b +: RowAw];
   end
 
   sps_load #(
@@ -269,18 +266,40 @@ module sps_core
   );
 
   // ------------------------------------------------------------------------------------------------
-  // Element engines (pools, ADD): bytes in output order -> packer -> segments
+  // ADD engine and its packer
   // ------------------------------------------------------------------------------------------------
-  logic [31:0] out_idx_q;                // ADD: index of the next output byte in the output map
+  logic add_start, add_done, add_ld_valid, add_act_rd, add_stall;
+  sps_core_pkg::ld_cmd_t add_ld_cmd;
+  logic [RowAw-1:0] add_act_row;
+  logic add_seg_valid, add_seg_ready;
+  logic [AW-1:0] add_seg_addr;
+  logic [7:0] add_seg_len;
+  logic [Cols*8-1:0] add_seg_data;
 
-  // ADD
-  logic [31:0] add_off_q, chunk_q;
-  logic [RowAw-1:0] add_row_q;
-  logic [7:0] add_cnt;
-  logic [Cols*8-1:0] add_y_q;                      // C results of one buffer row
-  logic signed [ProdWidth-1:0] add_sum_q [Cols];   // a * M + b * M2 per lane
-  logic add_seg;                                   // push the C results as one segment
-  logic [Cols*8-1:0] a_row_q, b_row_q;
+  sps_add #(
+    .Cols(Cols), .AxiDataWidth(AxiDataWidth), .AxiAddrWidth(AxiAddrWidth), .ActBufBytes(ActBufBytes)
+  ) u_add (
+    .clk_i, .rst_ni,
+    .flush_i(ld_flush),
+    .abort_i(state_q == StAbort),
+    .start_i(add_start),
+    .done_o(add_done),
+    .desc_i(desc),
+    .der_i(der),
+    .arena_i(arena_q),
+    .ld_valid_o(add_ld_valid),
+    .ld_cmd_o(add_ld_cmd),
+    .ld_done_i(ld_done),
+    .act_rd_o(add_act_rd),
+    .act_row_o(add_act_row),
+    .act_rdata_i(act_rdata),
+    .seg_valid_o(add_seg_valid),
+    .seg_ready_i(add_seg_ready),
+    .seg_addr_o(add_seg_addr),
+    .seg_len_o(add_seg_len),
+    .seg_data_o(add_seg_data),
+    .stall_o(add_stall)
+  );
 
   // output path
   logic seg_src_pk, seg_src_stats, aln_seg_valid, aln_seg_ready, aln_idle;
@@ -290,59 +309,11 @@ module sps_core
   logic [7:0] st_idx_q;
   logic [8*StatsRecordBytes-1:0] st_record;
 
-  // packer
-  logic pk_full_q;
-  logic [7:0] pk_cnt_q;
-  logic [AW-1:0] pk_addr_q;
-  logic [Cols*8-1:0] pk_data_q;
-  logic [AW-1:0] byte_addr;
-
-  assign add_cnt = (chunk_q - 32'({add_row_q, ColShift'(0)}) >= 32'(Cols)) ? 8'(Cols)
-                   : 8'(chunk_q - 32'({add_row_q, ColShift'(0)}));
-  // ADD: C lanes, one buffer row (C elements) at a time: multiply, then round/shift/saturate.
-  always_ff @(posedge clk_i) begin
-    for (int c = 0; c < Cols; c++) begin
-      if (state_q == StAddMul) begin
-        add_sum_q[c] <= ProdWidth'($signed(a_row_q[8*c +: 8])) * $signed({1'b0, desc.mult[30:0]})
-                        + ProdWidth'($signed(b_row_q[8*c +: 8])) * $signed({1'b0, desc.mult2[30:0]});
-      end
-      if (state_q == StAddRnd) begin
-        add_y_q[8*c +: 8] <= round_shift_sat(add_sum_q[c], desc.shift[5:0], desc.relu);
-      end
-    end
-  end
-  assign add_seg = (state_q == StAddOut) && !pk_full_q;
-
-  assign byte_addr = arena_q + AW'(desc.out_off) + AW'(out_idx_q);
-
-  always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (!rst_ni) begin
-      pk_full_q <= 1'b0;
-      pk_cnt_q <= '0;
-      pk_addr_q <= '0;
-      pk_data_q <= '0;
-    end else if (state_q == StAbort) begin
-      pk_full_q <= 1'b0;
-      pk_cnt_q <= '0;
-    end else if (pk_full_q) begin
-      if (seg_src_pk && aln_seg_ready) begin
-        pk_full_q <= 1'b0;
-        pk_cnt_q <= '0;
-      end
-    end else if (add_seg) begin
-      // ADD hands over a whole C-aligned row of results (the output map is 64-byte aligned)
-      pk_addr_q <= byte_addr;
-      pk_data_q <= add_y_q;
-      pk_cnt_q <= add_cnt;
-      pk_full_q <= 1'b1;
-    end
-  end
-
   // ------------------------------------------------------------------------------------------------
   // Output path: segments from the conv drain, the packer or the statistics record -> beats
   // ------------------------------------------------------------------------------------------------
 
-  assign seg_src_pk = pk_full_q;
+  assign seg_src_pk = add_seg_valid;
   assign seg_src_stats = (state_q == StStats);
   always_comb begin
     st_record = '0;
@@ -363,12 +334,13 @@ module sps_core
       aln_seg_data = st_record[Cols * 8 * st_idx_q +: Cols * 8];
     end else if (seg_src_pk) begin
       aln_seg_valid = 1'b1;
-      aln_seg_addr = pk_addr_q;
-      aln_seg_len = pk_cnt_q;
-      aln_seg_data = pk_data_q;
+      aln_seg_addr = add_seg_addr;
+      aln_seg_len = add_seg_len;
+      aln_seg_data = add_seg_data;
     end
   end
   assign drain_seg_ready = !seg_src_stats && !seg_src_pk && aln_seg_ready;
+  assign add_seg_ready = !seg_src_stats && aln_seg_ready;
 
   sps_out_align #(.AddrWidth(AW), .DataWidth(AxiDataWidth), .SegBytes(Cols)) u_align (
     .clk_i, .rst_ni,
@@ -414,30 +386,18 @@ module sps_core
           seq_ld_cmd.beats = 32'((in_bytes + 48'(BeatBytes - 1)) >> BeatShift);
         end
       end
-      StAddChunk: begin
-        if (add_off_q < der.out_total) begin
-          seq_ld_valid = 1'b1;
-          seq_ld_cmd.dest = DstAct;
-          ld_addr = arena_q + AW'(desc.in_off) + AW'(add_off_q);
-          seq_ld_cmd.beats = ((der.out_total - add_off_q > 32'(HalfBytes)) ? 32'(HalfBytes)
-                          : der.out_total - add_off_q) + 32'(BeatBytes - 1) >> BeatShift;
-        end
-      end
-      StAddLoadB: begin
-        seq_ld_valid = 1'b1;
-        seq_ld_cmd.dest = DstAct;
-        ld_addr = arena_q + AW'(desc.in2_off) + AW'(add_off_q);
-        seq_ld_cmd.beats = chunk_q + 32'(BeatBytes - 1) >> BeatShift;
-        seq_ld_cmd.idx = 32'(HalfBytes / Cols);
-      end
       default: ;
     endcase
     seq_ld_cmd.addr = 64'(ld_addr);
   end
 
-  // One requester at a time: the sequencer (descriptor, input map, ADD chunks) or the row-group loop.
-  assign ld_valid = seq_ld_valid || cv_ld_valid;
-  assign ld_cmd = cv_ld_valid ? cv_ld_cmd : seq_ld_cmd;
+  // One requester at a time: the sequencer (descriptor, input map), the row-group loop or the ADD.
+  assign ld_valid = seq_ld_valid || cv_ld_valid || add_ld_valid;
+  always_comb begin
+    ld_cmd = seq_ld_cmd;
+    if (cv_ld_valid) ld_cmd = cv_ld_cmd;
+    if (add_ld_valid) ld_cmd = add_ld_cmd;
+  end
 
   // A load in progress ends with the run (abort) or with an error of the read engine.
   assign ld_flush = (abort_i && state_q != StIdle)
@@ -458,12 +418,6 @@ module sps_core
       layer_q <= '0;
       err_q <= '0;
       st_idx_q <= '0;
-      out_idx_q <= '0;
-      add_off_q <= '0;
-      chunk_q <= '0;
-      add_row_q <= '0;
-      a_row_q <= '0;
-      b_row_q <= '0;
     end else if (abort_i && state_q != StIdle) begin
       state_q <= StAbort;
     end else begin
@@ -514,11 +468,9 @@ module sps_core
             state_q <= StError;
           end else begin
             state_q <= StLoad;        // every op but ADD: the input map
-            out_idx_q <= '0;
-            add_off_q <= '0;
             unique case (desc.op)
               4'(OpConv), 4'(OpMaxpool), 4'(OpAvgpool): ld_next_q <= StConv;
-              default: state_q <= StAddChunk;
+              default: state_q <= StAdd;
             endcase
           end
         end
@@ -533,57 +485,19 @@ module sps_core
           end
         end
 
-        // ---------------- ADD: chunks of both inputs, one element at a time ----------------
-        StAddChunk: begin
-          if (add_off_q >= der.out_total) begin
+        // ---------------- ADD (sps_add) ----------------
+        StAdd: begin
+          if (rd_err_i && ld_receiving) begin
+            err_q <= 8'(ErrAxiError);
+            state_q <= StError;
+          end else if (add_done) begin
             state_q <= StLayerEnd;
-          end else begin
-            chunk_q <= (der.out_total - add_off_q > 32'(HalfBytes)) ? 32'(HalfBytes) : der.out_total - add_off_q;
-            ld_next_q <= StAddLoadB;
-            state_q <= StLoad;        // the chunk of input 1
-          end
-        end
-
-        StAddLoadB: begin
-          ld_next_q <= StAddRdA;
-          add_row_q <= '0;
-          state_q <= StLoad;          // the chunk of input 2
-        end
-
-        StAddRdA: begin
-          state_q <= StAddRdB;
-        end
-
-        StAddRdB: begin
-          a_row_q <= act_rdata;
-          state_q <= StAddLatch;
-        end
-
-        StAddLatch: begin
-          b_row_q <= act_rdata;
-          state_q <= StAddMul;
-        end
-
-        StAddMul: state_q <= StAddRnd;
-
-        StAddRnd: state_q <= StAddOut;
-
-        StAddOut: begin
-          if (add_seg) begin
-            out_idx_q <= out_idx_q + 32'(add_cnt);
-            if (32'({add_row_q, ColShift'(0)}) + 32'(Cols) >= chunk_q) begin
-              add_off_q <= add_off_q + 32'(HalfBytes);
-              state_q <= StAddChunk;
-            end else begin
-              add_row_q <= add_row_q + 1'b1;
-              state_q <= StAddRdA;
-            end
           end
         end
 
         // ---------------- end of a layer ----------------
         StLayerEnd: begin
-          if (!pk_full_q && !drain_seg_valid && aln_idle && wr_idle_i) begin
+          if (!add_seg_valid && !drain_seg_valid && aln_idle && wr_idle_i) begin
             if (wr_err_i) begin
               err_q <= 8'(ErrAxiError);
               state_q <= StError;
@@ -626,19 +540,10 @@ module sps_core
     end
   end
 
-  // ADD reads of the activation buffer (one row address for every bank).
-  always_comb begin
-    elt_reads = 1'b1;
-    elt_row = add_row_q;
-    unique case (state_q)
-      StAddRdA: elt_row = add_row_q;
-      StAddRdB: elt_row = add_row_q + RowAw'(HalfBytes / Cols);
-      default: elt_reads = 1'b0;
-    endcase
-  end
-
   // The row-group loop starts when the input map is in the buffer.
   assign cv_start = (state_q == StLoad) && (ld_next_q == StConv) && ld_done;
+  // The ADD streams its inputs itself.
+  assign add_start = (state_q == StCheck) && desc_err == 8'(ErrNone) && desc.op == 4'(OpAdd);
 
   // ------------------------------------------------------------------------------------------------
   // Counters
@@ -649,7 +554,7 @@ module sps_core
       || ((state_q == StLayerEnd || state_q == StStatsWait) && !wr_idle_i)
       || drain_stall
       || cv_stall
-      || (state_q == StAddOut && pk_full_q));
+      || add_stall);
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -727,8 +632,9 @@ module sps_core
 
   // Assertions (simulation only).
 `ifndef SYNTHESIS
-  // The sequencer and the row-group loop never ask for a load in the same cycle.
-  OneLoadRequester: assert property (@(posedge clk_i) disable iff (!rst_ni) !(seq_ld_valid && cv_ld_valid));
+  // The sequencer, the row-group loop and the ADD never ask for a load in the same cycle.
+  OneLoadRequester: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      $onehot0({seq_ld_valid, cv_ld_valid, add_ld_valid}));
 `endif
 
 endmodule
