@@ -91,7 +91,8 @@ def test_faults_only_when_enabled(board):
 def test_malformed_fault_is_refused_and_overlays_still_load():
     with VirtualBoard(port=0, faults=True) as vb:
         c = Raw(vb.address)
-        for text in (b"error x 1", b"error 99 0", b"error 4", b"error 4 -1", b"hang now", b"\xff", b"error 4 " + b"9" * 50):
+        for text in (b"error x 1", b"error 99 0", b"error 4", b"error 4 -1", b"hang now", b"\xff",
+                     b"error 4 " + b"9" * 50):
             code, msg = code_of(lambda: c.write_file(FAULT_FILE, text))
             assert code == grpc.StatusCode.INVALID_ARGUMENT and "'hang', 'error CODE LAYER'" in msg, text
         c.write_file("/lib/firmware/sps.bin", (OVERLAY / "sps.bit").read_bytes()[-4096:])

@@ -262,3 +262,14 @@ def test_a_temporary_file_in_use_is_left_alone(program, tmp_path):
         assert sorted(os.listdir(tmp_path)) == sorted([busy.name, other.name, "m.spsmodel"])
     model_file.save(program, tmp_path / "m.spsmodel")
     assert sorted(os.listdir(tmp_path)) == sorted([other.name, "m.spsmodel"])
+
+
+def test_closed_form_row_groups_equal_the_layout():
+    """model_file.num_row_groups (validation, inspect) counts what layout.row_groups lists, without the list."""
+    from sps_pynq.hw import layout
+    for out_c in range(1, 70):
+        for patterns in range(1, 17):
+            for rows in (1, 2, 4, 16):
+                assert model_file.num_row_groups(out_c, patterns, rows) == \
+                    len(layout.row_groups(out_c, patterns, rows)), (out_c, patterns, rows)
+    assert model_file.num_row_groups(1 << 31, 8, 16) == (1 << 31) // 16     # 8 classes of 2^28 filters

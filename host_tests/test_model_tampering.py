@@ -67,7 +67,8 @@ def banded_program(seed: int) -> Program:
     image = base.image + bytes(prog - len(base.image)) + pack_program(descs)
     return dataclasses.replace(base, image=image, prog_offset=prog, stats_offset=stats,
                                arena_size=_align(stats + len(descs) * STATS_RECORD_BYTES),
-                               layers=[LayerInfo(f"band{j}_{d.op.name.lower()}", [], 0.05) for j, d in enumerate(descs)])
+                               layers=[LayerInfo(f"band{j}_{d.op.name.lower()}", [], 0.05)
+                                       for j, d in enumerate(descs)])
 
 
 def write(path, manifest, image, rehash=True):

@@ -6,12 +6,13 @@
     image.bin       the initial arena contents (descriptors, weights, parameters)
 
 Writing is atomic (an unnamed O_TMPFILE linked in when complete, else a locked temporary file renamed at the
-end), so an error or a kill never leaves a half-written model; only regular files are ever replaced. Loading is ONE validation step before anything is used (docs/spsmodel.md, "Validation"):
-the zip's directory and entries before anything is decompressed, the manifest against the schema written out
-below, the blob's size and sha256, then every descriptor decoded once and bounded (its shape against the
-hardware, the regions it reads and writes against the arena, with closed-form sizes: no loop runs over a count
-read from the file before that count is bounded). Every failure is a ModelFileError naming the file and the
-field. Standard library only: this runs on the board.
+end), so an error or a kill never leaves a half-written model; only regular files are ever replaced. Loading is
+ONE validation step before anything is used (docs/spsmodel.md, "Validation"): the zip's directory and entries
+before anything is decompressed, the manifest against the schema written out below, the blob's size and sha256,
+then every descriptor decoded once and bounded (its shape against the hardware, the regions it reads and writes
+against the arena, with closed-form sizes: no loop runs over a count read from the file before that count is
+bounded). Every failure is a ModelFileError naming the file and the field. Standard library only: this runs on
+the board.
 """
 from __future__ import annotations
 
@@ -542,8 +543,9 @@ def check_manifest(m) -> None:
         raise _Bad("manifest.prog_offset", f"is {prog}, not a multiple of {ALIGN}")
     layers = _list(m["layers"], "manifest.layers", 1, MAX_LAYERS)
     if prog + len(layers) * DESC_BYTES > size:
-        raise _Bad("manifest.prog_offset" if prog >= size else "manifest.layers", f"{len(layers)} descriptors at prog_offset {prog} end at byte "
-                                      f"{prog + len(layers) * DESC_BYTES}, past the image of {size} bytes")
+        raise _Bad("manifest.prog_offset" if prog >= size else "manifest.layers",
+                   f"{len(layers)} descriptors at prog_offset {prog} end at byte {prog + len(layers) * DESC_BYTES}, "
+                   f"past the image of {size} bytes")
     for j, d in enumerate(layers):
         w = f"manifest.layers[{j}]"
         _obj(d, w, ("name", "out_scale"), ("sources",))
@@ -697,7 +699,8 @@ def _check_descriptor(d: Descriptor, hw: HwConfig, w: str, arena: int, image_len
                           f"{d.in_c}x{d.in_h}x{d.in_w}")
         _check_requant(d, w, with_mult2=True)
         if d.in_map_h or d.out_map_h:
-            raise _Bad(w, f"in_map_h/out_map_h: {d.in_map_h}/{d.out_map_h}, must be 0 (ADD reads and writes whole maps)")
+            raise _Bad(w, f"in_map_h/out_map_h: {d.in_map_h}/{d.out_map_h}, must be 0 (ADD reads and writes whole "
+                          f"maps)")
         n = d.in_c * d.in_h * d.in_w
         region("in_offset", "input 1", d.in_offset, n, True)
         region("in2_offset", "input 2", d.in2_offset, n, True)

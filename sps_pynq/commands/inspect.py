@@ -16,7 +16,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def describe(program) -> dict:
     """Everything `inspect` shows, as plain data (the --json output)."""
     from ..hw import layout
-    from ..hw.descriptor import Op
+    from ..hw.descriptor import PARAM_RECORD_BYTES, Op
+    from ..model_file import num_row_groups
+    rows = program.hw.rows
     layers = []
     for info, d in zip(program.layers, program.descriptors()):
         row = {"name": info.name, "op": d.op.name, "in_shape": [d.in_c, d.in_h, d.in_w],
@@ -31,8 +33,10 @@ def describe(program) -> dict:
             row.update(mode="pps" if d.pps else "dense", P=d.patterns, K=d.nnz,
                        masks=[f"{m:03x}" for m in d.pattern_masks],
                        dense_macs=d.dense_macs(), sparse_macs=d.sparse_macs(),
-                       weight_bytes=layout.weight_bytes(d.out_c, d.in_c, d.nnz, d.patterns, program.hw.rows),
-                       param_bytes=layout.param_bytes(d.out_c, d.patterns, program.hw.rows))
+                       # closed form (layout.weight_bytes lists every row group)
+                       weight_bytes=num_row_groups(d.out_c, d.patterns, rows) * layout.group_weight_bytes(
+                           d.in_c, d.nnz, rows),
+                       param_bytes=num_row_groups(d.out_c, d.patterns, rows) * rows * PARAM_RECORD_BYTES)
         layers.append(row)
     sparse, dense = program.conv_macs()
     buffers = program.metadata.get("buffers") or [
