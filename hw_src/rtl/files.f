@@ -15,5 +15,7 @@ sps_load.sv
 sps_conv_drain.sv
 sps_conv_loop.sv
 sps_add.sv
+sps_out_mux.sv
+sps_counters.sv
 sps_core.sv
 sps_top.sv

@@ -110,9 +110,8 @@ module sps_core
   logic [EntryWidth-1:0] pipe_wgt_addr;
 
   // counters
-  logic [63:0] cycles_q, mac_q, stall_q, rd_bytes_q, wr_bytes_q;
-  logic [31:0] lcyc_q, lmac_q, lstall_q;
-  logic mac, stall;
+  logic stall;
+  logic [8*StatsRecordBytes-1:0] st_record;
 
   // ------------------------------------------------------------------------------------------------
   // Descriptor decode, derive and check
@@ -301,46 +300,36 @@ module sps_core
     .stall_o(add_stall)
   );
 
-  // output path
-  logic seg_src_pk, seg_src_stats, aln_seg_valid, aln_seg_ready, aln_idle;
+  // ------------------------------------------------------------------------------------------------
+  // Output path: the statistics record, the ADD packer or the CONV drain -> segments -> strobed beats
+  // ------------------------------------------------------------------------------------------------
+  logic stats_last, aln_seg_valid, aln_seg_ready, aln_idle;
   logic [AW-1:0] aln_seg_addr;
   logic [7:0] aln_seg_len;
   logic [Cols*8-1:0] aln_seg_data;
-  logic [7:0] st_idx_q;
-  logic [8*StatsRecordBytes-1:0] st_record;
 
-  // ------------------------------------------------------------------------------------------------
-  // Output path: segments from the conv drain, the packer or the statistics record -> beats
-  // ------------------------------------------------------------------------------------------------
-
-  assign seg_src_pk = add_seg_valid;
-  assign seg_src_stats = (state_q == StStats);
-  always_comb begin
-    st_record = '0;
-    st_record[32*StatsCyclesWord +: 32] = lcyc_q;
-    st_record[32*StatsMacCyclesWord +: 32] = lmac_q;
-    st_record[32*StatsStallCyclesWord +: 32] = lstall_q;
-  end
-
-  always_comb begin
-    aln_seg_valid = drain_seg_valid;
-    aln_seg_addr = drain_seg_addr;
-    aln_seg_len = drain_seg_len;
-    aln_seg_data = drain_seg_data;
-    if (seg_src_stats) begin
-      aln_seg_valid = 1'b1;
-      aln_seg_addr = arena_q + AW'(stats_off_q) + AW'(layer_q * StatsRecordBytes) + AW'(32'(st_idx_q) * Cols);
-      aln_seg_len = 8'(Cols);
-      aln_seg_data = st_record[Cols * 8 * st_idx_q +: Cols * 8];
-    end else if (seg_src_pk) begin
-      aln_seg_valid = 1'b1;
-      aln_seg_addr = add_seg_addr;
-      aln_seg_len = add_seg_len;
-      aln_seg_data = add_seg_data;
-    end
-  end
-  assign drain_seg_ready = !seg_src_stats && !seg_src_pk && aln_seg_ready;
-  assign add_seg_ready = !seg_src_stats && aln_seg_ready;
+  sps_out_mux #(.Cols(Cols), .AddrWidth(AW)) u_out_mux (
+    .clk_i, .rst_ni,
+    .stats_valid_i(state_q == StStats),
+    .stats_addr_i(arena_q + AW'(stats_off_q) + AW'(layer_q * StatsRecordBytes)),
+    .stats_record_i(st_record),
+    .stats_last_o(stats_last),
+    .pk_valid_i(add_seg_valid),
+    .pk_ready_o(add_seg_ready),
+    .pk_addr_i(add_seg_addr),
+    .pk_len_i(add_seg_len),
+    .pk_data_i(add_seg_data),
+    .dr_valid_i(drain_seg_valid),
+    .dr_ready_o(drain_seg_ready),
+    .dr_addr_i(drain_seg_addr),
+    .dr_len_i(drain_seg_len),
+    .dr_data_i(drain_seg_data),
+    .seg_valid_o(aln_seg_valid),
+    .seg_ready_i(aln_seg_ready),
+    .seg_addr_o(aln_seg_addr),
+    .seg_len_o(aln_seg_len),
+    .seg_data_o(aln_seg_data)
+  );
 
   sps_out_align #(.AddrWidth(AW), .DataWidth(AxiDataWidth), .SegBytes(Cols)) u_align (
     .clk_i, .rst_ni,
@@ -417,7 +406,6 @@ module sps_core
       stats_en_q <= 1'b0;
       layer_q <= '0;
       err_q <= '0;
-      st_idx_q <= '0;
     end else if (abort_i && state_q != StIdle) begin
       state_q <= StAbort;
     end else begin
@@ -502,7 +490,6 @@ module sps_core
               err_q <= 8'(ErrAxiError);
               state_q <= StError;
             end else if (stats_en_q) begin
-              st_idx_q <= '0;
               state_q <= StStats;
             end else begin
               layer_q <= layer_q + 32'd1;
@@ -512,10 +499,7 @@ module sps_core
         end
 
         StStats: begin
-          if (aln_seg_ready) begin
-            st_idx_q <= st_idx_q + 8'd1;
-            if (32'(st_idx_q) == 32'(StatsRecordBytes / Cols - 1)) state_q <= StStatsWait;
-          end
+          if (stats_last) state_q <= StStatsWait;
         end
 
         StStatsWait: begin
@@ -548,59 +532,37 @@ module sps_core
   // ------------------------------------------------------------------------------------------------
   // Counters
   // ------------------------------------------------------------------------------------------------
-  assign mac = pipe_mac;
-  assign stall = !mac && (
-      (ld_wait && !cv_run)
-      || ((state_q == StLayerEnd || state_q == StStatsWait) && !wr_idle_i)
-      || drain_stall
-      || cv_stall
-      || add_stall);
+  // A unit waits for the AXI master: a load (not the prefetch, which overlaps a group's compute), the write
+  // responses at the end of a layer, the drain, the prefetch holding up the next group, the ADD's packer.
+  assign stall = (ld_wait && !cv_run)
+                 || ((state_q == StLayerEnd || state_q == StStatsWait) && !wr_idle_i)
+                 || drain_stall
+                 || cv_stall
+                 || add_stall;
 
-  always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (!rst_ni) begin
-      cycles_q <= '0;
-      mac_q <= '0;
-      stall_q <= '0;
-      rd_bytes_q <= '0;
-      wr_bytes_q <= '0;
-      lcyc_q <= '0;
-      lmac_q <= '0;
-      lstall_q <= '0;
-    end else if (state_q == StIdle) begin
-      if (start_i) begin
-        cycles_q <= '0;
-        mac_q <= '0;
-        stall_q <= '0;
-        rd_bytes_q <= '0;
-        wr_bytes_q <= '0;
-      end
-    end else begin
-      cycles_q <= cycles_q + 64'd1;
-      mac_q <= mac_q + 64'(mac);
-      stall_q <= stall_q + 64'(stall);
-      if (rd_beat_valid_i && rd_beat_ready_o) rd_bytes_q <= rd_bytes_q + 64'(BeatBytes);
-      if (wr_beat_valid_o && wr_beat_ready_i) wr_bytes_q <= wr_bytes_q + 64'($countones(wr_beat_strb_o));
-      if (state_q == StFetch) begin
-        lcyc_q <= 32'd1;
-        lmac_q <= '0;
-        lstall_q <= '0;
-      end else if (state_q != StStats && state_q != StStatsWait) begin
-        lcyc_q <= lcyc_q + 32'd1;
-        lmac_q <= lmac_q + 32'(mac);
-        lstall_q <= lstall_q + 32'(stall);
-      end
-    end
-  end
+  sps_counters #(.AxiDataWidth(AxiDataWidth)) u_counters (
+    .clk_i, .rst_ni,
+    .idle_i(state_q == StIdle),
+    .start_i,
+    .layer_start_i(state_q == StFetch),
+    .layer_hold_i(state_q == StStats || state_q == StStatsWait),
+    .mac_i(pipe_mac),
+    .stall_i(stall),
+    .rd_beat_i(rd_beat_valid_i && rd_beat_ready_o),
+    .wr_beat_i(wr_beat_valid_o && wr_beat_ready_i),
+    .wr_strb_i(wr_beat_strb_o),
+    .cycles_o,
+    .mac_cycles_o,
+    .stall_cycles_o,
+    .bytes_rd_o,
+    .bytes_wr_o,
+    .record_o(st_record)
+  );
 
   assign busy_o = (state_q != StIdle);
   assign finish_o = (state_q == StFinish);
   assign err_code_o = err_q;
   assign cur_layer_o = layer_q;
-  assign cycles_o = cycles_q;
-  assign mac_cycles_o = mac_q;
-  assign stall_cycles_o = stall_q;
-  assign bytes_rd_o = rd_bytes_q;
-  assign bytes_wr_o = wr_bytes_q;
   assign rd_abort_o = (ld_busy || cv_run) && (abort_i || rd_err_i);
   assign rd_clear_o = start_i;
   assign wr_clear_o = start_i;
