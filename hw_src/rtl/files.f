@@ -17,5 +17,6 @@ sps_conv_loop.sv
 sps_add.sv
 sps_out_mux.sv
 sps_counters.sv
+sps_sequencer.sv
 sps_core.sv
 sps_top.sv
