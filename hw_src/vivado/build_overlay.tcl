@@ -9,14 +9,15 @@
 #   board=zcu104                       overlay folder name under overlays/
 #   part=xczu7ev-ffvc1156-2-e          FPGA part
 #   board_part=xilinx.com:zcu104:part0:1.1   Vivado board files (PS preset); they ship with Vivado
-#   clk_mhz=150                        requested pl_clk0 = core clock (IOPLL 1500 MHz / 10)
+#   clk_mhz=150                        requested pl_clk0 = core clock, whole MHz (IOPLL 1500 MHz / 10)
 #   jobs=4                             parallel Vivado runs
 #   build=<repo>/build/vivado/<board>  work folder (project, IP repository, reports)
 #   out=<repo>/overlays/<board>        where sps.bit and sps.hwh are copied
-#   param.<Name>=<value>               generics of sps_top, e.g. param.Rows=16 (default: the RTL's defaults)
+#   param.<Name>=<value>               generics of sps_ip_top, e.g. param.Rows=16 (default: its zcu104 defaults)
 #   allow_timing_violation=0           1: copy the outputs even if the design misses timing (for bring-up only)
 #
-# Tested with Vivado 2023.2 and 2024.1 syntax; other versions print a warning and try anyway.
+# Written for Vivado 2024.1 (the version of PYNQ's own ZCU104 base.tcl); it has not been run in Vivado by its
+# authors (see overlays/README.md). Other versions print a warning and try anyway.
 
 set script_dir [file dirname [file normalize [info script]]]
 set repo [file normalize [file join $script_dir .. ..]]
@@ -58,21 +59,23 @@ set build [file normalize $opt(build)]
 set out [file normalize $opt(out)]
 set axi_bits [expr {[dict exists $params AxiDataWidth] ? [dict get $params AxiDataWidth] : 128}]
 
-set tested_versions {2023.2 2024.1}
+set written_for 2024.1
 set vivado_version [version -short]
-if {[lsearch -exact $tested_versions $vivado_version] < 0} {
-    puts "WARNING: Vivado $vivado_version; these scripts were written for [join $tested_versions { and }]"
+if {$vivado_version ne $written_for} {
+    puts "WARNING: Vivado $vivado_version; these scripts were written for Vivado $written_for (IP versions, the\
+          board preset and Tcl options may differ)"
 }
 
 source [file join $script_dir sps_names.tcl]
 source [file join $script_dir package_ip.tcl]
 source [file join $script_dir block_design.tcl]
+set clk_achieved [sps_check_clock $opt(clk_mhz)]
 
 # -- 1. the core as IP -----------------------------------------------------------------------------------------
 set sources [sps_read_file_list [file join $repo hw_src rtl files.f]]
 set ip_dir [file join $build ip_repo sps_core]
-puts "== packaging sps_top ([llength $sources] files) as $::sps_ip_vendor:$::sps_ip_library:$::sps_ip_name:$::sps_ip_version"
-sps_package_ip $sources $ip_dir $opt(part) $params [file join $build ip_pack]
+puts "== packaging sps_ip_top + sps_top ([llength $sources] files) as $::sps_ip_vendor:$::sps_ip_library:$::sps_ip_name:$::sps_ip_version"
+sps_package_ip $sources $ip_dir $opt(part) $params [file join $build ip_pack] $axi_bits
 
 # -- 2. project and block design -------------------------------------------------------------------------------
 set proj_name "sps_$opt(board)"
@@ -86,12 +89,12 @@ set_property board_part $opt(board_part) [current_project]
 set_property ip_repo_paths [list [file join $build ip_repo]] [current_project]
 update_ip_catalog -rebuild
 
-puts "== block design sps: pl_clk0 $opt(clk_mhz) MHz, HP0 $axi_bits-bit, core at $::sps_core_base"
+puts "== block design sps: pl_clk0 $opt(clk_mhz) MHz (about $clk_achieved), HP0 $axi_bits-bit, core at $::sps_core_base"
 sps_create_block_design sps $opt(clk_mhz) $axi_bits
 set bd_file [get_files sps.bd]
 generate_target all $bd_file
-set wrapper [make_wrapper -files $bd_file -top]
-add_files -norecurse $wrapper
+# -import adds the generated sps_wrapper.v wherever this Vivado version writes it (.srcs or .gen), as FINN does.
+make_wrapper -files $bd_file -import -fileset sources_1 -top
 set_property top sps_wrapper [current_fileset]
 update_compile_order -fileset sources_1
 
@@ -109,6 +112,12 @@ report_utilization -file [file join $build utilization.rpt]
 report_timing_summary -max_paths 10 -file [file join $build timing_summary.rpt]
 set wns [get_property SLACK [get_timing_paths -max_paths 1 -nworst 1 -setup]]
 set whs [get_property SLACK [get_timing_paths -max_paths 1 -nworst 1 -hold]]
+foreach {what slack} [list setup $wns hold $whs] {
+    if {![string is double -strict $slack]} {
+        error "no $what timing path in the routed design (slack '$slack'): is pl_clk0 constrained? see\
+               [file join $build timing_summary.rpt]"
+    }
+}
 puts "== timing at $opt(clk_mhz) MHz: WNS $wns ns, WHS $whs ns (reports in $build)"
 if {($wns < 0 || $whs < 0) && !$opt(allow_timing_violation)} {
     error "the design misses timing at $opt(clk_mhz) MHz (WNS $wns ns, WHS $whs ns): see \
