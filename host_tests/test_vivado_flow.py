@@ -218,7 +218,10 @@ def test_dry_run_puts_an_interrupt_controller_between_the_core_and_the_ps(tmp_pa
     assert ["set_property", "-dict", "CONFIG.C_IRQ_CONNECTION 1", "axi_intc_0"] in calls
     assert ["set_property", "-dict", "CONFIG.NUM_SI 1 CONFIG.NUM_MI 2", "smartconnect_ctrl"] in calls
     nets = [c[1:] for c in calls_of(calls, "connect_bd_net")]
-    assert [f"{CORE_INSTANCE}/irq_o", "axi_intc_0/intr"] in nets
+    assert cells["irq_concat"] == "xilinx.com:ip:xlconcat"
+    assert ["set_property", "-dict", "CONFIG.NUM_PORTS 1", "irq_concat"] in calls
+    assert [f"{CORE_INSTANCE}/irq_o", "irq_concat/In0"] in nets
+    assert ["irq_concat/dout", "axi_intc_0/intr"] in nets
     assert ["axi_intc_0/irq", f"{PS_INSTANCE}/pl_ps_irq0"] in nets
     assert not any(f"{CORE_INSTANCE}/irq_o" in n and f"{PS_INSTANCE}/pl_ps_irq0" in n for n in nets)
     clock = next(n for n in nets if n[0] == f"{PS_INSTANCE}/pl_clk0")

@@ -5,15 +5,17 @@
 #     M_AXI_HPM0_FPD (32-bit) --> smartconnect_ctrl --M00--> s_axil    registers at 0xA000_0000, 64 KiB
 #                                                   --M01--> axi_intc_0/s_axi at 0xA001_0000, 64 KiB
 #     S_AXI_HP0_FPD  (AXI bits) <-- smartconnect_ddr <----- m_axi     descriptors, weights, feature maps in DDR
-#     pl_ps_irq0[0] <-- axi_intc_0/irq;  axi_intc_0/intr[0] <-- irq_o
+#     pl_ps_irq0[0] <-- axi_intc_0/irq;  axi_intc_0/intr <-- irq_concat/dout;  irq_concat/In0 <-- irq_o
 #     pl_clk0 (CLK_MHZ) --> every aclk, clk_i;  pl_resetn0 --> proc_sys_reset_0 --> rst_ni, interconnect resets
 #
 # Why the interrupt controller: PYNQ (3.x and 4.x, pynqmetadata's interrupt_controllers_view.py and
 # interrupt_pins_view.py) lists an interrupt pin only when it finds it by walking back from the `intr` input of an
 # axi_intc whose `irq` reaches pl_ps_irq0/1; a core wired straight to pl_ps_irq0 gets no entry in
 # ip_dict[...]["interrupts"] and pynq.Interrupt cannot be made. PYNQ's own ZCU104 base design does the same
-# (boards/ZCU104/base/base.tcl: axi_intc_0, C_IRQ_CONNECTION 1, irq -> xlconcat_0/In0 -> pl_ps_irq0); with one
-# interrupt here, no xlconcat is needed on either side.
+# (boards/ZCU104/base/base.tcl: sources -> xlconcat0 -> axi_intc_0/intr, C_IRQ_CONNECTION 1, irq -> xlconcat_0/In0
+# -> pl_ps_irq0). Here the core's irq_o reaches intr through a one-input xlconcat too (room for
+# more interrupts later, and PYNQ then names the pin's controller input irq_concat/In0, as in the base design);
+# the controller's irq goes straight to pl_ps_irq0.
 #
 # Sourced by build_overlay.tcl; defines procedures only. The names (sps_core_0, the base address) come from
 # sps_names.tcl, generated from sps_pynq/hw/ip.py: the runtime and the virtual board use the same definitions.
@@ -21,6 +23,7 @@
 # controller's name and address below are repeated there; host_tests/test_virtual_overlay.py compares the two).
 
 set ::sps_intc_cell  "axi_intc_0"
+set ::sps_irq_concat "irq_concat"
 set ::sps_intc_base  0xA0010000
 set ::sps_intc_range 64K
 # The PS's IOPLL on the ZCU104 preset (PSS_REF_CLK 33.333 MHz x 90 / 2); pl_clk0 = IOPLL / divisor.
@@ -82,6 +85,8 @@ proc sps_create_block_design {bd_name clk_mhz axi_bits} {
     # The interrupt controller PYNQ looks for; its irq is a single level-high wire (as in PYNQ's base design).
     set intc [create_bd_cell -type ip -vlnv xilinx.com:ip:axi_intc $::sps_intc_cell]
     set_property -dict [list CONFIG.C_IRQ_CONNECTION {1}] $intc
+    set concat [create_bd_cell -type ip -vlnv xilinx.com:ip:xlconcat $::sps_irq_concat]
+    set_property -dict [list CONFIG.NUM_PORTS {1}] $concat
 
     # One clock domain: pl_clk0 for the PS ports, the interconnect, the interrupt controller and the core.
     connect_bd_net [get_bd_pins $ps_name/pl_clk0] \
@@ -107,7 +112,8 @@ proc sps_create_block_design {bd_name clk_mhz axi_bits} {
     connect_bd_intf_net [get_bd_intf_pins smartconnect_ddr/M00_AXI] [get_bd_intf_pins $ps_name/S_AXI_HP0_FPD]
 
     # The core's interrupt through the controller to the PS (pl_ps_irq0[0] is GIC SPI 89, Linux IRQ 121).
-    connect_bd_net [get_bd_pins $core_name/irq_o] [get_bd_pins $::sps_intc_cell/intr]
+    connect_bd_net [get_bd_pins $core_name/irq_o] [get_bd_pins $::sps_irq_concat/In0]
+    connect_bd_net [get_bd_pins $::sps_irq_concat/dout] [get_bd_pins $::sps_intc_cell/intr]
     connect_bd_net [get_bd_pins $::sps_intc_cell/irq] [get_bd_pins $ps_name/pl_ps_irq0]
 
     # Address map: the registers at a fixed base (the runtime reads it from the .hwh, but a fixed one keeps

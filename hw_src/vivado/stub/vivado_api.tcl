@@ -193,6 +193,8 @@ set ::stub_api_properties {
                          source "PG247 SmartConnect; FINN templates.py (CONFIG.NUM_SI)"}
     bd_cell:axi_intc    {set {CONFIG.C_IRQ_CONNECTION} get {}
                          source "PG099 AXI INTC; PYNQ base.tcl (axi_intc_0 CONFIG.C_IRQ_CONNECTION {1})"}
+    bd_cell:xlconcat    {set {CONFIG.NUM_PORTS} get {}
+                         source "PYNQ boards/Pynq-Z2/petalinux_bsp/hardware_project/pynqz2.tcl (xlconcat_0 CONFIG.NUM_PORTS {1}), ZCU104 base.tcl (xlconcat0 CONFIG.NUM_PORTS {9}); HWH (xlconcat_0 NUM_PORTS 1)"}
     bd_cell:proc_sys_reset {set {} get {}
                          source "(no property used)"}
     bd_cell:sps_core    {set {} get {}
