@@ -66,6 +66,57 @@ def check_cma(arena_bytes: int, meminfo: str = "/proc/meminfo") -> None:
                        f"PYNQ's ZCU104 image reserves 512 MiB, see docs/board.md)")
 
 
+# The core's clock is pl_clk0 (hw_src/vivado/block_design.tcl). PLLs of the Zynq UltraScale+ PS a PL clock can
+# come from (SRCSEL) and the control block holding their settings in the .hwh's PS parameters.
+PL_CLOCK = 0
+_PS_PLLS = {"IOPLL": "CRL_APB", "RPLL": "CRL_APB", "DPLL": "CRF_APB"}
+
+
+def _ps_parameters(ip_dict) -> dict:
+    for desc in ip_dict.values():
+        if str(desc.get("type", "")).split(":")[2:3] == ["zynq_ultra_ps_e"]:
+            return dict(desc.get("parameters") or {})
+    return {}
+
+
+def _pll_mhz(params: dict, pll: str) -> float:
+    """A PS PLL's output as the .hwh configures it: PSS_REF_CLK x (FBDIV + FRACDATA when enabled) / (2 if DIV2)."""
+    ctrl = f"PSU__{_PS_PLLS[pll]}__{pll}"
+    fbdiv = float(params[f"{ctrl}_CTRL__FBDIV"])
+    if str(params.get(f"{ctrl}_FRAC_CFG__ENABLED", "0")) == "1":
+        fbdiv += float(params.get(f"{ctrl}_CTRL__FRACDATA", 0) or 0)
+    div2 = 2 if str(params.get(f"{ctrl}_CTRL__DIV2", "0")) == "1" else 1
+    return float(params["PSU__PSS_REF_CLK__FREQMHZ"]) * fbdiv / div2
+
+
+def pl_clock_mhz(overlay, clocks=None) -> Tuple[float, str]:
+    """The core's clock (pl_clk0) in MHz, and where it was read: the overlay's clock_dict `frequency` (pynqmetadata
+    >= 0.2, PYNQ 4: the rate the design was built for), else `clocks.fclk0_mhz` (pynq.Clocks: the PL0_REF_CTRL
+    register of a local board, after the download set it), else the clock's `divisor0`/`divisor1` (all that
+    pynqmetadata 0.1.x, PYNQ 3, puts in clock_dict) applied to its PLL's rate from the PS parameters, else
+    DEFAULT_CLOCK_MHZ."""
+    try:
+        clock = dict(overlay.clock_dict[PL_CLOCK])
+    except Exception:
+        clock = {}
+    if clock.get("frequency"):
+        return float(clock["frequency"]), "clock_dict frequency"
+    if clocks is not None:
+        try:
+            mhz = float(getattr(clocks, f"fclk{PL_CLOCK}_mhz"))
+            if mhz > 0:
+                return mhz, "pynq.Clocks"
+        except Exception:
+            pass
+    try:
+        params = _ps_parameters(overlay.ip_dict)
+        pll = clock.get("src_sel") or params[f"PSU__CRL_APB__PL{PL_CLOCK}_REF_CTRL__SRCSEL"]
+        mhz = _pll_mhz(params, str(pll)) / int(clock["divisor0"]) / int(clock["divisor1"])
+        return round(mhz, 6), f"{pll} / divisor0 / divisor1"
+    except Exception:
+        return DEFAULT_CLOCK_MHZ, "default (the overlay names no PL clock)"
+
+
 def _macs(program: Program) -> Tuple[int, int]:
     """(nonzero, dense) MACs, or (0, 0) when a descriptor does not decode: the core reports that itself."""
     try:
@@ -115,6 +166,7 @@ class BoardBackend(Backend):
         self._device_newer = False      # the core wrote the arena since the host last synced from it
         self._expected_s = 0.0
         self._clock_mhz = DEFAULT_CLOCK_MHZ
+        self._clock_source = "default"
         self._last = {}
         self._overlay_reused = False
 
@@ -197,10 +249,8 @@ class BoardBackend(Backend):
             ident = self.core.identify()
         ident = self.core.check(program.hw, ident, model=program.metadata.get("source", "the model"))
         self.hw = HwConfig.from_words(ident.config_word, ident.buffers_word, name=program.hw.name)
-        try:
-            self._clock_mhz = float(self.overlay.clock_dict[0]["frequency"] or DEFAULT_CLOCK_MHZ)
-        except Exception:
-            self._clock_mhz = DEFAULT_CLOCK_MHZ
+        self._clock_mhz, self._clock_source = pl_clock_mhz(self.overlay,
+                                                           None if self.remote else getattr(pynq, "Clocks", None))
 
         self.close()
         if not self.remote:
@@ -293,7 +343,7 @@ class BoardBackend(Backend):
         layers = with_records(program_layers(p), records)
         counters = self.core.counters()
         extra = {"device": getattr(self.device, "name", str(self.device)), "overlay": str(self.overlay_path),
-                 "virtual": self.virtual, "clock_mhz": self._clock_mhz,
+                 "virtual": self.virtual, "clock_mhz": self._clock_mhz, "clock_source": self._clock_source,
                  **{k: v for k, v in self._last.items() if k != "seconds"}}
         if counters["cycles"]:
             extra["mac_utilization"] = counters["mac_cycles"] / counters["cycles"]
