@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 # The packaged IP's VLNV (vendor:library:name:version).
-IP_VENDOR = "sps-pynq"
+IP_VENDOR = "sps_pynq"                 # letters and underscores only (UG1118 naming; no hyphen)
 IP_LIBRARY = "sps"
 IP_NAME = "sps_core"
 IP_VERSION = "1.0"
