@@ -16,7 +16,7 @@ module sps_add
 ) (
   input  wire logic                      clk_i,
   input  wire logic                      rst_ni,
-  input  wire logic                      flush_i,        // error or abort: stop where it is
+  input  wire logic                      flush_i,        // abort or read error: stop where it is
   input  wire logic                      abort_i,        // abort: drop the packed segment too
 
   // the layer

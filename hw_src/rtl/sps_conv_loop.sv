@@ -16,11 +16,11 @@ module sps_conv_loop
 ) (
   input  wire logic                      clk_i,
   input  wire logic                      rst_ni,
-  input  wire logic                      flush_i,        // error or abort: stop where it is
+  input  wire logic                      flush_i,        // abort or read error: stop where it is
 
   // the layer (its input map is in the activation buffer)
   input  wire logic                      start_i,        // run the layer's row groups (pools: channels)
-  output logic                           done_o,         // the last one has been written out (to the drain)
+  output logic                           done_o,         // every group computed and drained into segments
   input  wire sps_core_pkg::desc_t       desc_i,
   input  wire sps_core_pkg::derived_t    der_i,
   input  wire logic [AxiAddrWidth-1:0]   arena_i,

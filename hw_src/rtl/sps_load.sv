@@ -20,7 +20,7 @@ module sps_load
 ) (
   input  wire logic                      clk_i,
   input  wire logic                      rst_ni,
-  input  wire logic                      flush_i,        // error or abort: drop the load in progress
+  input  wire logic                      flush_i,        // abort or read error: drop the load in progress
 
   // one load per command, taken when idle or in the cycle of done_o
   input  wire logic                      cmd_valid_i,
@@ -69,8 +69,10 @@ module sps_load
   logic last_sub, beat_fire, beat_done;
 
   // ------------------------------------------------------------------------------------------------
-  // Read requests: one per load, at the command's address. (A load made of several requests, one per
-  // input channel of a band, would step the address and the landing index here between requests.)
+  // Read requests: one per load, the command's address and beats. (A load of several requests, e.g. a band's
+  // input map, one request per channel from a beat-aligned address into a beat-aligned buffer row, would count
+  // its requests next to left_q, step the address and idx_q between them, and return to LdReq instead of
+  // LdIdle after a request's last beat.)
   // ------------------------------------------------------------------------------------------------
   assign rd_req_valid_o = (state_q == LdReq);
   assign rd_req_addr_o  = cmd_q.addr[AxiAddrWidth-1:0];
