@@ -287,9 +287,8 @@ def test_other_vivado_versions_are_warned_about(tmp_path):
     ("wait_on_runs impl_1", "unknown command 'wait_on_runs'"),
 ])
 def test_stub_refuses_what_vivado_api_does_not_list(tmp_path, line, message):
-    proc, _ = run_tcl(tmp_path, "create_bd_design sps\n"
-                                "set ps [create_bd_cell -type ip -vlnv xilinx.com:ip:zynq_ultra_ps_e zynq_ultra_ps_e_0]\n"
-                                + line + "\n")
+    ps = "set ps [create_bd_cell -type ip -vlnv xilinx.com:ip:zynq_ultra_ps_e zynq_ultra_ps_e_0]"
+    proc, _ = run_tcl(tmp_path, f"create_bd_design sps\n{ps}\n{line}\n")
     assert proc.returncode == 1
     assert message in proc.stderr
 
@@ -297,10 +296,10 @@ def test_stub_refuses_what_vivado_api_does_not_list(tmp_path, line, message):
 @needs_tclsh
 def test_every_listed_command_has_a_source_and_is_used(tmp_path):
     """vivado_api.tcl lists exactly the commands the scripts use (a default build), each with its sources."""
-    r = subprocess.run(["tclsh"], input=f"source {API}\n"
-                                         "dict for {c info} $::stub_api_commands {puts \"$c\\t[dict get $info source]\"}\n"
-                                         "dict for {c info} $::stub_api_properties {puts \"P$c\\t[dict get $info source]\"}\n",
-                       capture_output=True, text=True, timeout=60)
+    listing = (f"source {API}\n"
+               "dict for {c info} $::stub_api_commands {puts \"$c\\t[dict get $info source]\"}\n"
+               "dict for {c info} $::stub_api_properties {puts \"P$c\\t[dict get $info source]\"}\n")
+    r = subprocess.run(["tclsh"], input=listing, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     rows = [ln.split("\t") for ln in r.stdout.splitlines()]
     assert all(src.strip() for _, src in rows)
