@@ -456,7 +456,9 @@ NAMED = [
     (("layers", 0), [], "manifest.layers[0]"),
     (("metadata",), [], "manifest.metadata"),
     (("metadata", "buffers"), [{"name": "b"}], "manifest.metadata.buffers[0].offset"),
-    (("metadata", "onnx_outputs"), {"prob": ["N", 5]}, "manifest.metadata.onnx_outputs.prob[0]"),
+    (("metadata", "onnx_outputs"), {"prob": [1, 5.0]}, "manifest.metadata.onnx_outputs.prob[1]"),
+    (("metadata", "onnx_outputs"), {"prob": [1, 2 ** 31 - 1, 2 ** 31 - 1, 2 ** 31 - 1]},
+     "manifest.metadata.onnx_outputs.prob"),
     (("blobs", "image.bin", "size"), 1.5, "manifest.blobs.image.bin.size"),
     (("unknown_key",), 1, "manifest.unknown_key"),
 ]
@@ -469,3 +471,13 @@ def test_edits_are_refused_naming_the_field(compiled, tmp_path, path, value, fie
     with pytest.raises(ModelFileError) as e:
         model_file.load(target)
     assert str(e.value).startswith(f"{target}: ") and field in str(e.value) and "re-pack" in str(e.value), str(e.value)
+
+
+def test_symbolic_onnx_dimensions_load(compiled, tmp_path):
+    """The compiler records ONNX shapes as declared: a symbolic batch ("batch", "?") is a string."""
+    manifest, image = parts(compiled, tmp_path)
+    m = with_value(manifest, ("metadata", "onnx_inputs"), {"x": ["batch", 3, 8, 8]})
+    m = with_value(m, ("metadata", "onnx_outputs"), {"prob": ["?", 5]})
+    program = model_file.load(write(tmp_path / "sym.spsmodel", m, image))
+    assert program.metadata["onnx_inputs"]["x"][0] == "batch"
+    assert int8_output(program) == int8_output(compiled)

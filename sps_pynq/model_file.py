@@ -603,7 +603,8 @@ def _output_rank(meta: dict, t: dict) -> int:
     """Dimensions of the array a host step sees for output `t` (batch included): the ONNX shape when the
     metadata holds one of the tensor's size (as Session does), else (N, C, H, W)."""
     shape = (meta.get("onnx_outputs") or {}).get(t["name"])
-    if shape and len(shape) >= 2 and math.prod(shape[1:]) == math.prod(t["shape"]):
+    if shape and len(shape) >= 2 and all(type(s) is int for s in shape[1:]) \
+            and math.prod(shape[1:]) == math.prod(t["shape"]):
         return len(shape)
     return 1 + len(t["shape"])
 
@@ -618,7 +619,12 @@ def _check_metadata(meta) -> None:
         for name, shape in shapes.items():
             w = f"manifest.metadata.{kind}.{name}"
             for k, s in enumerate(_list(shape, w, 0, 8)):
-                _int(s, f"{w}[{k}]", 0)
+                if type(s) is str and k == 0:     # a symbolic batch as the ONNX model declares it, e.g. "batch"
+                    _str(s, f"{w}[{k}]", 256)       # (Session reads the other dimensions as integers)
+                else:
+                    _int(s, f"{w}[{k}]", 0)
+            if math.prod(s for s in shape[1:] if type(s) is int) >= 1 << 62:
+                raise _Bad(w, f"{shape} describes more than 2^62 elements")
     if meta.get("calibration") is not None:
         _obj(meta["calibration"], "manifest.metadata.calibration", (), strict=False)
     for j, b in enumerate(_list(meta.get("buffers") or [], "manifest.metadata.buffers", 0, MAX_LAYERS)):
