@@ -98,6 +98,7 @@ class ClientTable:
         self._on_gone = on_gone
         self._peers = peers
         self._calls: Dict[int, tuple] = {}          # token: (deadline, context)
+        self._deadlines: Dict[int, float] = {}       # id(context): deadline, while its call runs
         self._tokens = itertools.count()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -119,6 +120,7 @@ class ClientTable:
                 client.last_call = now
                 token = next(self._tokens)
                 self._calls[token] = (now + self.limits.rpc_seconds, context)
+                self._deadlines[id(context)] = now + self.limits.rpc_seconds
         if busy:
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                           f"virtual board: {self.limits.calls_per_client} calls of this client ({peer}) are in "
@@ -130,6 +132,14 @@ class ClientTable:
                 client.calls -= 1
                 client.last_call = time.monotonic()
                 self._calls.pop(token, None)
+                self._deadlines.pop(id(context), None)
+
+    def expired(self, context) -> bool:
+        """True once the call of `context` has run past rpc_seconds (it is, or is about to be, cancelled). A
+        cancelled request stream may simply end: a handler checks this before it keeps what it received."""
+        with self.lock:
+            deadline = self._deadlines.get(id(context))
+        return deadline is None or time.monotonic() >= deadline
 
     def start(self) -> None:
         self._stop.clear()

@@ -179,12 +179,13 @@ class VirtualBoardState:
         name = _NAMES.get(offset & ~3)
         with self.lock:
             core = self.core
+            if core is None:
+                return 0                        # no SPS core in the fabric: nothing answers
             if name in _CONFIG:
                 return client.config.get(name, 0)
             if name in _STATUS and self.owner is not client:
-                default = int(CtrlBit.IDLE) if name == "CTRL" else 0
-                return client.status.get(name, default) if core is not None else 0
-            return core.read(offset) if core is not None else 0
+                return client.status.get(name, int(CtrlBit.IDLE) if name == "CTRL" else 0)
+            return core.read(offset)
 
     def core_write(self, client: Client, offset: int, value: int) -> None:
         name = _NAMES.get(offset & ~3)
@@ -433,6 +434,8 @@ class _Device(remote_device_pb2_grpc.RemoteDeviceServicer):
                               f"{path}: more than {self.s.limits.file_bytes} bytes, the largest file the virtual "
                               f"board holds")
             parts.append(req.data)
+        if self.table.expired(context):     # cancelled (too slow): the stream may just end, keep nothing
+            context.abort(grpc.StatusCode.CANCELLED, "the write was cancelled; nothing was written")
         if path is not None:
             try:
                 self.s.write_file(client, path, b"".join(parts))
