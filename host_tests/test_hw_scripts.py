@@ -341,7 +341,7 @@ def test_overlay_dry_run_builds_the_documented_design(tmp_path):
     # The IP project gets exactly the sources of files.f, in order.
     first_add = _calls(calls, "add_files")[0]
     assert first_add[-1].split() == [str(p) for p in synth_report.read_file_list(FILES_F)]
-    assert ["set_property", "top", "sps_top"] == _calls(calls, "set_property")[0][:3]
+    assert ["set_property", "top", "sps_ip_top"] == _calls(calls, "set_property")[0][:3]   # the Verilog wrapper
 
     create = _calls(calls, "create_project")
     assert all("xczu7ev-ffvc1156-2-e" in c for c in create) and len(create) == 2
@@ -366,11 +366,14 @@ def test_overlay_dry_run_builds_the_documented_design(tmp_path):
     assert ps_config["CONFIG.PSU__USE__IRQ0"] == "1"
 
     nets = [c[1:] for c in _calls(calls, "connect_bd_net")]
-    assert ["sps_core_0/irq_o", "zynq_ultra_ps_e_0/pl_ps_irq0"] in nets
+    # irq_o -> irq_concat -> axi_intc_0 -> pl_ps_irq0, as in PYNQ's ZCU104 base design (block_design.tcl)
+    assert ["sps_core_0/irq_o", "irq_concat/In0"] in nets and ["irq_concat/dout", "axi_intc_0/intr"] in nets
+    assert ["axi_intc_0/irq", "zynq_ultra_ps_e_0/pl_ps_irq0"] in nets
     clock_net = next(n for n in nets if n[0] == "zynq_ultra_ps_e_0/pl_clk0")
     assert {"sps_core_0/clk_i", "zynq_ultra_ps_e_0/saxihp0_fpd_aclk",
             "zynq_ultra_ps_e_0/maxihpm0_fpd_aclk"} <= set(clock_net)
-    assert ["proc_sys_reset_0/peripheral_aresetn", "sps_core_0/rst_ni"] in nets
+    reset_net = next(n for n in nets if n[0] == "proc_sys_reset_0/peripheral_aresetn")
+    assert {"sps_core_0/rst_ni", "axi_intc_0/s_axi_aresetn"} <= set(reset_net)
     intf = [c[1:] for c in _calls(calls, "connect_bd_intf_net")]
     assert ["smartconnect_ctrl/M00_AXI", "sps_core_0/s_axil"] in intf
     assert ["smartconnect_ddr/M00_AXI", "zynq_ultra_ps_e_0/S_AXI_HP0_FPD"] in intf
