@@ -25,6 +25,11 @@ def lower(model):
     return passes.run_pipeline(ir.import_onnx(model))
 
 
+def lower_layers(model):
+    from sps_pynq.compiler import lower as lower_mod
+    return lower_mod.to_layers(lower(model))
+
+
 def test_import_keeps_names_shapes_and_float64_initializers():
     g = ir.import_onnx(conv_model())
     assert [n.op for n in g.nodes] == ["Conv"] and g.nodes[0].name == "conv1"
@@ -64,10 +69,13 @@ def test_truncated_file_names_the_file(tmp_path):
         compile_model(str(path))
 
 
-def test_opset_out_of_range():
+def test_old_opset_is_converted_and_an_unknown_one_refused():
     m = conv_model()
     m.opset_import[0].version = 9
-    with pytest.raises(OnnxImportError, match="opset 9 is not supported.*11 to 21"):
+    g = ir.import_onnx(m)
+    assert g.opset == ir.MIN_OPSET and g.ops() == ["Conv"]
+    m.opset_import[0].version = onnx.defs.onnx_opset_version() + 1
+    with pytest.raises(OnnxImportError, match=f"opset {onnx.defs.onnx_opset_version() + 1} is unknown"):
         ir.import_onnx(m)
 
 
@@ -91,11 +99,15 @@ def test_dilation_rejected():
         lower(conv_model(dilations=[2, 2]))
 
 
-def test_ceil_mode_rejected():
-    m = make_model([helper.make_node("MaxPool", ["x"], ["y"], name="pool", kernel_shape=[2, 2], strides=[2, 2],
-                                     ceil_mode=1)], [("x", [1, 2, 5, 5])], ["y"], {})
-    with pytest.raises(UnsupportedOpError, match=r"'pool' \(MaxPool\).*ceil_mode=1"):
-        lower(m)
+def test_ceil_mode_is_extra_padding_and_unequal_divisors_are_rejected():
+    nodes = [helper.make_node("MaxPool", ["x"], ["y"], name="pool", kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)]
+    layers = lower_layers(make_model(nodes, [("x", [1, 2, 5, 5])], ["y"], {}))
+    assert layers[0].out_shape == (2, 3, 3) and layers[0].pads == (0, 0, 1, 1)
+    nodes = [helper.make_node("AveragePool", ["x"], ["y"], name="pool", kernel_shape=[2, 2], strides=[2, 2],
+                              ceil_mode=1)]
+    with pytest.raises(UnsupportedOpError, match=r"'pool' \(AveragePool\).*divides its windows by different numbers "
+                                                 r"\(1, 2, 4:"):
+        lower(make_model(nodes, [("x", [1, 2, 5, 5])], ["y"], {}))
 
 
 def test_avgpool_excluding_pad_rejected():
@@ -105,20 +117,26 @@ def test_avgpool_excluding_pad_rejected():
         lower(m)
 
 
-def test_standalone_batchnorm_rejected():
+def test_standalone_batchnorm_is_a_1x1_conv_and_one_with_variable_parameters_is_rejected():
     c = 2
     nodes = [helper.make_node("BatchNormalization", ["x", "g", "b", "m", "v"], ["y"], name="bn")]
     inits = {"g": np.ones(c), "b": np.zeros(c), "m": np.zeros(c), "v": np.ones(c)}
-    with pytest.raises(UnsupportedOpError, match="'bn'.*only supported right after a Conv"):
+    g = lower(make_model(nodes, [("x", [1, c, 4, 4])], ["y"], inits))
+    assert g.ops() == ["Conv"] and g.initializers[g.nodes[0].inputs[1]].shape == (c, c, 1, 1)
+    nodes = [helper.make_node("Relu", ["x"], ["g"], name="r"),
+             helper.make_node("BatchNormalization", ["x", "g", "b", "m", "v"], ["y"], name="bn")]
+    inits.pop("g")
+    with pytest.raises(UnsupportedOpError, match="'bn'.*not a per-channel affine"):
         lower(make_model(nodes, [("x", [1, c, 4, 4])], ["y"], inits))
 
 
-def test_add_with_constant_rejected():
+def test_add_of_a_constant_that_varies_over_the_map_rejected():
     nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="c"),
              helper.make_node("Add", ["y", "k"], ["z"], name="addk")]
     m = make_model(nodes, [("x", [1, 2, 4, 4])], ["z"], {"w": RNG.standard_normal((2, 2, 1, 1)),
-                                                        "k": np.ones((1, 2, 1, 1))})
-    with pytest.raises(UnsupportedOpError, match="'addk'.*not an Add with a constant"):
+                                                        "k": RNG.standard_normal((1, 2, 4, 4))})
+    with pytest.raises(UnsupportedOpError, match=r"'addk'.*constant\(s\) \[\[1, 2, 4, 4\]\].*not one scale and one "
+                                                 r"shift per channel"):
         lower(m)
 
 

@@ -36,6 +36,7 @@ def import_and_lower(model, options: Optional[CompileOptions] = None, **kwargs):
     g = passes.split_wide_reductions(g, opts.hw)     # depends on the hardware: after the generic pipeline
     layers = lower.to_layers(g)
     lower.apply_pps(layers, opts.pps, opts.first_layer_dense, opts.hw)
+    lower.fold_input_shifts(layers)      # with the final (projected) weights
     fit.check_fits(layers, opts.hw)      # before the (slower) calibration
     return g, layers, source
 
@@ -65,7 +66,8 @@ def compile_model(model, options: Optional[CompileOptions] = None, **kwargs) -> 
     opts = CompileOptions.of(options, **kwargs)
     g, layers, source = import_and_lower(model, opts)
     in_name = g.inputs[0]
-    x, synthetic = calibrate.prepare(opts.calib, g.shapes[in_name][1:], opts.num_calib, opts.seed, source)
+    x, synthetic = calibrate.prepare(opts.calib, g.shapes[in_name][1:], opts.num_calib, opts.seed, source,
+                                     tuple(g.onnx_shapes.get(in_name, ()))[1:])
     float_g = _with_layer_weights(g, layers)
     activations = sorted({t for layer in layers for t in layer.inputs + [layer.output]})
     ranges = calibrate.tensor_ranges(float_g, activations, x)
@@ -108,14 +110,28 @@ def project_onnx(model, options: Optional[CompileOptions] = None, **kwargs):
     out = onnx.ModelProto()
     out.CopyFrom(proto)
     constants = ir.onnx_constants(out.graph)
+    folded = None
     from ..pps import kernel_mask
     for layer in layers:
         if layer.op != Op.CONV or not layer.masks:
             continue
         tensor = constants.get(layer.weight_source)
         if tensor is None:
-            raise CompileError(f"{source}: layer {layer.name}: Conv weights {layer.weight_source!r} are not an "
-                               f"initializer or Constant; cannot write the projected weights back")
+            # computed by a constant subgraph (a Reshape of an initializer, ...): the Convs that read it read its
+            # folded value (prepare.fold_constants) as an initializer of its own, masked
+            if folded is None:
+                folded = ir.onnx_constants(ir.prepare(proto, source).graph)
+            if layer.weight_source not in folded:
+                raise CompileError(f"{source}: layer {layer.name}: Conv weights {layer.weight_source!r} are not "
+                                   f"constant; cannot write the projected weights back")
+            tensor = numpy_helper.from_array(numpy_helper.to_array(folded[layer.weight_source]),
+                                             layer.weight_source + "__sps_folded")
+            out.graph.initializer.append(tensor)
+            tensor = out.graph.initializer[-1]          # append copied it
+            for node in out.graph.node:
+                if node.op_type == "Conv" and len(node.input) > 1 and node.input[1] == layer.weight_source:
+                    node.input[1] = tensor.name
+            constants[layer.weight_source] = tensor
         w = numpy_helper.to_array(tensor)
         masked = (w * kernel_mask(w.shape, layer.masks)).astype(w.dtype)
         tensor.CopyFrom(numpy_helper.from_array(masked, tensor.name))

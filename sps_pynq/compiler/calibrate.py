@@ -22,8 +22,10 @@ def synthetic_inputs(shape, count: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((count,) + tuple(shape)).astype(np.float32)
 
 
-def prepare(calib, input_shape, num_calib: int, seed: int, source: str):
-    """(inputs [N, C, H, W] float32, synthetic?) from user data, a .npy path, or a seeded synthetic set."""
+def prepare(calib, input_shape, num_calib: int, seed: int, source: str, onnx_shape=None):
+    """(inputs [N, C, H, W] float32, synthetic?) from user data, a .npy path, or a seeded synthetic set. User data
+    may also have the input's ONNX shape `onnx_shape` (without batch; e.g. [K] for a flat input the core reads as
+    [K, 1, 1]) when that holds as many values."""
     if calib is None:
         if int(num_calib) < 1:
             raise CompileError(f"{source}: num_calib={num_calib} synthetic calibration inputs; give at least 1 "
@@ -39,6 +41,12 @@ def prepare(calib, input_shape, num_calib: int, seed: int, source: str):
             raise CompileError(f"calibration file {calib}: cannot read it as a .npy array ({e})") from e
     x = np.asarray(calib, dtype=np.float32)
     want = tuple(input_shape)
+    alt = tuple(onnx_shape) if onnx_shape is not None else None
+    if alt and alt != want and all(isinstance(d, int) for d in alt) and int(np.prod(alt)) == int(np.prod(want)):
+        if x.shape == alt:
+            x = x[None]
+        if x.ndim == len(alt) + 1 and tuple(x.shape[1:]) == alt:
+            x = x.reshape((x.shape[0],) + want)
     if x.shape == want:
         x = x[None]
     if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want or x.shape[0] == 0:

@@ -15,8 +15,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ..errors import OnnxImportError
-
-MIN_OPSET, MAX_OPSET = 11, 21
+from .prepare import MAX_OPSET, MIN_OPSET, _infer, prepare  # noqa: F401  (the opsets the passes handle)
 
 
 @dataclass
@@ -112,6 +111,45 @@ def conv_pads(n: Node, in_hw, kernel, strides) -> Tuple[int, int, int, int]:
     return t, l, b, r
 
 
+def pool_pads(n: Node, in_hw, out_hw, kernel, strides) -> Tuple[int, int, int, int]:
+    """conv_pads, plus the bottom/right rows and columns that ceil_mode=1 adds: the windows that ONNX's output
+    size (out_hw, from shape inference) needs beyond the padded input. The core ignores padding in MAXPOOL and
+    sums only in-bounds positions in AVGPOOL, so extra padding there is what ceil_mode means."""
+    t, l, b, r = conv_pads(n, in_hw, kernel, strides)
+    extra = [max(0, (o - 1) * s + k - (i + p0 + p1))
+             for o, s, k, i, p0, p1 in zip(out_hw, strides, kernel, in_hw, (t, l), (b, r))]
+    return t, l, b + extra[0], r + extra[1]
+
+
+def avgpool_divisors(n: Node, opset: int, in_hw, out_hw, kernel, strides, pads) -> np.ndarray:
+    """The number ONNX divides each output window of AveragePool `n` by, [out_h, out_w] (float; 0 where a window
+    holds no input position): the in-bounds count of each window divided by the pool of an all-ones input, as
+    onnx.reference.ReferenceEvaluator computes it (count_include_pad, ceil_mode and auto_pad all included)."""
+    from onnx import helper
+    from onnx.reference import ReferenceEvaluator
+    attrs = {k: v for k, v in n.attrs.items() if not k.startswith("sps_")}
+    node = helper.make_node("AveragePool", ["x"], ["y"], **attrs)
+    ones = np.ones((1, 1) + tuple(in_hw), dtype=np.float32)
+    y = ReferenceEvaluator(node, opsets={"": opset}).run(None, {"x": ones})[0][0, 0].astype(np.float64)
+    counts = []
+    for o, s, k, i, p in zip(out_hw, strides, kernel, in_hw, pads[:2]):
+        start = np.arange(o) * s - p
+        counts.append(np.clip(start + k, 0, i) - np.clip(start, 0, i))
+    inside = np.outer(counts[0], counts[1]).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        div = np.where(inside > 0, inside / np.where(y != 0, y, np.nan), 0.0)
+    near = np.rint(div)
+    return np.where(np.abs(div - near) <= 1e-5 * np.maximum(near, 1), near, div)   # float32 sums of ones
+
+
+def uniform_divisor(divisors: np.ndarray) -> Optional[int]:
+    """The one divisor of every window (AVGPOOL folds one divisor into its multiplier), or None."""
+    values = np.unique(divisors)
+    if len(values) == 1 and values[0] >= 1 and values[0] == int(values[0]):
+        return int(values[0])
+    return None
+
+
 def _attr_value(a):
     import onnx
     v = onnx.helper.get_attribute_value(a)
@@ -159,38 +197,21 @@ def onnx_constants(graph) -> Dict[str, object]:
     return consts
 
 
-def _fix_batch(model) -> None:
-    """Set a symbolic or zero batch dimension of every graph input to 1 (the runtime loops over a batch)."""
-    for vi in model.graph.input:
-        t = vi.type.tensor_type
-        if t.HasField("shape") and len(t.shape.dim) >= 1:
-            d = t.shape.dim[0]
-            if not d.HasField("dim_value") or d.dim_value == 0:
-                d.Clear()
-                d.dim_value = 1
-
-
 def import_onnx(model, source: Optional[str] = None) -> Graph:
-    """ONNX file or ModelProto -> Graph with static shapes, Constant nodes turned into initializers."""
+    """ONNX file or ModelProto -> Graph with static shapes (after prepare.prepare: batch 1, every all-constant
+    node an initializer, an opset the passes handle)."""
     import onnx
     from onnx import numpy_helper
     if source is None:
         source = "<onnx model>" if isinstance(model, onnx.ModelProto) else os.fspath(model)
-    model = copy.deepcopy(load_onnx(model, source))
+    model = load_onnx(model, source)
+    onnx_shapes = {vi.name: _dims(vi) for vi in list(model.graph.input) + list(model.graph.output)}
+    model = prepare(model, source)       # batch 1, constants folded, an opset from MIN_OPSET to MAX_OPSET
     opset = 0
     for imp in model.opset_import:
         if imp.domain in ("", "ai.onnx"):
             opset = imp.version
-    if not MIN_OPSET <= opset <= MAX_OPSET:
-        raise OnnxImportError(f"{source}: opset {opset} is not supported (supported: {MIN_OPSET} to {MAX_OPSET}); "
-                              f"export with opset_version={MAX_OPSET if opset > MAX_OPSET else MIN_OPSET}")
-    onnx_shapes = {vi.name: _dims(vi) for vi in list(model.graph.input) + list(model.graph.output)}
-    _fix_batch(model)
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    except Exception as e:
-        raise OnnxImportError(f"{source}: ONNX shape inference failed ({type(e).__name__}: {e}); "
-                              f"check the model with onnx.checker") from e
+    inferred = _infer(model, source)
     g = inferred.graph
     inits = {name: numpy_helper.to_array(t) for name, t in onnx_constants(g).items()}
     shapes = {}
@@ -202,11 +223,8 @@ def import_onnx(model, source: Optional[str] = None) -> Graph:
     used_names = set()
     for k, n in enumerate(g.node):
         attrs = {a.name: _attr_value(a) for a in n.attribute}
-        if n.op_type == "Constant" and n.domain in ("", "ai.onnx"):
-            if "value" not in attrs:
-                raise OnnxImportError(f"{source}: Constant node {n.name or n.output[0]!r} uses attributes "
-                                      f"{sorted(attrs)}; only 'value' is supported")
-            continue                     # an initializer now (onnx_constants)
+        if n.op_type == "Constant" and n.domain in ("", "ai.onnx") and "value" in attrs:
+            continue                     # an initializer (onnx_constants); prepare folds every other Constant
         if n.domain not in ("", "ai.onnx"):
             attrs["sps_domain"] = n.domain
         name = n.name or f"{n.op_type}_{k}"
@@ -253,6 +271,13 @@ def export_onnx(g: Graph, extra_outputs: List[str] = (), opset: int = 17):
                 inits += [numpy_helper.from_array(a, k) for k, a in consts.items()]
                 nodes.append(helper.make_node("Slice", [inputs[0]] + list(consts), [sliced], name=sliced))
             inputs[0] = sliced
+        if n.attr("sps_input_shift"):
+            # fold_affine_into_next_conv's Conv of x + s (s per channel of the map it reads): an Add before it
+            shift = np.asarray(n.attr("sps_input_shift"), dtype=np.float32).reshape(1, -1, 1, 1)
+            shifted, s_name = f"{n.name}__shifted", f"{n.name}__shift"
+            inits.append(numpy_helper.from_array(shift, s_name))
+            nodes.append(helper.make_node("Add", [inputs[0], s_name], [shifted], name=shifted))
+            inputs[0] = shifted
         if n.attr("sps_flat_input"):
             # fc_as_pointwise's 1x1 Conv over the map read as [1, C*H*W, 1, 1] is the Conv whose kernel is the
             # whole map [C, H, W]: onnxruntime gets that form, the model's own, so calibration sees the same floats
@@ -266,12 +291,27 @@ def export_onnx(g: Graph, extra_outputs: List[str] = (), opset: int = 17):
                 used.add(t)
                 arr = arr.astype(np.float32) if arr.dtype.kind == "f" else arr
                 inits.append(numpy_helper.from_array(arr, t))
+        outputs = list(n.outputs)
         if n.attr("sps_relu"):
-            mid = n.outputs[0] + "__prerelu"
-            nodes.append(helper.make_node(n.op, inputs, [mid] + n.outputs[1:], name=n.name, **attrs))
-            nodes.append(helper.make_node("Relu", [mid], [n.outputs[0]], name=n.name + "__relu"))
+            outputs[0] = n.outputs[0] + "__prerelu"
+        if n.attr("sps_out_view"):
+            # transpose_input's Conv writes [1, C*H, W, 1]; its tensor is [1, C, H, W] (the same bytes): a Reshape
+            view = outputs[0] + "__view"
+            shape = f"{n.name}__view_shape"
+            inits.append(numpy_helper.from_array(np.array((-1,) + tuple(g.shapes[n.outputs[0]][1:]), dtype=np.int64),
+                                                 shape))
+            nodes.append(helper.make_node(n.op, inputs, [view] + outputs[1:], name=n.name, **attrs))
+            nodes.append(helper.make_node("Reshape", [view, shape], outputs[:1], name=n.name + "__reshape"))
         else:
-            nodes.append(helper.make_node(n.op, inputs, n.outputs, name=n.name, **attrs))
+            nodes.append(helper.make_node(n.op, inputs, outputs, name=n.name, **attrs))
+        if n.attr("sps_clip_max"):
+            # a fused Clip(0, max)
+            bounds = [f"{n.name}__clip_min", f"{n.name}__clip_max"]
+            inits += [numpy_helper.from_array(np.array(v, dtype=np.float32), t)
+                      for v, t in zip((0.0, n.attr("sps_clip_max")), bounds)]
+            nodes.append(helper.make_node("Clip", [outputs[0]] + bounds, [n.outputs[0]], name=n.name + "__clip"))
+        elif n.attr("sps_relu"):
+            nodes.append(helper.make_node("Relu", [outputs[0]], [n.outputs[0]], name=n.name + "__relu"))
     ins = [helper.make_tensor_value_info(t, TensorProto.FLOAT, list(g.shapes[t])) for t in g.inputs]
     outs = [helper.make_tensor_value_info(t, TensorProto.FLOAT, None) for t in g.outputs]
     for t in extra_outputs:

@@ -14,7 +14,7 @@ from .. import pps as pps_mod
 from ..errors import PpsShapeError, UnsupportedOpError
 from ..hw.config import HwConfig
 from ..hw.descriptor import Op
-from .ir import Graph, Node, conv_pads
+from .ir import Graph, Node, avgpool_divisors, conv_pads, pool_pads, uniform_divisor
 
 OP_OF = {"Conv": Op.CONV, "MaxPool": Op.MAXPOOL, "AveragePool": Op.AVGPOOL, "GlobalAveragePool": Op.AVGPOOL,
          "Add": Op.ADD}
@@ -41,6 +41,12 @@ class Layer:
     fc: bool = False                      # a fully connected layer (Gemm/MatMul): always dense
     weight_source: str = ""               # the ONNX weight tensor of a Conv (project_onnx masks it)
     in_byte_offset: int = 0               # where the layer's input starts in inputs[0] (a channel slice)
+    input_shift: Optional[np.ndarray] = None   # per input channel s: the layer computes Conv(x + s) until
+                                                # fold_input_shifts puts sum W * s into the bias
+    helper: bool = False                  # a layer the compiler added (a copy, an affine, a transpose): not
+                                          # the model's first conv for first_layer_dense
+    divisor: int = 0                      # AVGPOOL: what every window's sum is divided by (0: kh * kw)
+    clip_max: float = 0.0                 # a fused Clip(0, clip_max): the output scale is clip_max / 127
 
     @property
     def P(self) -> int:
@@ -75,15 +81,26 @@ def to_layers(g: Graph) -> List[Layer]:
             layer.weights, layer.bias = w, b
             layer.fc, layer.weight_source = bool(n.attr("sps_fc")), str(n.attr("sps_weight", ""))
             layer.kernel = (w.shape[2], w.shape[3])
+            if n.attr("sps_input_shift"):
+                layer.input_shift = np.asarray(n.attr("sps_input_shift"), dtype=np.float64)
         elif n.op == "GlobalAveragePool":
             layer.kernel = in_shape[1:]
         elif n.op == "Add":
             layer.inputs = list(n.inputs)
         if n.op in ("Conv", "MaxPool", "AveragePool"):
-            if n.op != "Conv":
-                layer.kernel = tuple(int(k) for k in n.attr("kernel_shape"))
             layer.strides = tuple(int(s) for s in n.attr("strides", [1, 1]))
-            layer.pads = conv_pads(n, in_shape[1:], layer.kernel, layer.strides)
+            if n.op == "Conv":
+                layer.pads = conv_pads(n, in_shape[1:], layer.kernel, layer.strides)
+            else:
+                layer.kernel = tuple(int(k) for k in n.attr("kernel_shape"))
+                layer.pads = pool_pads(n, in_shape[1:], out_shape[1:], layer.kernel, layer.strides)
+            if n.op == "AveragePool":
+                layer.divisor = uniform_divisor(avgpool_divisors(n, g.opset, in_shape[1:], out_shape[1:],
+                                                                 layer.kernel, layer.strides, layer.pads)) or 0
+        if n.attr("sps_out_view"):                  # transpose_input: the layer writes its output in another shape
+            layer.out_shape = tuple(int(v) for v in n.attr("sps_out_view"))
+        layer.clip_max = float(n.attr("sps_clip_max", 0.0))
+        layer.helper = bool(n.attr("sps_helper"))
         _check_geometry(g, n, layer)
         layers.append(layer)
     return layers
@@ -105,7 +122,7 @@ def _check_geometry(g: Graph, n: Node, layer: Layer) -> None:
 def apply_pps(layers: List[Layer], pps: Optional[Tuple[int, int]], first_layer_dense: bool,
               hw: HwConfig) -> None:
     """Decide each CONV's mode: PPS (detected table kept, or projected to pps=(P, K)) or dense."""
-    first_conv = next((l for l in layers if l.op == Op.CONV), None)
+    first_conv = next((l for l in layers if l.op == Op.CONV and not l.helper), None)
     for layer in layers:
         if layer.op != Op.CONV:
             continue
@@ -125,3 +142,16 @@ def apply_pps(layers: List[Layer], pps: Optional[Tuple[int, int]], first_layer_d
         proj = pps_mod.project(layer.weights, P, K, layer.name)
         layer.weights, layer.masks = proj.weights, list(proj.masks)
         layer.pps_how, layer.energy_kept = "projected", float(proj.energy_kept)
+
+
+def fold_input_shifts(layers: List[Layer]) -> None:
+    """A CONV with an input shift s (from fold_affine_into_next_conv) computes W * (x + s) + b = W * x + b': add
+    b'[o] = sum over i and taps of W[o, i] * s[i] to its bias, with the final weights (after apply_pps)."""
+    for layer in layers:
+        if layer.op != Op.CONV or layer.input_shift is None:
+            continue
+        w = layer.weights
+        per = w.shape[1] // len(layer.input_shift)        # a flat-input FC: every channel spans H*W weights
+        shift = np.repeat(layer.input_shift, per).reshape(1, -1, 1, 1)
+        layer.bias = layer.bias + (w * shift).sum(axis=(1, 2, 3))
+        layer.input_shift = None

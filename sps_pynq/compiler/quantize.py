@@ -8,7 +8,9 @@
   * tiny f (S would exceed 63): S = 63 and M = rint(f * 2^63) has fewer bits, down to 0 (the output is then
     always 0: the layer's output scale is more than 2^32 times its input scale times its weight scale);
   * huge f (S would be negative, f >= 2^31): no (M, S) represents it, CompileError.
-- CONV: f[o] = s_in * s_w[o] / s_out. AVGPOOL: f = s_in / (window * s_out) (the divisor folded into M).
+- CONV: f[o] = s_in * s_w[o] / s_out. AVGPOOL: f = s_in / (divisor * s_out) (the divisor folded into M: the
+  window size, or the one number ONNX divides every window by, e.g. with count_include_pad=1 or ceil_mode).
+- a layer with a fused Clip(0, max) gets the output scale max / 127: the int8 saturation at 127 is the clip.
   ADD: f_a = s_a / s_out and f_b = s_b / s_out with one common S chosen for the larger of the two.
   MAXPOOL: no requantization, the output has the input's scale.
 - the accumulator never overflows int32: per output channel, 128 * sum|w_q| + |b_q| < 2^31 is checked
@@ -100,9 +102,9 @@ def quantize_conv(layer: Layer, s_in: float, s_out: float) -> QuantLayer:
 
 
 def quantize_avgpool(layer: Layer, s_in: float, s_out: float) -> QuantLayer:
-    window = layer.kernel[0] * layer.kernel[1]
+    window = layer.divisor or layer.kernel[0] * layer.kernel[1]
     M, S = requant_params(s_in / (window * s_out), f"layer {layer.name}")
-    return QuantLayer([s_in], s_out, mult=M, shift=S, acc_worst=128 * window)
+    return QuantLayer([s_in], s_out, mult=M, shift=S, acc_worst=128 * layer.kernel[0] * layer.kernel[1])
 
 
 def quantize_add(layer: Layer, s_a: float, s_b: float, s_out: float) -> QuantLayer:
@@ -127,7 +129,7 @@ def quantize(layers, ranges: Dict[str, float], scale_of):
             scales[layer.output] = s_in
             q[layer.name] = QuantLayer([s_in], s_in)
             continue
-        s_out = scale_of(ranges[layer.output])
+        s_out = layer.clip_max / 127.0 if layer.clip_max > 0 else scale_of(ranges[layer.output])
         scales[layer.output] = s_out
         if layer.op == Op.CONV:
             q[layer.name] = quantize_conv(layer, s_in, s_out)

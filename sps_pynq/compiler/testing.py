@@ -56,3 +56,23 @@ def cosine(a, b) -> float:
     a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
     denom = np.linalg.norm(a) * np.linalg.norm(b)
     return float(a @ b / denom) if denom > 0 else float(np.allclose(a, b))
+
+
+def ort_per_sample(model, xs: np.ndarray) -> List[np.ndarray]:
+    """Every graph output of `model` on each sample of xs [N, ...] (one onnxruntime call per sample: a model may
+    declare batch 1), stacked [N, ...]."""
+    runs = [ort_run(model, np.asarray(x)[None]) for x in xs]
+    return [np.concatenate([r[k] for r in runs]) for k in range(len(runs[0]))]
+
+
+def sim_against_onnxruntime(model, xs: np.ndarray, calib=None, **options):
+    """Compile `model` (calibrated on `calib`, default xs) and run xs [N, ...] on the sim backend through Session;
+    (program, [(sim output, onnxruntime output of the model itself, output scale)] per output)."""
+    from ..runtime.session import Session
+    from . import compile_model
+    program = compile_model(model, calib=xs if calib is None else calib, **options)
+    want = ort_per_sample(model, xs)
+    with Session(program, backend="sim") as s:
+        got = s.run(xs)
+    got = got if isinstance(got, list) else [got]
+    return program, [(g.reshape(w.shape), w, t.scale) for g, w, t in zip(got, want, program.outputs)]

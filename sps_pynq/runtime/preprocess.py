@@ -18,10 +18,21 @@ def dequantize(q: np.ndarray, scale: float) -> np.ndarray:
     return q.astype(np.float32) * np.float32(scale)
 
 
+# The host steps apply_host_steps runs (a packed model's "host_steps"; the model file lists what it accepts).
+HOST_STEP_OPS = ("softmax", "log_softmax")
+
+
 def softmax(x: np.ndarray, axis: int) -> np.ndarray:
     x = x.astype(np.float32)
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
+
+
+def log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    """log(softmax(x)) without overflow: (x - max) - log(sum(exp(x - max)))."""
+    x = x.astype(np.float32)
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
 
 def apply_host_steps(outputs: dict, steps: List[dict]) -> dict:
@@ -36,7 +47,9 @@ def apply_host_steps(outputs: dict, steps: List[dict]) -> dict:
                              f"({', '.join(outputs)}); re-pack the model")
         if op == "softmax":
             outputs[name] = softmax(outputs[name], int(step.get("axis", -1)))
+        elif op == "log_softmax":
+            outputs[name] = log_softmax(outputs[name], int(step.get("axis", -1)))
         else:
-            raise ModelFileError(f"host step {op!r} is not supported by this sps-pynq (only softmax); "
-                             f"update sps-pynq or re-pack the model")
+            raise ModelFileError(f"host step {op!r} is not supported by this sps-pynq (only "
+                                 f"{', '.join(HOST_STEP_OPS)}); update sps-pynq or re-pack the model")
     return outputs
