@@ -232,3 +232,19 @@ def test_run_input_files_that_are_not_one_plain_array(packed, tmp_path, capsys):
         tracemalloc.stop()
         one_error_line(capsys, f"{name}: {fragment}")
         assert peak < 50e6, (name, peak)
+
+
+def test_onnx_that_cannot_be_brought_to_a_handled_opset_or_batch(tmp_path, capsys):
+    # an op that does not exist at the opsets the passes handle: one line naming it and both opsets
+    m = make_model([helper.make_node("RMSNormalization", ["x", "s"], ["y"], name="rms")], [("x", [1, 2, 3, 3])],
+                   ["y"], {"s": np.ones(3)}, opset=23)
+    m.ir_version = 10
+    onnx.save(m, tmp_path / "new.onnx")
+    assert main(["pack", str(tmp_path / "new.onnx"), "-o", str(tmp_path / "new.spsmodel")]) == 2
+    one_error_line(capsys, "from opset 23 to opset 21")
+    # a fixed batch of 2 flattened across the batch axis
+    m = make_model([helper.make_node("Flatten", ["x"], ["y"], axis=0)], [("x", [2, 3, 4, 4])], ["y"], {})
+    onnx.save(m, tmp_path / "batch.onnx")
+    assert main(["pack", str(tmp_path / "batch.onnx"), "-o", str(tmp_path / "batch.spsmodel")]) == 2
+    one_error_line(capsys, "fixed batch of 2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["batch.onnx", "new.onnx"]

@@ -119,3 +119,40 @@ def test_pack_zoo_models_from_the_cli(name, tmp_path, capsys):
     assert main(["inspect", str(out)]) == 0
     text = capsys.readouterr().out
     assert "8/4" in text and "total:" in text
+
+
+def test_explain_lists_every_blocking_node_and_writes_nothing(tmp_path, capsys):
+    path = tmp_path / "bad.onnx"
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="dw", group=3, pads=[1, 1, 1, 1]),
+             helper.make_node("LeakyRelu", ["c"], ["r"], name="lrelu", alpha=0.1),
+             helper.make_node("AveragePool", ["r"], ["p"], name="ap", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["p", "k"], ["y"], name="add_map")]
+    inits = {"w": RNG.standard_normal((3, 1, 3, 3)), "k": RNG.standard_normal((1, 1, 4, 4))}
+    onnx.save(make_model(nodes, [("x", [1, 3, 4, 4])], ["y"], inits), path)
+    assert main(["pack", str(path), "--explain"]) == 2
+    out = capsys.readouterr().out
+    assert "does not pack; 4 blocking nodes" in out
+    for name, why in (("'dw'", "group=3"), ("'lrelu'", "not exactly expressible"), ("'ap'", "different numbers"),
+                      ("'add_map'", "not one scale and one shift per channel")):
+        assert name in out and why in out
+    assert out.count("fix: ") == 4 and "[1, 3, 4, 4]" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.onnx"]
+    assert main(["pack", str(path), "-o", str(tmp_path / "bad.spsmodel")]) == 2
+    one_error_line(capsys, "3 more node(s) block this model: `sps-pynq pack --explain")
+
+
+def test_explain_a_model_that_packs_lists_its_layers_and_what_they_fold(tmp_path, capsys):
+    path = tmp_path / "ok.onnx"
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["c", "b"], ["cb"], name="bias"),
+             helper.make_node("Relu", ["cb"], ["y"], name="relu")]
+    onnx.save(make_model(nodes, [("x", [1, 3, 4, 4])], ["y"], {"w": RNG.standard_normal((4, 3, 3, 3)),
+                                                              "b": RNG.standard_normal((4, 1, 1))}, opset=9), path)
+    assert main(["pack", str(path), "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert "packs into 1 layers" in out and "conv: CONV [3, 4, 4] -> [4, 4, 4]" in out and "<- conv, bias, relu" in out
+
+
+def test_pack_without_output_says_what_to_give(onnx_file, capsys):
+    assert main(["pack", str(onnx_file)]) == 2
+    one_error_line(capsys, "-o/--output")

@@ -17,9 +17,12 @@ def _pps_spec(text: str):
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..hw.config import CONFIGS, DEFAULT_CONFIG
-    p.add_argument("model", nargs="?", help="an ONNX file (opset 11-21)")
+    p.add_argument("model", nargs="?", help="an ONNX file (any opset the installed onnx knows)")
     p.add_argument("--model", dest="zoo", metavar="NAME", help="a model of the zoo instead of a file (e.g. vgg16)")
-    p.add_argument("-o", "--output", required=True, help="the .spsmodel to write")
+    p.add_argument("-o", "--output", help="the .spsmodel to write")
+    p.add_argument("--explain", action="store_true",
+                   help="write nothing; list every node that keeps the model from packing (op, attributes, shapes, "
+                        "why, and what would fix it), or the layers it packs into (exit 2 if it does not pack)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--pps", type=_pps_spec, default=(8, 4), metavar="PxK",
                       help="project (or check) every 3x3 conv to P patterns of K taps (default 8x4)")
@@ -47,11 +50,18 @@ def run(args) -> int:
             raise CompileError(f"unknown zoo model {args.zoo!r}; known: {', '.join(zoo_names()) or 'none'}")
     from ..compiler import CompileOptions, pack
     from ..model_file import check_writable
-    check_writable(args.output)                     # before the compile, not after it
     model = args.zoo if args.zoo is not None else args.model
     options = CompileOptions(hw=args.hw, pps=None if args.dense else args.pps,
                              first_layer_dense=args.first_layer_dense, calib=args.calib, num_calib=args.num_calib,
                              seed=args.seed)
+    if args.explain:
+        from ..compiler.explain import explain
+        result = explain(model, options)
+        print(result.text())
+        return 0 if result.packs else 2
+    if args.output is None:
+        raise CompileError("give the .spsmodel to write with -o/--output (or --explain to only check the model)")
+    check_writable(args.output)                     # before the compile, not after it
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

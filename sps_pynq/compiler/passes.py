@@ -932,7 +932,11 @@ def _shape_text(g: Graph, t: str) -> str:
 
 def describe(g: Graph, n: Node) -> str:
     """The node as --explain prints it: op, name, attributes, inputs and outputs with their shapes."""
-    attrs = ", ".join(f"{k}={v}" for k, v in sorted(n.attrs.items()) if not k.startswith("sps_"))
+    def show(v):
+        if isinstance(v, float):
+            return f"{v:.7g}"                              # float32 attributes: 0.1, not 0.10000000149011612
+        return f"[{', '.join(show(x) for x in v)}]" if isinstance(v, (list, tuple)) else str(v)
+    attrs = ", ".join(f"{k}={show(v)}" for k, v in sorted(n.attrs.items()) if not k.startswith("sps_"))
     ins = ", ".join(_shape_text(g, t) for t in n.inputs if t)
     outs = ", ".join(_shape_text(g, t) for t in n.outputs if t)
     return f"{n.op} {n.name!r}" + (f" ({attrs})" if attrs else "") + f": {ins} -> {outs}"
