@@ -345,3 +345,13 @@ def test_blockers_lists_every_node_with_reason_and_fix():
     with pytest.raises(UnsupportedOpError, match=r"'conv'.*; 2 more node\(s\) block this model: `sps-pynq pack "
                                                  r"--explain"):
         passes.check_supported(g)
+
+
+def test_dilated_conv_matches_onnxruntime():
+    nodes = [conv("x", "y", "conv", pads=[2, 2, 2, 2], dilations=[2, 2], strides=[1, 2])]
+    m = make_model(nodes, [("x", [1, 2, 7, 7])], ["y"], {"w": RNG.standard_normal((3, 2, 3, 3))})
+    g = pipeline(m)
+    assert g.ops() == ["Conv"] and g.nodes[0].attr("kernel_shape") == [5, 5]
+    same_numbers(m, g, (1, 2, 7, 7))
+    _, [(got, want, scale)] = sim_against_onnxruntime(m, x_of((3, 2, 7, 7)), pps=None)
+    assert np.abs(got - want).max() <= 0.08 * np.abs(want).max() + 3 * scale

@@ -94,9 +94,14 @@ def test_grouped_conv_rejected():
         lower(m)
 
 
-def test_dilation_rejected():
-    with pytest.raises(UnsupportedOpError, match=r"conv1.*dilations=\[2, 2\]"):
-        lower(conv_model(dilations=[2, 2]))
+def test_dilated_conv_is_a_spread_kernel_and_a_dilated_pool_is_rejected():
+    g = lower(conv_model(dilations=[2, 2]))
+    w = g.initializers[g.nodes[0].inputs[1]]
+    assert w.shape == (4, 2, 5, 5) and np.count_nonzero(w[:, :, 1::2, :]) == 0 and g.nodes[0].attr("dilations") == [1, 1]
+    m = make_model([helper.make_node("MaxPool", ["x"], ["y"], name="mp", kernel_shape=[2, 2], dilations=[2, 2])],
+                   [("x", [1, 2, 6, 6])], ["y"], {})
+    with pytest.raises(UnsupportedOpError, match=r"'mp'.*dilations=\[2, 2\]"):
+        lower(m)
 
 
 def test_ceil_mode_is_extra_padding_and_unequal_divisors_are_rejected():

@@ -75,6 +75,20 @@ def test_host_softmax_and_onnx_output_shape(program):
     assert np.allclose(y.sum(axis=1), 1.0, atol=1e-5) and (y > 0).all()
 
 
+def test_host_log_softmax(program):
+    o = program.outputs[0]
+    x = np.random.default_rng(4).normal(size=(2,) + program.inputs[0].shape)
+    plain = dataclasses.replace(program, metadata={"onnx_outputs": {o.name: [1, o.nbytes]}})
+    p = dataclasses.replace(plain, host_steps=[{"op": "log_softmax", "tensor": o.name, "axis": 1}])
+    with Session(plain, backend="sim") as s:
+        logits = s.run(x)
+    with Session(p, backend="sim") as s:
+        y = s.run(x)
+    assert y.shape == (2, o.nbytes) and np.allclose(np.exp(y).sum(axis=1), 1.0, atol=1e-5)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    assert np.allclose(y, shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True)), atol=1e-5)
+
+
 def test_stats_after_run(program):
     with Session(program, backend="sim") as s:
         s.run(np.zeros((2,) + program.inputs[0].shape, np.float32))

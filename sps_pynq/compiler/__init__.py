@@ -1,7 +1,10 @@
 """The compiler: ONNX / torch model -> a packed `Program` (and a `.spsmodel` file).
 
-    model -> frontend (ONNX) -> ir.import_onnx -> passes.run_pipeline -> lower.to_layers -> lower.apply_pps
+    model -> frontend (ONNX) -> ir.import_onnx (prepare: batch 1, constants folded, opset 11..21)
+          -> passes.run_pipeline -> lower.to_layers -> lower.apply_pps -> lower.fold_input_shifts
           -> fit.check_fits -> calibrate (onnxruntime on the lowered float model) -> quantize -> emit.build_program
+
+`explain.explain` (sps-pynq pack --explain) runs the same stages without stopping at the first blocking node.
 
 Every stage reads its options from one `CompileOptions` (options.py).
 

@@ -31,7 +31,7 @@ from .fit import KERNEL_FIELD_MAX
 from .ir import Graph, Node, avgpool_divisors, conv_pads, pool_pads, uniform_divisor
 
 # What the importer understands: what the error message lists.
-SUPPORTED_OPS = ("Conv (groups=1, dilation 1)", "MaxPool/AveragePool (2-D, no dilation)", "GlobalAveragePool",
+SUPPORTED_OPS = ("Conv (groups=1; a dilated one as a larger kernel)", "MaxPool/AveragePool (2-D, no dilation)", "GlobalAveragePool",
                  "ReduceMean over H,W", "Add (two maps of one shape)",
                  "Add/Sub/Mul/Div by a per-channel constant and BatchNormalization (folded into a Conv/Gemm, "
                  "else a 1x1 Conv)", "Relu", "Clip(0, max)", "Flatten/Reshape (to [1, C*H*W])",
@@ -572,6 +572,31 @@ class GemmToConv(Pass):
         return changed
 
 
+class UndilateConv(Pass):
+    """A dilated Conv (dilation d > 1, group 1, constant weights) becomes the same Conv with its kernel spread out:
+    taps d apart in a (k - 1) * d + 1 kernel of zeros. Exact; it costs the zeros' multiply-adds (a 3x3 kernel of
+    dilation 2 is a dense 5x5: 25 instead of 9), and such a kernel is never PPS (not 3x3)."""
+    name = "undilate_conv"
+
+    def apply(self, g):
+        changed = False
+        for n in [n for n in g.nodes if n.op == "Conv" and any(int(d) != 1 for d in n.attr("dilations", [1, 1]))]:
+            if not _plain_conv(g, n) or g.initializers[n.inputs[1]].ndim != 4:
+                continue
+            dh, dw = (int(d) for d in n.attr("dilations"))
+            w = np.asarray(g.initializers[n.inputs[1]], dtype=np.float64)
+            o, i, kh, kw = w.shape
+            spread = np.zeros((o, i, (kh - 1) * dh + 1, (kw - 1) * dw + 1))
+            spread[:, :, ::dh, ::dw] = w
+            name = _new_name(g, f"{n.name}__w_undilated")
+            g.initializers[name] = spread
+            n.inputs = [n.inputs[0], name] + n.inputs[2:]
+            n.attrs["dilations"] = [1, 1]
+            n.attrs["kernel_shape"] = list(spread.shape[2:])
+            changed = True
+        return changed
+
+
 class FcAsPointwise(Pass):
     """A Conv whose kernel is its whole input map [1, C, H, W] (a fully connected layer, from gemm_to_conv) with
     more than KERNEL_FIELD_MAX positions (the descriptor's kh/kw/nnz fields) becomes the same product as a 1x1
@@ -791,6 +816,7 @@ PIPELINE: List[Pass] = [
     FuseRelu(),
     GemmToConv(),
     FoldAffineIntoNextConv(),
+    UndilateConv(),
     FcAsPointwise(),
     FlattenToAlias(),
     StripSoftmax(),
@@ -1069,7 +1095,8 @@ def _conv_problem(g: Graph, n: Node) -> Optional[Tuple[str, str]]:
         return (f"grouped convolution (group={n.attr('group')}) is not supported; only group=1 (no "
                 f"depthwise/grouped conv)", NO_REWRITE)
     if any(int(d) != 1 for d in n.attr("dilations", [1, 1])):
-        return f"dilations={list(n.attr('dilations'))} is not supported; only dilation 1", NO_REWRITE
+        return (f"dilations={list(n.attr('dilations'))} is not supported; only dilation 1",
+                "undilate_conv takes a dilated Conv with constant weights and group 1")
     if not g.is_const(n.inputs[1]) or (len(n.inputs) > 2 and n.inputs[2] and not g.is_const(n.inputs[2])):
         return "weights and bias must be constant initializers", "make the weights constants (initializers)"
     if g.initializers[n.inputs[1]].ndim != 4:
