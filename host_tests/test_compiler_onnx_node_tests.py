@@ -6,6 +6,7 @@ import warnings
 
 import pytest
 
+from sps_pynq.cli import main
 from sps_pynq.compiler import node_tests
 
 
@@ -14,7 +15,7 @@ def outcomes(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("node_tests")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return [node_tests.run_case(d, str(tmp)) for d in node_tests.cases()]
+        return [node_tests.run_case(d, str(tmp), main) for d in node_tests.cases()]
 
 
 def test_every_case_runs_or_is_refused_with_one_line(outcomes):

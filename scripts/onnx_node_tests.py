@@ -15,6 +15,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
+from sps_pynq.cli import main as main_cli  # noqa: E402
 from sps_pynq.compiler import node_tests  # noqa: E402
 
 BEGIN = "<!-- onnx-node-tests:begin (scripts/onnx_node_tests.py --write-docs) -->"
@@ -28,14 +29,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     import onnx
     t0 = time.perf_counter()
-    if args.k:
-        import tempfile
-        import warnings
-        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            outcomes = [node_tests.run_case(d, tmp) for d in node_tests.cases() if args.k in os.path.basename(d)]
-    else:
-        outcomes = node_tests.run_all()
+    outcomes = node_tests.run_all(main_cli, only=args.k or "")
     text = (f"onnx {onnx.__version__}, {len(outcomes)} node tests, packed with --dense for the default "
             f"hardware, {time.perf_counter() - t0:.0f} s\n\n" + node_tests.table(outcomes))
     print(text)

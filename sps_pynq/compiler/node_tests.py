@@ -3,7 +3,8 @@ and the `sim` backend: does the compiler run each one within int8 tolerance, or 
 
 A case is a node test whose graph uses only the ops of OPS (and Constant) and at least one of them. Its inputs
 after the first become initializers (the values of test_data_set_0), the first stays the network input; the model
-is packed with `sps-pynq pack --dense --calib <that input>` through the CLI's own entry point, then run with
+is packed with `sps-pynq pack --dense --calib <that input>` through the CLI's own entry point (`sps_pynq.cli.main`,
+handed in by the caller: the compiler does not import the command line), then run with
 `Session(backend="sim")` and compared with the test's expected output. Outcomes:
   runs     the CLI packed it and every output is within TOLERANCE_LSB output LSBs of the expected one;
   refused  the CLI printed one line "sps-pynq pack: error: ..." and exited with 2;
@@ -21,7 +22,7 @@ import os
 import tempfile
 import traceback
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import numpy as np
 
@@ -84,10 +85,10 @@ def _load_case(case_dir: str):
     return model, inputs[0], expected
 
 
-def run_case(case_dir: str, workdir: str) -> Outcome:
-    """Pack one node test with the CLI (--dense) and run it on sim; see the module docstring."""
+def run_case(case_dir: str, workdir: str, cli_main: Callable[[List[str]], int]) -> Outcome:
+    """Pack one node test with the CLI entry point `cli_main` (--dense) and run it on sim; see the module
+    docstring."""
     import onnx
-    from ..cli import main
     name = os.path.basename(case_dir)
     model, x, expected = _load_case(case_dir)
     ops = sorted({n.op_type for n in model.graph.node})
@@ -98,7 +99,7 @@ def run_case(case_dir: str, workdir: str) -> Outcome:
     err, std = io.StringIO(), io.StringIO()
     try:
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(std):
-            code = main(["pack", src, "-o", out, "--dense", "--calib", calib])
+            code = cli_main(["pack", src, "-o", out, "--dense", "--calib", calib])
     except BaseException:
         return Outcome(name, ops, opset, "BROKEN", traceback.format_exc().strip().splitlines()[-1])
     lines = [line for line in err.getvalue().strip().splitlines() if line and "warning" not in line]
@@ -134,11 +135,13 @@ def _compare(name, ops, opset, path, x, expected) -> Outcome:
     return Outcome(name, ops, opset, "runs" if worst <= TOLERANCE_LSB else "WRONG", detail, worst)
 
 
-def run_all(root: Optional[str] = None) -> List[Outcome]:
+def run_all(cli_main: Callable[[List[str]], int], root: Optional[str] = None,
+            only: str = "") -> List[Outcome]:
+    """run_case for every case (whose name contains `only`)."""
     import warnings
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return [run_case(d, tmp) for d in cases(root)]
+        return [run_case(d, tmp, cli_main) for d in cases(root) if only in os.path.basename(d)]
 
 
 def table(outcomes: List[Outcome]) -> str:
