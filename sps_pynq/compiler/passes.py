@@ -31,8 +31,8 @@ from .fit import KERNEL_FIELD_MAX
 from .ir import Graph, Node, avgpool_divisors, conv_pads, pool_pads, uniform_divisor
 
 # What the importer understands: what the error message lists.
-SUPPORTED_OPS = ("Conv (groups=1; a dilated one as a larger kernel)", "MaxPool/AveragePool (2-D, no dilation)", "GlobalAveragePool",
-                 "ReduceMean over H,W", "Add (two maps of one shape)",
+SUPPORTED_OPS = ("Conv (groups=1; a dilated one as a larger kernel)", "MaxPool/AveragePool (2-D, no dilation)",
+                 "GlobalAveragePool", "ReduceMean over H,W", "Add (two maps of one shape)",
                  "Add/Sub/Mul/Div by a per-channel constant and BatchNormalization (folded into a Conv/Gemm, "
                  "else a 1x1 Conv)", "Relu", "Clip(0, max)", "Flatten/Reshape (to [1, C*H*W])",
                  "Gemm/MatMul (constant weights, on a flat vector or a flattened map)",
