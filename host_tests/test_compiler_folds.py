@@ -355,3 +355,18 @@ def test_dilated_conv_matches_onnxruntime():
     same_numbers(m, g, (1, 2, 7, 7))
     _, [(got, want, scale)] = sim_against_onnxruntime(m, x_of((3, 2, 7, 7)), pps=None)
     assert np.abs(got - want).max() <= 0.08 * np.abs(want).max() + 3 * scale
+
+
+def test_training_dropout_a_used_mask_and_a_softmax_over_the_batch_are_refused():
+    for inputs, outputs, inits, fragment in (
+            (["c", "ratio", "train"], ["y"], {"ratio": np.array(0.5, np.float32), "train": np.array(True)},
+             "'drop'.*training mode"),
+            (["c"], ["y", "mask"], {}, "'drop'.*mask output is used")):
+        nodes = [conv("x", "c", "conv"), helper.make_node("Dropout", inputs, outputs, name="drop")]
+        m = make_model(nodes, [("x", [1, 2, 3, 3])], outputs, {"w": np.ones((2, 2, 1, 1)), **inits})
+        with pytest.raises(UnsupportedOpError, match=fragment):
+            pipeline(m)
+    nodes = [conv("x", "c", "conv"), helper.make_node("Softmax", ["c"], ["y"], name="sm", axis=0)]
+    m = make_model(nodes, [("x", [1, 2, 3, 3])], ["y"], {"w": np.ones((2, 2, 1, 1))})
+    with pytest.raises(UnsupportedOpError, match="'sm'.*over axis 0, the batch axis"):
+        pipeline(m)

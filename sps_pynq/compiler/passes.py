@@ -248,6 +248,13 @@ class Lift1D(Pass):
             a["pads"] = [0, int(a["pads"][0]), 0, int(a["pads"][1])]
 
 
+def _dropout_training(g: Graph, n: Node) -> bool:
+    """A Dropout in training mode (the training_mode input true or not constant; opset < 12: never): random."""
+    if len(n.inputs) < 3 or not n.inputs[2]:
+        return False
+    return not g.is_const(n.inputs[2]) or bool(np.asarray(g.initializers[n.inputs[2]]).reshape(-1)[0])
+
+
 class RemoveIdentity(Pass):
     """Identity and Dropout (inference: the identity) disappear."""
     name = "remove_identity"
@@ -255,8 +262,11 @@ class RemoveIdentity(Pass):
     def apply(self, g):
         changed = False
         for n in [n for n in g.nodes if n.op in ("Identity", "Dropout")]:
-            if n.op == "Dropout" and len(n.outputs) > 1 and n.outputs[1] and g.consumers(n.outputs[1]):
+            if n.op == "Dropout" and len(n.outputs) > 1 and n.outputs[1] and \
+                    (g.consumers(n.outputs[1]) or n.outputs[1] in g.outputs):
                 continue  # mask output in use: leave it for check_supported to reject
+            if n.op == "Dropout" and _dropout_training(g, n):
+                continue  # random: not the identity (check_supported rejects it)
             changed |= _bypass(g, n)
         return changed
 
@@ -675,6 +685,8 @@ class StripSoftmax(Pass):
             axis = int(n.attr("axis", -1 if g.opset >= 13 else 1))
             if g.opset < 13 and shape and int(np.prod(shape[axis % len(shape) + 1:])) != 1:
                 continue   # before opset 13 the softmax runs over all axes from `axis` on: not one axis
+            if shape and axis % len(shape) == 0:
+                continue   # over the batch axis: the samples of a batch would depend on each other
             g.nodes.remove(n)
             g.rename(src, n.outputs[0])   # the graph output keeps its name, now before the softmax
             if shape is not None:
@@ -1075,8 +1087,17 @@ def _op_problem(g: Graph, n: Node) -> Tuple[str, str]:
         if step not in host_step_ops():
             return (f"a {op} runs on the host as the host step {step!r}, which this sps-pynq's model file cannot "
                     f"hold (host steps: {', '.join(host_step_ops())})", "a runtime that has the host step")
-        return (f"a {op} is only supported as the last op, on the whole output (it runs on the host)",
-                "strip_softmax takes a Softmax that produces a graph output")
+        shape = g.shapes.get(n.inputs[0], ())
+        axis = int(n.attr("axis", -1 if g.opset >= 13 else 1))
+        if n.outputs[0] not in g.outputs or g.consumers(n.outputs[0]):
+            why = "is only supported as the last op, on one axis of a graph output (it runs on the host)"
+        elif n.inputs[0] in g.inputs:
+            why = "of the graph input itself: no layer runs before it"
+        elif shape and axis % len(shape) == 0:
+            why = f"over axis {axis}, the batch axis of {list(shape)}: it would make the samples depend on each other"
+        else:
+            why = "of a tensor another node reads as well (it runs on the host, after the last layer)"
+        return f"a {op} {why}", "strip_softmax takes a Softmax over one non-batch axis that produces a graph output"
     if op in ("Flatten", "Reshape", "Squeeze", "Unsqueeze"):
         return (f"reshape of {list(g.shapes.get(n.inputs[0], ()))} to {list(g.shapes.get(n.outputs[0], ()))} is not "
                 f"a flatten before a Gemm/output", "flatten_to_alias takes a reshape of [1, C, H, W] to "
@@ -1085,6 +1106,8 @@ def _op_problem(g: Graph, n: Node) -> Tuple[str, str]:
         return (f"Transpose(perm={n.attr('perm')}) of {list(g.shapes.get(n.inputs[0], ()))}: the core moves no "
                 f"data between axes", "transpose_input takes perm [0, 3, 1, 2] of the graph input (NHWC); "
                                       "transpose_into_fc a Transpose before a Flatten and a Gemm")
+    if op == "Dropout" and _dropout_training(g, n):
+        return "a Dropout in training mode drops random values", "export the model in eval mode"
     if op == "Dropout":
         return "a Dropout whose mask output is used", "do not use the mask"
     return "op is not supported", NO_REWRITE

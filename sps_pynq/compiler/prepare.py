@@ -122,8 +122,8 @@ def _check_samples_independent(original, model, fixed: Dict[str, int], source: s
             reached.update(t for t in node.output if t)
     for t in [t for t in with_1 if t in reached and t in with_n]:
         (s1, e1), (sn, _) = with_1[t], with_n[t]
-        if e1 not in floats or None in s1 or None in sn:
-            continue
+        if e1 not in floats or None in s1 or None in sn or not s1:
+            continue        # (a scalar has no batch axis: a constant cast like the input, or a reduction that blocks)
         if not s1 or s1[0] != 1 or sn != (n,) + s1[1:]:
             node = next((m for m in model.graph.node if t in m.output), None)
             made = f" (output of {node.op_type} {node.name!r})" if node is not None else ""
@@ -236,7 +236,7 @@ def convert_opset(model, source: str):
     import onnx
     from onnx import version_converter
     opset = model_opset(model)
-    if MIN_OPSET <= opset <= MAX_OPSET:
+    if MIN_OPSET <= opset <= MAX_OPSET or opset == 0:      # 0: no standard op at all (only other domains)
         return model
     if opset > onnx.defs.onnx_opset_version() or opset < 1:
         raise OnnxImportError(f"{source}: opset {opset} is unknown to the installed onnx {onnx.__version__} (it "

@@ -51,7 +51,8 @@ def requant_params(f, layer: str = "layer"):
     """(M, S) int64 arrays with M * 2^-S ~= f, for an array of real factors f >= 0."""
     f = np.atleast_1d(np.asarray(f, dtype=np.float64))
     if np.any(~np.isfinite(f)) or np.any(f < 0):
-        raise CompileError(f"{layer}: requantization factors must be finite and >= 0, got {f[~np.isfinite(f) | (f < 0)][:4]}")
+        bad = f[~np.isfinite(f) | (f < 0)][:4]
+        raise CompileError(f"{layer}: requantization factors must be finite and >= 0, got {bad}")
     M = np.zeros(f.shape, dtype=np.int64)
     S = np.zeros(f.shape, dtype=np.int64)
     pos = f > 0
