@@ -29,7 +29,8 @@ class _ZooPrograms:
             pytest.importorskip("torch")
             from sps_pynq import zoo
             from sps_pynq.compiler import compile_model
-            calib = np.random.default_rng(0).standard_normal((n_calib,) + zoo.input_shape(name)).astype(np.float32)
+            shape = tuple(options.get("input_shape") or zoo.input_shape(name))
+            calib = np.random.default_rng(0).standard_normal((n_calib,) + shape).astype(np.float32)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 self._cache[key] = compile_model(name, calib=calib, **options)

@@ -107,3 +107,19 @@ def test_cli_run_on_rtl_keeps_tool_output_out(tmp_path, capfd):
     out, err = capfd.readouterr()
     assert "core clock cycles (last run):" in out and "sample 0: top 2 classes" in out
     assert "cocotb" not in out + err and "Verilat" not in out + err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_VERILATOR, reason="verilator not installed")
+def test_compiled_resnet18_with_bands_rtl_matches_sim(zoo_programs):
+    """ResNet-18 (ImageNet architecture) at 3x64x64 on the `small` configuration (16 KiB activation buffer), so
+    that layers run in bands: the Verilog equals sim byte for byte (issue 10). ~11 M clock cycles, ~2 min."""
+    pytest.importorskip("torch")
+    program = zoo_programs.compile("resnet18_imagenet", hw="small", pps="8x4", first_layer_dense=True,
+                                   input_shape=(3, 64, 64))
+    assert max(m["bands"] for m in program.metadata["layers"]) > 1
+    x = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    with Session(program, backend="sim") as sim:
+        want = sim.run(x)
+    with Session(program, backend="rtl") as rtl:
+        assert np.array_equal(rtl.run(x), want)

@@ -17,7 +17,7 @@ from sps_pynq.hw.config import get_config  # noqa: E402
 pytestmark = pytest.mark.skipif(rtl_build.setup_verilator() is None, reason="verilator not installed")
 
 SMALL_TESTS = ["test_registers", "test_layers", "test_conv_shapes", "test_network_with_stats", "test_dense_prefetch",
-               "test_backpressure", "test_reset_mid_run", "test_errors"]
+               "test_backpressure", "test_reset_mid_run", "test_errors", "test_bands"]
 
 
 def _run(config: str, testcase: str, **env):

@@ -8,7 +8,6 @@ module sps_add
   import sps_core_pkg::*;
 #(
   parameter int unsigned Cols         = DefaultCols,
-  parameter int unsigned AxiDataWidth = DefaultAxiDataWidth,
   parameter int unsigned AxiAddrWidth = 40,
   parameter int unsigned ActBufBytes  = DefaultActBufBytes,
   // derived
@@ -46,8 +45,6 @@ module sps_add
   output logic                           stall_o         // results wait for the packer
 );
   localparam int unsigned AW        = AxiAddrWidth;
-  localparam int unsigned BeatBytes = AxiDataWidth / 8;
-  localparam int unsigned BeatShift = $clog2(BeatBytes);
   localparam int unsigned ColShift  = $clog2(Cols);
   localparam int unsigned HalfBytes = ActBufBytes / 2;      // input 1 in the lower half, input 2 above
 
@@ -109,8 +106,8 @@ module sps_add
             ld_valid_o = 1'b1;
             ld_cmd_o.dest = DstAct;
             ld_addr = arena_i + AW'(desc_i.in_off) + AW'(off_q);
-            ld_cmd_o.beats = ((chunk_left > 32'(HalfBytes)) ? 32'(HalfBytes) : chunk_left)
-                             + 32'(BeatBytes - 1) >> BeatShift;
+            ld_cmd_o.chans = 16'd1;                 // one read of the chunk into the lower half
+            ld_cmd_o.len = 48'((chunk_left > 32'(HalfBytes)) ? 32'(HalfBytes) : chunk_left);
             state_d = AdLoadA;
           end
         end
@@ -123,8 +120,9 @@ module sps_add
           ld_valid_o = 1'b1;
           ld_cmd_o.dest = DstAct;
           ld_addr = arena_i + AW'(desc_i.in2_off) + AW'(off_q);
-          ld_cmd_o.beats = chunk_q + 32'(BeatBytes - 1) >> BeatShift;
-          ld_cmd_o.idx = 32'(HalfBytes / Cols);
+          ld_cmd_o.chans = 16'd1;                   // input 2's chunk into the upper half
+          ld_cmd_o.len = 48'(chunk_q);
+          ld_cmd_o.buf_pos = 32'(HalfBytes);
           row_d = '0;
           state_d = AdLoadB;
         end

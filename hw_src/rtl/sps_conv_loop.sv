@@ -35,7 +35,7 @@ module sps_conv_loop
   input  wire logic                      pipe_busy_i,
   input  wire logic                      shadow_full_i,
   output logic [3:0]                     residue_o,      // the group's residue class r
-  output logic [31:0]                    chan_off_o,     // pools: the plane of the group's one channel
+  output logic [31:0]                    chan_off_o,     // buffer byte of input plane 0 (pools: of the channel)
   input  wire logic [EntryWidth-1:0]     pipe_wgt_addr_i,
   output logic [EntryWidth-1:0]          wgt_raddr_o,    // in the weight-buffer half of the group
 
@@ -73,7 +73,7 @@ module sps_conv_loop
   logic dbuf_q, dbuf_d;                   // the layer's groups fit half the weight buffer: prefetch
   logic pf_ready_q, pf_ready_d;           // the next group's weights and parameters are already loaded
   logic [31:0] pc_q, pc_d;                // pools: channel
-  logic [31:0] pchan_q, pchan_d;          // pools: pc * in_plane
+  logic [31:0] pchan_q, pchan_d;          // pools: pc * act_stride
   logic [AW-1:0] group_addr_q, group_addr_d;
   logic [31:0] chan_step_q, chan_step_d;
 
@@ -88,12 +88,12 @@ module sps_conv_loop
   // ------------------------------------------------------------------------------------------------
   // Where a row group's data is. Weights: groups of I*K entries of R bytes (16-byte aligned) from w_off;
   // parameters: R records per group from p_off. Output: filter o's plane starts o * out_chan_bytes after
-  // out_off, and the group's rows (filters o, o + P, ...) are P planes apart. (out_chan_bytes is the map's
-  // plane; a band of a larger map would put the map's channel stride here.)
+  // out_off, and the group's rows (filters o, o + P, ...) are P planes apart. (out_chan_bytes is the whole
+  // map's plane: a band writes its rows into the planes of a larger map.)
   // ------------------------------------------------------------------------------------------------
   assign group_bytes = ((der_i.steps * 48'(Rows)) + 48'(GroupAlign - 1)) & ~48'(GroupAlign - 1);
   assign group_beats = 32'(group_bytes >> BeatShift);
-  assign out_chan_bytes = der_i.out_pixels;
+  assign out_chan_bytes = der_i.out_cs;
 
   // The group after the current one: the next R filters of this class, else the first of the next class.
   assign next_o_first = o_first_q + 32'(der_i.p_eff) * 32'(Rows);
@@ -228,7 +228,7 @@ module sps_conv_loop
             state_d = CvGroup;
             if (pool) begin
               pc_d = pc_q + 32'd1;
-              pchan_d = pchan_q + der_i.in_plane;
+              pchan_d = pchan_q + der_i.act_stride;
               state_d = CvPoolChan;
             end
           end
@@ -284,7 +284,7 @@ module sps_conv_loop
 
   assign pipe_init_o = (state_q == CvStart);
   assign residue_o = residue_q[3:0];
-  assign chan_off_o = pool ? pchan_q : 32'd0;
+  assign chan_off_o = 32'(der_i.act_lead) + (pool ? pchan_q : 32'd0);
   assign wgt_raddr_o = pipe_wgt_addr_i + (wbank_q ? EntryWidth'(WgtHalf) : '0);
   assign par_bank_o = wbank_q;
   assign o_first_o = o_first_q;

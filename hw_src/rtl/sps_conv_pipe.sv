@@ -23,7 +23,7 @@ module sps_conv_pipe
   input  wire logic [15:0]               in_w_i,
   input  wire logic [15:0]               out_w_i,
   input  wire logic [31:0]               out_pixels_i,   // out_h * out_w
-  input  wire logic [31:0]               in_plane_i,     // in_h * in_w: bytes per input channel
+  input  wire logic [31:0]               in_plane_i,     // activation-buffer bytes from one input plane to the next
   input  wire logic [7:0]                stride_h_i,
   input  wire logic [7:0]                stride_w_i,
   input  wire logic [7:0]                pad_top_i,
@@ -35,7 +35,7 @@ module sps_conv_pipe
   input  wire logic [7:0]                patterns_i,
   input  wire logic [15:0]               nnz_i,
   input  wire logic [15:0]               in_c_i,
-  input  wire logic [31:0]               chan_off_i,     // pools: plane offset of the one channel of the group
+  input  wire logic [31:0]               chan_off_i,     // buffer byte of plane 0 (pools: of the group's channel)
   input  wire logic                      max_mode_i,     // MAXPOOL: the array takes maxima
   input  wire logic [7:0]                kw_i,
   input  wire logic [3:0]                residue_i,

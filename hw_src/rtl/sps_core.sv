@@ -70,7 +70,7 @@ module sps_core
   // ------------------------------------------------------------------------------------------------
   // sequencer
   logic [AW-1:0] arena;
-  logic flush, stop, decode, derive, check, seq_ld_valid, cv_start, add_start;
+  logic flush, stop, decode, derive, derive2, check, seq_ld_valid, cv_start, add_start;
   logic stats_valid, layer_start, layer_hold, wr_wait;
   logic [AW-1:0] stats_addr;
   sps_core_pkg::ld_cmd_t seq_ld_cmd;
@@ -137,8 +137,10 @@ module sps_core
     .stop_o(stop),
     .decode_o(decode),
     .derive_o(derive),
+    .derive2_o(derive2),
     .check_o(check),
     .desc_i(desc),
+    .der_i(der),
     .in_bytes_i(in_bytes),
     .desc_err_i(desc_err),
     .ld_valid_o(seq_ld_valid),
@@ -171,6 +173,7 @@ module sps_core
     .words_i(desc_words),
     .decode_i(decode),
     .derive_i(derive),
+    .derive2_i(derive2),
     .check_i(check),
     .desc_o(desc),
     .der_o(der),
@@ -259,7 +262,7 @@ module sps_core
   ) u_pipe (
     .clk_i, .rst_ni,
     .in_h_i(desc.in_h), .in_w_i(desc.in_w), .out_w_i(desc.out_w),
-    .out_pixels_i(der.out_pixels), .in_plane_i(der.in_plane),
+    .out_pixels_i(der.out_pixels), .in_plane_i(der.act_stride),
     .stride_h_i(desc.stride_h), .stride_w_i(desc.stride_w), .pad_top_i(desc.pad_top), .pad_left_i(desc.pad_left),
     .out_w_stride_i(der.ow_sw), .row_step_i(der.row_step), .pad_top_w_i(der.pt_w),
     .pps_i(desc.pps && !pool), .patterns_i(der.p_eff), .nnz_i(pool ? der.kk : 16'(desc.nnz)),
@@ -309,7 +312,7 @@ module sps_core
   // ADD engine and its packer
   // ------------------------------------------------------------------------------------------------
   sps_add #(
-    .Cols(Cols), .AxiDataWidth(AxiDataWidth), .AxiAddrWidth(AxiAddrWidth), .ActBufBytes(ActBufBytes)
+    .Cols(Cols), .AxiAddrWidth(AxiAddrWidth), .ActBufBytes(ActBufBytes)
   ) u_add (
     .clk_i, .rst_ni,
     .flush_i(flush),

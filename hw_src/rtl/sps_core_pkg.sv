@@ -41,6 +41,8 @@ package sps_core_pkg;
     logic [31:0]  mult;       // ADD: M of input 1; AVGPOOL: M
     logic [31:0]  mult2;      // ADD: M of input 2
     logic [7:0]   shift;      // ADD, AVGPOOL: S
+    logic [15:0]  in_map_h;   // CONV, pools: rows of the whole input map (0: in_h); a band reads in_h of them
+    logic [15:0]  out_map_h;  // CONV, pools: rows of the whole output map (0: out_h)
     logic [143:0] masks;      // PPS: the 3x3 mask of pattern j at [9*j +: 9] (MaxPatterns = 16 patterns)
   } desc_t;
 
@@ -53,8 +55,13 @@ package sps_core_pkg;
     logic [15:0]        kk;          // kh * kw: window taps
     logic [7:0]         p_eff;       // residue classes: P for a PPS CONV, else 1
     logic [31:0]        pt_w;        // pad_top * in_w
+    logic [31:0]        in_cs;       // (in_map_h or in_h) * in_w: DDR bytes between input channel planes
+    logic [31:0]        out_cs;      // (out_map_h or out_h) * out_w: DDR bytes between output channel planes
+    logic [31:0]        act_stride;  // activation-buffer bytes between input planes (hw/bands.py act_load)
+    logic [7:0]         act_lead;    // buffer offset of the input's first byte: in_off mod the AXI beat
     logic signed [31:0] row_step;    // stride_h * in_w - out_w * stride_w (second step)
     logic [31:0]        out_total;   // out_c * out_pixels: bytes of the output map (second step)
+    logic [47:0]        act_end;     // lead + (in_c - 1) * act_stride + in_plane: buffer bytes used (second step)
   } derived_t;
 
   // ---------------------------------------------------------------------------------------------------------------
@@ -62,12 +69,21 @@ package sps_core_pkg;
   // ---------------------------------------------------------------------------------------------------------------
   typedef enum logic [1:0] {DstDesc, DstAct, DstWgt, DstParam} ld_dest_e;
 
+  // DstDesc, DstWgt, DstParam: one read of `beats` beats from the beat-aligned `addr`, landing at `idx`.
+  // DstAct: `chans` reads of `len` bytes each, from the byte address `addr` (any alignment), then `ddr_stride`
+  // further on; read c starts at the beat below its first byte and lands so that the byte sits at buffer byte
+  // `buf_pos + c * buf_stride` (a whole map is one read: chans 1, len = the map; a band one read per channel).
   typedef struct packed {
     ld_dest_e     dest;
-    logic [63:0]  addr;       // DDR byte address, beat-aligned; bits above the AXI address width are zero
-    logic [31:0]  beats;      // AXI data beats to read
-    logic [31:0]  idx;        // where the first beat lands: descriptor / parameter beat, buffer row, weight entry
+    logic [63:0]  addr;       // DDR byte address; bits above the AXI address width are zero
+    logic [31:0]  beats;      // AXI data beats to read (not DstAct)
+    logic [31:0]  idx;        // where the first beat lands: descriptor / parameter beat, weight entry (not DstAct)
     logic         pbank;      // DstParam: which of the two parameter banks
+    logic [15:0]  chans;      // DstAct: reads, one per channel plane (>= 1)
+    logic [47:0]  len;        // DstAct: bytes of each read, from its first byte
+    logic [31:0]  ddr_stride; // DstAct: DDR bytes from one read's first byte to the next's
+    logic [31:0]  buf_pos;    // DstAct: buffer byte of the first read's first byte
+    logic [31:0]  buf_stride; // DstAct: buffer bytes from one read's first byte to the next's
   } ld_cmd_t;
 
   // One row's requantization parameters (layout.py's 16-byte record: bias, M, S, 0).

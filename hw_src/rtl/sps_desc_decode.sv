@@ -18,18 +18,20 @@ module sps_desc_decode
   // the fetched descriptor: word w at [32*w +: 32]
   input  wire logic [32*DescWords-1:0]   words_i,
 
-  // three steps in successive cycles; each output is valid from the cycle after its step
+  // four steps in successive cycles; each output is valid from the cycle after its step
   input  wire logic                      decode_i,     // the fields of words_i -> desc_o
   input  wire logic                      derive_i,     // first products of the fields -> der_o
-  input  wire logic                      check_i,      // second products -> der_o.row_step, der_o.out_total
+  input  wire logic                      derive2_i,    // second products -> row_step, out_total, act_end
+  input  wire logic                      check_i,      // err_o is the layer's error decision
 
   output sps_core_pkg::desc_t            desc_o,
-  output sps_core_pkg::derived_t         der_o,       // first-step fields valid with check_i
+  output sps_core_pkg::derived_t         der_o,       // every field valid with check_i
   output logic                           pool_o,      // MAXPOOL or AVGPOOL
   output logic [47:0]                    in_bytes_o,  // in_c * in_h * in_w: the input map (CONV, pools)
   output logic [7:0]                     err_o        // with check_i: ErrNone, or why the layer cannot run
 );
-  localparam int unsigned BeatShift = $clog2(AxiDataWidth / 8);
+  localparam int unsigned BeatBytes = AxiDataWidth / 8;
+  localparam int unsigned BeatShift = $clog2(BeatBytes);
   localparam int unsigned WgtDepth  = WeightBufBytes / Rows;     // weight entries (R bytes each)
 
   sps_core_pkg::desc_t desc_q, desc_d;
@@ -67,13 +69,19 @@ module sps_desc_decode
       desc_d.mult     = words_i[32*DescMultWord + DescMultLsb +: DescMultWidth];
       desc_d.mult2    = words_i[32*DescMult2Word + DescMult2Lsb +: DescMult2Width];
       desc_d.shift    = words_i[32*DescShiftWord + DescShiftLsb +: DescShiftWidth];
+      desc_d.in_map_h = words_i[32*DescInMapHWord + DescInMapHLsb +: DescInMapHWidth];
+      desc_d.out_map_h = words_i[32*DescOutMapHWord + DescOutMapHLsb +: DescOutMapHWidth];
       for (int j = 0; j < MaxPatterns; j++) begin
         desc_d.masks[DescPattern0Width*j +: DescPattern0Width] =
             words_i[32*(DescPattern0Word + j) + DescPattern0Lsb +: DescPattern0Width];
       end
     end
     if (derive_i) begin
-      der_d.in_plane   = 32'(desc_q.in_h) * 32'(desc_q.in_w);
+      der_d.in_plane   = in_plane;
+      der_d.in_cs      = 32'(desc_q.in_map_h == '0 ? desc_q.in_h : desc_q.in_map_h) * 32'(desc_q.in_w);
+      der_d.out_cs     = 32'(desc_q.out_map_h == '0 ? desc_q.out_h : desc_q.out_map_h) * 32'(desc_q.out_w);
+      der_d.act_stride = act_stride;
+      der_d.act_lead   = 8'(desc_q.in_off[BeatShift-1:0]);
       der_d.out_pixels = 32'(desc_q.out_h) * 32'(desc_q.out_w);
       der_d.steps      = 48'(desc_q.in_c) * 48'(desc_q.nnz);
       der_d.ow_sw      = 24'(desc_q.out_w) * 24'(desc_q.stride_w);
@@ -81,9 +89,26 @@ module sps_desc_decode
       der_d.p_eff      = (desc_q.pps && desc_q.op == 4'(OpConv)) ? desc_q.patterns : 8'd1;
       der_d.pt_w       = 32'(desc_q.pad_top) * 32'(desc_q.in_w);
     end
-    if (check_i) begin
+    if (derive2_i) begin
       der_d.row_step   = $signed(32'(desc_q.stride_h) * 32'(desc_q.in_w)) - $signed(32'(der_q.ow_sw));
       der_d.out_total  = desc_q.out_c * der_q.out_pixels;
+      der_d.act_end    = 48'(der_q.act_lead) + 48'(desc_q.in_c - 32'd1) * 48'(der_q.act_stride)
+                         + 48'(der_q.in_plane);
+    end
+  end
+
+  // The activation-buffer stride of the input planes (hw/bands.py act_load): a whole map is contiguous; the
+  // planes of a band are at least in_plane + beat - 1 bytes apart and keep the DDR stride's residue mod the beat,
+  // ((map_h - in_h) * in_w - beat + 1) mod beat, which needs only the low bits of the two factors.
+  logic [31:0] in_plane, act_stride;
+  logic [BeatShift-1:0] dh, dh_w_low;
+  always_comb begin
+    in_plane = 32'(desc_q.in_h) * 32'(desc_q.in_w);
+    dh = BeatShift'(desc_q.in_map_h - desc_q.in_h);
+    dh_w_low = BeatShift'(dh * desc_q.in_w[BeatShift-1:0]) + BeatShift'(1);
+    act_stride = in_plane;
+    if (desc_q.in_map_h != '0 && desc_q.in_map_h != desc_q.in_h) begin
+      act_stride = in_plane + 32'(BeatBytes - 1) + 32'(dh_w_low);
     end
   end
 
@@ -117,6 +142,13 @@ module sps_desc_decode
     end
     shape_bad = desc_q.in_c == '0 || desc_q.in_h == '0 || desc_q.in_w == '0 || desc_q.out_c == '0
                 || desc_q.out_h == '0 || desc_q.out_w == '0 || desc_q.in_c > 32'd65535;
+    // A band is never higher than its map; an ADD reads and writes whole maps.
+    if (desc_q.op == 4'(OpAdd)) begin
+      shape_bad = shape_bad || desc_q.in_map_h != '0 || desc_q.out_map_h != '0;
+    end else begin
+      shape_bad = shape_bad || (desc_q.in_map_h != '0 && desc_q.in_map_h < desc_q.in_h)
+                  || (desc_q.out_map_h != '0 && desc_q.out_map_h < desc_q.out_h);
+    end
     unique case (desc_q.op)
       4'(OpConv): begin
         shape_bad = shape_bad || desc_q.kh == '0 || desc_q.kw == '0 || desc_q.stride_h == '0
@@ -137,7 +169,8 @@ module sps_desc_decode
                     || desc_q.in_w != desc_q.out_w;
       end
     endcase
-    misaligned = desc_q.in_off[BeatShift-1:0] != '0
+    // CONV and pool maps may start anywhere (bands start at any row); weights, records and ADD maps on beats.
+    misaligned = (desc_q.op == 4'(OpAdd) && desc_q.in_off[BeatShift-1:0] != '0)
                  || (desc_q.op == 4'(OpConv)
                      && (desc_q.w_off[BeatShift-1:0] != '0 || desc_q.p_off[BeatShift-1:0] != '0))
                  || (desc_q.op == 4'(OpAdd) && desc_q.in2_off[BeatShift-1:0] != '0);
@@ -149,7 +182,7 @@ module sps_desc_decode
       err_o = 8'(ErrBadShape);
     end else if (misaligned) begin
       err_o = 8'(ErrMisaligned);
-    end else if (desc_q.op != 4'(OpAdd) && in_bytes_o > 48'(ActBufBytes)) begin
+    end else if (desc_q.op != 4'(OpAdd) && der_q.act_end > 48'(ActBufBytes)) begin
       err_o = 8'(ErrActBufOverflow);
     end else if (desc_q.op == 4'(OpConv) && der_q.steps > 48'(WgtDepth)) begin
       err_o = 8'(ErrWeightBufOverflow);
@@ -171,15 +204,16 @@ module sps_desc_decode
       || $bits(desc_q.w_off) != DescWeightOffsetWidth || $bits(desc_q.p_off) != DescParamOffsetWidth
       || $bits(desc_q.in2_off) != DescIn2OffsetWidth || $bits(desc_q.mult) != DescMultWidth
       || $bits(desc_q.mult2) != DescMult2Width || $bits(desc_q.shift) != DescShiftWidth
+      || $bits(desc_q.in_map_h) != DescInMapHWidth || $bits(desc_q.out_map_h) != DescOutMapHWidth
       || $bits(desc_q.masks) != MaxPatterns * DescPattern0Width) begin : gen_bad_desc_t
     $error("sps_desc_decode: sps_core_pkg::desc_t does not match the descriptor fields of sps_if_pkg");
   end
 
   // Assertions (simulation only).
 `ifndef SYNTHESIS
-  // The three steps come one at a time.
+  // The four steps come one at a time.
   StepsOneAtATime: assert property (@(posedge clk_i) disable iff (!rst_ni)
-      $onehot0({decode_i, derive_i, check_i}));
+      $onehot0({decode_i, derive_i, derive2_i, check_i}));
 `endif
 
 endmodule

@@ -53,6 +53,8 @@ module sps_load
   output logic [Rows*8-1:0]              wgt_rdata_o
 );
   localparam int unsigned BeatBytes = AxiDataWidth / 8;
+  localparam int unsigned BeatShift = $clog2(BeatBytes);
+  localparam int unsigned ColShift  = $clog2(Cols);
   localparam int unsigned BeatWords = BeatBytes / 4;
   localparam int unsigned ActSubs   = BeatBytes / Cols;          // buffer rows per beat
   localparam int unsigned WgtSubs   = BeatBytes / Rows;          // weight entries per beat
@@ -66,17 +68,30 @@ module sps_load
   logic [31:0] left_q, left_d;           // beats still to come
   logic [31:0] idx_q, idx_d;             // where the next beat (part) lands: beat, buffer row or weight entry
   logic [7:0] sub_q, sub_d;              // part of the beat written next (the buffers take C or R bytes a cycle)
+  logic [63:0] at_q, at_d;               // DstAct: DDR byte address of the current read's first byte
+  logic [31:0] pos_q, pos_d;             // DstAct: buffer byte where that byte lands
+  logic [15:0] chans_q, chans_d;         // DstAct: reads left, the current one included
   logic last_sub, beat_fire, beat_done;
 
   // ------------------------------------------------------------------------------------------------
-  // Read requests: one per load, the command's address and beats. (A load of several requests, e.g. a band's
-  // input map, one request per channel from a beat-aligned address into a beat-aligned buffer row, would count
-  // its requests next to left_q, step the address and idx_q between them, and return to LdReq instead of
-  // LdIdle after a request's last beat.)
+  // Read requests: one per load, at the command's address; an activation load (DstAct) one per channel plane
+  // (one in all for a whole map), each from the beat below its first byte, landing `lead` bytes before that
+  // byte's buffer position (a beat boundary: hw/bands.py chooses the buffer stride so).
   // ------------------------------------------------------------------------------------------------
+  logic act;
+  logic [BeatShift-1:0] lead;
+  logic [31:0] req_beats, act_row;
+
+  assign act = (cmd_q.dest == DstAct);
+  assign lead = at_q[BeatShift-1:0];
+  assign act_row = (pos_q - 32'(lead)) >> ColShift;
+  always_comb begin
+    req_beats = cmd_q.beats;
+    if (act) req_beats = 32'((48'(lead) + cmd_q.len + 48'(BeatBytes - 1)) >> BeatShift);
+  end
   assign rd_req_valid_o = (state_q == LdReq);
-  assign rd_req_addr_o  = cmd_q.addr[AxiAddrWidth-1:0];
-  assign rd_req_beats_o = cmd_q.beats;
+  assign rd_req_addr_o  = act ? {at_q[AxiAddrWidth-1:BeatShift], BeatShift'(0)} : cmd_q.addr[AxiAddrWidth-1:0];
+  assign rd_req_beats_o = req_beats;
 
   // ------------------------------------------------------------------------------------------------
   // Beats: a whole beat at once into the descriptor or parameter registers; into the buffers C (or R) bytes
@@ -99,12 +114,16 @@ module sps_load
     left_d = left_q;
     idx_d = idx_q;
     sub_d = sub_q;
+    at_d = at_q;
+    pos_d = pos_q;
+    chans_d = chans_q;
     done_o = 1'b0;
     unique case (state_q)
       LdIdle: ;
       LdReq: begin
-        left_d = cmd_q.beats;
+        left_d = req_beats;
         sub_d = '0;
+        if (act) idx_d = act_row;
         if (rd_req_ready_i) state_d = LdData;
       end
       LdData: begin
@@ -114,7 +133,12 @@ module sps_load
         end
         if (beat_done) begin
           left_d = left_q - 32'd1;
-          if (left_q == 32'd1) begin
+          if (left_q == 32'd1 && act && chans_q > 16'd1) begin
+            chans_d = chans_q - 16'd1;          // the next channel plane of a band
+            at_d = at_q + 64'(cmd_q.ddr_stride);
+            pos_d = pos_q + cmd_q.buf_stride;
+            state_d = LdReq;
+          end else if (left_q == 32'd1) begin
             done_o = 1'b1;
             state_d = LdIdle;
           end
@@ -125,6 +149,9 @@ module sps_load
     if (cmd_valid_i) begin
       cmd_d = cmd_i;
       idx_d = cmd_i.idx;
+      at_d = cmd_i.addr;
+      pos_d = cmd_i.buf_pos;
+      chans_d = cmd_i.chans;
       state_d = LdReq;
     end
     if (flush_i) begin
@@ -139,12 +166,18 @@ module sps_load
       left_q <= '0;
       idx_q <= '0;
       sub_q <= '0;
+      at_q <= '0;
+      pos_q <= '0;
+      chans_q <= '0;
     end else begin
       state_q <= state_d;
       cmd_q <= cmd_d;
       left_q <= left_d;
       idx_q <= idx_d;
       sub_q <= sub_d;
+      at_q <= at_d;
+      pos_q <= pos_d;
+      chans_q <= chans_d;
     end
   end
 
@@ -217,7 +250,7 @@ module sps_load
 
   // Address bits above the AXI address width are zero.
   logic unused;
-  assign unused = ^cmd_q.addr[63:AxiAddrWidth];
+  assign unused = ^{cmd_q.addr[63:AxiAddrWidth], at_q[63:AxiAddrWidth], act_row[31:RowAw]};
 
   // Assertions (simulation only).
 `ifndef SYNTHESIS

