@@ -13,7 +13,7 @@ from typing import Iterable, List, Optional
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.triggers import ClockCycles
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
 from sps_pynq.hw.descriptor import (DESC_BYTES, STATS_RECORD_BYTES, Descriptor, decode_stats_records,
