@@ -10,7 +10,7 @@ import torch.nn.functional as F  # noqa: E402
 from sps_pynq import pps  # noqa: E402
 from sps_pynq.errors import NotPpsError, PpsShapeError  # noqa: E402
 from sps_pynq.prune import (PruneState, check_schedule, detect_onnx, export_onnx, gradual_schedule,  # noqa: E402
-                            prune_pps)
+                            prune_pps, restore_pps)
 
 
 def tiny_net(seed=0, bn=True):
@@ -301,3 +301,71 @@ def test_cli_prune_projects_reports_and_is_detected(tmp_path, capsys):
     # User errors: a clear message and exit code 2, no traceback.
     assert main(["prune", str(tmp_path / "missing.onnx"), "-o", out_path]) == 2
     assert "missing.onnx" in capsys.readouterr().err
+
+
+def _train(model, state, opt, steps):
+    for s in steps:
+        x, y = batch(s)
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+        state.step(opt)
+
+
+def test_checkpoint_restores_tables_masks_and_the_schedule_position(tmp_path):
+    """A run interrupted after 3 steps and resumed from a checkpoint (model, PruneState, optimizer) ends exactly
+    where the uninterrupted run ends, across a K change of the schedule; the state survives JSON too."""
+    import json
+    sched = [(0, 5), (4, 3)]
+    model = tiny_net()
+    state = prune_pps(model, 8, 3, schedule=sched)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    _train(model, state, opt, range(3))
+    torch.save({"model": model.state_dict(), "pps": state.state_dict(), "opt": opt.state_dict()},
+               tmp_path / "ckpt.pt")
+    _train(model, state, opt, range(3, 7))                       # uninterrupted: K 5 -> 3 at step 4
+
+    ckpt = torch.load(tmp_path / "ckpt.pt")
+    fresh = tiny_net(seed=9)                                      # other weights: all come from the checkpoint
+    restored = restore_pps(fresh, json.loads(json.dumps(ckpt["pps"])))
+    fresh.load_state_dict(ckpt["model"])
+    restored.check()
+    assert restored.steps == 3 and restored.current_K == 5 and restored.history == [(0, 5)]
+    assert {n: l["masks"] for n, l in ckpt["pps"]["layers"].items()} == restored.tables()
+    opt2 = torch.optim.SGD(fresh.parameters(), lr=0.05, momentum=0.9)
+    opt2.load_state_dict(ckpt["opt"])
+    _train(fresh, restored, opt2, range(3, 7))
+    assert restored.tables() == state.tables() and restored.history == state.history == [(0, 5), (4, 3)]
+    for (k, a), (k2, b) in zip(model.state_dict().items(), fresh.state_dict().items()):
+        assert k == k2 and torch.equal(a, b), k
+    # removed states restore as removed: plain weights, checked against the tables
+    state.remove()
+    baked = tiny_net(seed=9)
+    again = restore_pps(baked, state.state_dict())
+    baked.load_state_dict(model.state_dict())
+    assert again.removed and not any("parametrizations" in n for n, _ in baked.named_parameters())
+    again.check()
+
+
+def test_restore_refuses_what_does_not_fit():
+    model = tiny_net()
+    sd = prune_pps(model, 8, 4).state_dict()
+    with pytest.raises(PpsShapeError, match=r"0 has weight shape \[4, 1, 3, 3\], the checkpoint \[8, 1, 3, 3\]"):
+        restore_pps(nn.Sequential(nn.Conv2d(1, 4, 3), nn.Identity(), nn.ReLU(), nn.Conv2d(4, 12, 3)), sd)
+    with pytest.raises(PpsShapeError, match="the checkpoint prunes '3', but the model has no such module"):
+        restore_pps(nn.Sequential(nn.Conv2d(1, 8, 3)), sd)
+    with pytest.raises(PpsShapeError, match="not a PruneState.state_dict"):
+        restore_pps(tiny_net(), {"P": 8})
+    with pytest.raises(PpsShapeError, match="already has a weight parametrization"):
+        restore_pps(model, sd)
+    bad = dict(sd, layers={**sd["layers"], "3": dict(sd["layers"]["3"], masks=[0x1FF] * 8)})
+    with pytest.raises(NotPpsError, match="K=4"):
+        restore_pps(tiny_net(), bad)
+    # a model state from another table than the PruneState's: check() names the layer
+    other = tiny_net(seed=5)
+    sd_other = prune_pps(other, 8, 4).state_dict()
+    fresh = tiny_net()
+    state = restore_pps(fresh, sd_other)
+    fresh.load_state_dict(model.state_dict())                     # weights and masks of the first model's tables
+    with pytest.raises(NotPpsError, match="mask buffer does not match the table"):
+        state.check()
