@@ -3,7 +3,7 @@
 Board-side imports stay free of torch and onnx; the workstation-only parts (compiler, prune, zoo) import them
 lazily.
 """
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def __getattr__(name):
