@@ -159,25 +159,36 @@ def test_unknown_error_code():
         drv.run(timeout=1.0)
 
 
+class FakeInterrupt:
+    """pynq.Interrupt's shape: a coroutine wait(); fires at once, or never."""
+
+    def __init__(self, fires=True):
+        self.fires = fires
+        self.waits = 0
+
+    async def wait(self):
+        import asyncio
+        self.waits += 1
+        if not self.fires:
+            await asyncio.sleep(3600)
+
+
 def test_interrupt_wait_reads_ctrl_once_and_clears_isr():
     core = FakeCore(polls_to_finish=1)
-    waits = []
-
-    def wait_irq(t):
-        waits.append(t)
-        return True
-    drv, _ = make(core, wait_irq=wait_irq)
+    irq = FakeInterrupt()
+    drv, _ = make(core, interrupt=irq)
     drv.configure(0x4000_0000, 0, 1, 0)
     assert ("w", "IER", 3) in core.log and ("w", "GIE", 1) in core.log
     core.log.clear()
     drv.run(timeout=2.0)
     assert core.log == [("w", "CTRL", CtrlBit.START), ("r", "CTRL", CtrlBit.DONE | CtrlBit.IDLE), ("w", "ISR", 3)]
-    assert waits and waits[0] == pytest.approx(2.0)
+    assert irq.waits == 1 and drv.last_wait == "interrupt"
 
 
 def test_interrupt_that_never_comes_times_out():
     core = FakeCore(polls_to_finish=None)
-    drv, _ = make(core, wait_irq=lambda t: False)
+    drv = SpsCore(core, where="sps_core_0 (fake)", interrupt=FakeInterrupt(fires=False))
+    drv.configure(0x4000_0000, 0, 1, 0)
     with pytest.raises(DeviceTimeoutError):
         drv.run(timeout=0.1)
 
@@ -206,13 +217,14 @@ def test_stats_records():
     assert recs[1]["stall_cycles"] == 10 and recs[1]["utilization"] == 0.0
 
 
-def test_interrupt_unavailable_now_falls_back_to_polling():
+def test_without_interrupt_it_polls():
     core = FakeCore(polls_to_finish=3)
-    drv, _ = make(core, wait_irq=lambda t: None)
+    drv, _ = make(core)
     drv.configure(0x4000_0000, 0, 1, 0)
     core.log.clear()
     drv.run(timeout=1.0)
     assert [n for op, n, _ in core.log] == ["CTRL", "CTRL", "CTRL", "CTRL"] and drv.last_polls == 3
+    assert drv.last_wait == "poll"
 
 
 def test_arena_larger_than_the_free_cma_is_refused_before_allocating(tmp_path):
@@ -227,3 +239,47 @@ def test_arena_larger_than_the_free_cma_is_refused_before_allocating(tmp_path):
         check_cma(100000 * 1024 + 1, str(meminfo))
     meminfo.write_text("MemTotal:        2029876 kB\n")            # a kernel without CMA: nothing to check
     check_cma(1 << 40, str(meminfo))
+
+
+def test_two_drivers_of_one_core_rewrite_the_configuration_when_the_other_configured_it():
+    """Two SpsCores with one key (two Sessions on one board): the core holds one configuration; each run of
+    one after the other configured writes its own again first, and only then."""
+    core = FakeCore(polls_to_finish=1)
+    a = SpsCore(core, where="a", key=("test", "one core"))
+    b = SpsCore(core, where="b", key=("test", "one core"))
+    a.configure(0x4000_0000, 0, 3, 512)
+    b.configure(0x5000_0000, 64, 5, 1024)
+    core.log.clear()
+    a.run(timeout=1.0)
+    writes = [(n, v) for op, n, v in core.log if op == "w"]
+    assert writes[:5] == [("ARENA_LO", 0x4000_0000), ("ARENA_HI", 0), ("PROG_OFFSET", 0), ("NUM_LAYERS", 3),
+                          ("STATS_OFFSET", 512)] and writes[-1] == ("CTRL", CtrlBit.START)
+    assert a.reconfigured == 1
+    core.log.clear()
+    a.run(timeout=1.0)                       # a again: the core still holds a's program
+    assert [(n, v) for op, n, v in core.log if op == "w"] == [("CTRL", CtrlBit.START)]
+    b.run(timeout=1.0)
+    assert core.regs[REG["ARENA_LO"]] == 0x5000_0000 and core.regs[REG["NUM_LAYERS"]] == 5 and b.reconfigured == 1
+    c = SpsCore(core, where="c")             # another core (no key): never rewrites
+    c.configure(0x6000_0000, 0, 1, 0)
+    b.run(timeout=1.0)
+    assert b.reconfigured == 1
+
+
+def test_run_async_awaits_the_interrupt_and_lets_the_loop_run():
+    import asyncio
+    core = FakeCore(polls_to_finish=1)
+    irq = FakeInterrupt()
+    drv = SpsCore(core, where="fake", interrupt=irq)
+    drv.configure(0x4000_0000, 0, 1, 0)
+    ticks = []
+
+    async def ticker():
+        for _ in range(3):
+            ticks.append(1)
+            await asyncio.sleep(0)
+
+    async def main():
+        await asyncio.gather(drv.run_async(timeout=1.0), ticker())
+    asyncio.run(main())
+    assert irq.waits == 1 and drv.last_wait == "interrupt" and len(ticks) == 3

@@ -35,7 +35,8 @@ def _align(n):
 
 @pytest.fixture(scope="module")
 def compiled():
-    """conv, pool, conv + residual add, global average pool, FC, softmax host step: every op and manifest part."""
+    """conv, pool, conv + residual add, global average pool, FC, softmax host step, input preprocessing and class
+    names: every op and manifest part."""
     rng = np.random.default_rng(5)
     nodes = [helper.make_node("Conv", ["x", "w1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
              helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
@@ -53,6 +54,8 @@ def compiled():
         warnings.simplefilter("ignore")
         program = compile_model(m, num_calib=2)
     assert program.host_steps and {d.op for d in program.descriptors()} == set(Op)
+    program.preprocess = {"scale": 1 / 255, "mean": [0.5, 0.25, 0.125], "std": [0.5, 2.0, 1.0]}
+    program.classes = ["cat", "dog", "ship", "frog", "truck"]
     return program
 
 
@@ -169,7 +172,8 @@ def with_value(manifest, path, value, delete=False):
 # interface, a host step's axis), so a file with another value may load and compute the same int8 outputs;
 # anything else that loads must compute exactly what the original does.
 def _harmless(path) -> bool:
-    return bool(path) and (path[0] in ("metadata", "host_steps") or path[-1] in ("name", "sources", "scale",
+    return bool(path) and (path[0] in ("metadata", "host_steps", "preprocess", "classes") or
+                           path[-1] in ("name", "sources", "scale",
                                                                                  "out_scale", "source")
                            or path[:2] in (("hw", "name"),) or (path[0] == "layers" and len(path) > 2))
 
@@ -461,6 +465,17 @@ NAMED = [
      "manifest.metadata.onnx_outputs.prob"),
     (("blobs", "image.bin", "size"), 1.5, "manifest.blobs.image.bin.size"),
     (("unknown_key",), 1, "manifest.unknown_key"),
+    (("preprocess",), [], "manifest.preprocess"),
+    (("preprocess", "scale"), 0, "manifest.preprocess.scale"),
+    (("preprocess", "mean"), [0.5, 0.5], "manifest.preprocess.mean"),             # 3 channels: 1 or 3 values
+    (("preprocess", "mean", 1), float("inf"), "manifest.preprocess.mean[1]"),
+    (("preprocess", "std", 0), 0.0, "manifest.preprocess.std[0]"),
+    (("preprocess", "std"), [1.0], "manifest.preprocess.std"),                     # as many as the means
+    (("preprocess", "extra"), 1, "manifest.preprocess.extra"),
+    (("classes",), ["a", "b"], "manifest.classes"),                                # 5 outputs: 5 names
+    (("classes", 1), "cat", "manifest.classes"),                                   # twice
+    (("classes", 0), 7, "manifest.classes[0]"),
+    (("classes", 2), "", "manifest.classes[2]"),
 ]
 
 
@@ -471,6 +486,26 @@ def test_edits_are_refused_naming_the_field(compiled, tmp_path, path, value, fie
     with pytest.raises(ModelFileError) as e:
         model_file.load(target)
     assert str(e.value).startswith(f"{target}: ") and field in str(e.value) and "re-pack" in str(e.value), str(e.value)
+
+
+def test_preprocess_and_classes_round_trip_and_apply(compiled, tmp_path):
+    path = model_file.save(compiled, tmp_path / "m.spsmodel")
+    loaded = model_file.load(path)
+    assert loaded.preprocess == compiled.preprocess and loaded.classes == compiled.classes
+    raw = np.random.default_rng(0).integers(0, 256, size=(2,) + compiled.inputs[0].shape).astype(np.uint8)
+    with Session(loaded, backend="sim") as s:
+        assert s.classes == compiled.classes
+        got = s.run(raw)                                  # uint8 pixels in: the model preprocesses them
+        mean = np.array([0.5, 0.25, 0.125]).reshape(1, 3, 1, 1)
+        std = np.array([0.5, 2.0, 1.0]).reshape(1, 3, 1, 1)
+        want = s.run((raw / 255 - mean) / std, preprocess=False)
+        assert np.array_equal(got, want)
+    bare = dataclasses.replace(compiled, preprocess=None, classes=None)
+    with zipfile.ZipFile(model_file.save(bare, tmp_path / "b.spsmodel")) as z:
+        manifest = json.loads(z.read("manifest.json"))
+    assert "preprocess" not in manifest and "classes" not in manifest       # absent unless given
+    with Session(bare, backend="sim") as s, pytest.raises(SpsError, match="float32/float64"):
+        s.run(raw)                                         # no preprocessing: raw integers are refused as before
 
 
 def test_symbolic_onnx_dimensions_load(compiled, tmp_path):

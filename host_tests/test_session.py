@@ -200,9 +200,25 @@ def test_corrupted_descriptor_names_the_layer(program):
     image = bytearray(program.image)
     image[2 * DESC_BYTES] = (image[2 * DESC_BYTES] & 0xF0) | 0x9       # layer 2: op 9
     p = dataclasses.replace(program, image=bytes(image))
-    with Session(p, backend="sim") as s:
+    # A Program given to Session goes through model_file.check_program first, as a loaded file does
+    with pytest.raises(ModelFileError, match=f"Program: layer 2 \\({program.layers[2].name}\\): op is 9"):
+        Session(p, backend="sim")
+    # the backend itself, given it anyway, reports what the core reports
+    from sps_pynq.backends.sim import SimBackend
+    with SimBackend() as sim:
+        sim.load(p)
+        sim.write(p.inputs[0].offset, np.zeros(p.inputs[0].nbytes, np.int8))
         with pytest.raises(DeviceError, match=f"layer 2 \\({program.layers[2].name}\\).*BAD_OP"):
-            s.run(np.zeros(program.inputs[0].shape))
+            sim.run()
+
+
+def test_masked_array_is_refused(program):
+    x = np.ma.masked_array(np.zeros((1,) + program.inputs[0].shape), mask=True)
+    with Session(program, backend="sim") as s:
+        with pytest.raises(InputError, match="masked array"):
+            s.run(x)
+        with pytest.raises(InputError, match="masked array"):
+            s.run_int8(np.ma.masked_array(np.zeros(program.inputs[0].shape, np.int8)))
 
 
 def test_cli_run(program, tmp_path, capsys):

@@ -86,6 +86,10 @@ def save(program: Program, path: Union[str, os.PathLike]) -> Path:
         "host_steps": program.host_steps,
         "metadata": program.metadata,
     }
+    if program.preprocess is not None:        # absent unless given, so other models' manifests stay as they were
+        manifest["preprocess"] = program.preprocess
+    if program.classes is not None:
+        manifest["classes"] = program.classes
     check_writable(path)
     try:
         out = _NewFile(path)
@@ -347,9 +351,17 @@ def load(path: Union[str, os.PathLike]) -> Program:
         stats_offset=manifest["stats_offset"],
         host_steps=[dict(s) for s in manifest.get("host_steps", [])],
         metadata=dict(manifest.get("metadata", {})),
+        preprocess=_preprocess(manifest.get("preprocess")),
+        classes=list(manifest["classes"]) if "classes" in manifest else None,
     )
     check_program(program, str(path))
     return program
+
+
+def _preprocess(d: Optional[dict]) -> Optional[dict]:
+    if d is None:
+        return None
+    return {"scale": float(d["scale"]), "mean": [float(v) for v in d["mean"]], "std": [float(v) for v in d["std"]]}
 
 
 def _tensor(d: dict) -> TensorInfo:
@@ -511,7 +523,7 @@ def check_manifest(m) -> None:
         shown = version if type(version) is int else _show(version)
         raise _Bad("manifest", f"format version {shown}, this sps-pynq reads version {FORMAT_VERSION}",
                    "re-pack the model with this version")
-    _obj(m, "manifest", _TOP, ("host_steps", "metadata"))
+    _obj(m, "manifest", _TOP, ("host_steps", "metadata", "preprocess", "classes"))
 
     hw = _obj(m["hw"], "manifest.hw", _HW_FIELDS)
     _str(hw["name"], "manifest.hw.name", 64)
@@ -579,6 +591,10 @@ def check_manifest(m) -> None:
 
     meta = m.get("metadata", {})
     _check_metadata(meta)
+    if "preprocess" in m:
+        _check_preprocess(m["preprocess"], m["inputs"][0])
+    if "classes" in m:
+        _check_classes(m["classes"], m["outputs"][0])
     outputs = {t["name"]: t for t in m["outputs"]}
     for j, step in enumerate(_list(m.get("host_steps", []), "manifest.host_steps", 0, MAX_TENSORS)):
         w = f"manifest.host_steps[{j}]"
@@ -597,6 +613,46 @@ def check_manifest(m) -> None:
             _str(step["source"], f"{w}.source")
         rank = _output_rank(meta, t)
         _int(step.get("axis", -1), f"{w}.axis", -rank, rank - 1)
+
+
+MAX_CLASSES = 1 << 16
+
+
+def _finite(v, where: str) -> float:
+    if type(v) not in (int, float) or not math.isfinite(v):
+        raise _Bad(where, f"is {_show(v)}, expected a finite number")
+    return float(v)
+
+
+def _check_preprocess(p, first_input: dict) -> None:
+    """{"scale": s > 0, "mean": [m...], "std": [s > 0 ...]}: one value, or one per channel of the first input."""
+    w = "manifest.preprocess"
+    _obj(p, w, ("scale", "mean", "std"))
+    _scale(p["scale"], f"{w}.scale")
+    channels = first_input["shape"][0]
+    for key in ("mean", "std"):
+        values = _list(p[key], f"{w}.{key}", 1, MAX_TENSORS * 1024)
+        if len(values) not in (1, channels):
+            raise _Bad(f"{w}.{key}", f"has {len(values)} values; expected 1 or one per channel of input "
+                                     f"{first_input['name']!r} ({channels})")
+        for k, v in enumerate(values):
+            (_scale if key == "std" else _finite)(v, f"{w}.{key}[{k}]")
+    if len(p["mean"]) != len(p["std"]):
+        raise _Bad(f"{w}.std", f"has {len(p['std'])} values, mean has {len(p['mean'])}")
+
+
+def _check_classes(c, first_output: dict) -> None:
+    """Names of the first output's elements (a classifier's [classes, 1, 1] logits), one each, unique."""
+    w = "manifest.classes"
+    n = math.prod(first_output["shape"])
+    names = _list(c, w, 1, MAX_CLASSES)
+    if len(names) != n:
+        raise _Bad(w, f"has {len(names)} names; output {first_output['name']!r} {list(first_output['shape'])} has "
+                      f"{n} elements")
+    for k, name in enumerate(names):
+        _str(name, f"{w}[{k}]", 256)
+    if len(set(names)) != len(names):
+        raise _Bad(w, "names a class twice")
 
 
 def _output_rank(meta: dict, t: dict) -> int:

@@ -62,6 +62,10 @@ class Program:
     stats_offset: int          # where the core writes per-layer statistics (STATS_RECORD_BYTES each)
     host_steps: List[dict] = field(default_factory=list)   # after dequantizing outputs, e.g. {"op": "softmax"}
     metadata: dict = field(default_factory=dict)            # source model, PPS settings, calibration, ...
+    # What the host does to the first input before quantizing it (Session.run): x' = (x * scale - mean) / std,
+    # mean and std per channel (or one value for all): {"scale": s, "mean": [...], "std": [...]}. None: nothing.
+    preprocess: Optional[dict] = None
+    classes: Optional[List[str]] = None     # names of the first output's classes (its elements, in order)
 
     @property
     def num_layers(self) -> int:

@@ -6,6 +6,8 @@ A backend owns one arena (the DDR buffer of the board, a bytearray in simulation
     backend.write(offset, data)      copy input bytes into the arena
     backend.run()                    run the whole layer program once (one START on hardware); returns what
                                      the host learnt on the way (e.g. the board's CTRL polls), no device reads
+    await backend.run_async()        the same as a coroutine (the board awaits its interrupt; others run run()
+                                     on a worker thread so the event loop goes on)
     backend.read(offset, nbytes)     copy output bytes out of the arena
     backend.stats()                  counters of the last run
     backend.close()
@@ -16,6 +18,7 @@ Torch- and onnx-free: this module runs on the board.
 from __future__ import annotations
 
 import abc
+import asyncio
 from typing import Optional
 
 import numpy as np
@@ -73,6 +76,10 @@ class Backend(abc.ABC):
     def run(self) -> dict:
         """Run the whole program once; return facts of the run the host has without asking the device
         (may be empty)."""
+
+    async def run_async(self) -> dict:
+        """run() as a coroutine; this default runs run() on a worker thread, so the event loop is not blocked."""
+        return await asyncio.get_running_loop().run_in_executor(None, self.run)
 
     @abc.abstractmethod
     def stats(self) -> Stats:

@@ -22,23 +22,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="start with this configuration's core already loaded (default: none until pynq "
                         "downloads a virtual overlay, e.g. overlays/virtual_zcu104/sps.bit)")
     p.add_argument("--fault", default="none", help="'hang', 'error CODE LAYER' or 'none' (for tests)")
+    p.add_argument("--client-faults", action="store_true",
+                   help="let clients set faults by writing the remote file /sps_virtual/fault (tests, "
+                        "`sps-pynq selftest`); without it such a write is refused (PERMISSION_DENIED)")
     p.add_argument("--exit-after", type=float, default=None, metavar="SECONDS",
                    help="stop by itself after this many seconds (a safety net for test runs)")
 
 
 def run(args) -> int:
-    from ..virtual_board.server import VirtualBoard
-    board = VirtualBoard(host=args.host, port=args.port, hw=args.hw)
+    from ..errors import BackendError
+    from ..virtual_board.server import VirtualBoard, parse_fault
+    try:
+        parse_fault(args.fault)
+    except ValueError as e:
+        raise BackendError(f"--fault: {e}") from None
+    try:
+        board = VirtualBoard(host=args.host, port=args.port, hw=args.hw, faults=args.client_faults)
+    except OSError as e:
+        raise BackendError(f"--host {args.host} --port {args.port}: {e}") from None
     board.set_fault(args.fault)
     board.start()
     # The first line says where it listens; tests read it to learn the port.
     print(f"virtual ZCU104 listening on {board.address} (a model for tests, not a real board)", flush=True)
-    # An absolute overlay path, so the hint works from any folder (the client resolves it in its own cwd).
-    from ..virtual_board.overlay import REPO_OVERLAY
-    overlay = REPO_OVERLAY if REPO_OVERLAY.exists() else "FOLDER (write one: python -m sps_pynq.virtual_board." \
-                                                        "overlay --out FOLDER)"
-    print(f"  client: SPS_PYNQ_REMOTE={board.address} SPS_PYNQ_OVERLAY={overlay} "
-          f"sps-pynq run MODEL.spsmodel --backend board", flush=True)
+    # The client finds the virtual overlay by name through pynq (the pynq.overlays entry point).
+    print(f"  client: SPS_PYNQ_REMOTE={board.address} sps-pynq run MODEL.spsmodel --backend board", flush=True)
+    if args.client_faults:
+        print("  clients may set faults (/sps_virtual/fault)", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     try:

@@ -9,6 +9,16 @@ import numpy as np
 from ..errors import ModelFileError
 
 
+def apply_preprocess(x: np.ndarray, pre: dict) -> np.ndarray:
+    """A model's input preprocessing on a batch (N, C, ...): x' = (x * scale - mean) / std, with mean and std one
+    value or one per channel (axis 1), in float64 so the quantization that follows rounds what float32 would."""
+    x = np.asarray(x, dtype=np.float64) * pre["scale"]
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    mean = np.asarray(pre["mean"], np.float64).reshape(shape)
+    std = np.asarray(pre["std"], np.float64).reshape(shape)
+    return (x - mean) / std
+
+
 def quantize(x: np.ndarray, scale: float) -> np.ndarray:
     """x_q = sat8(round_half_even(x / s_x)), numpy's rint."""
     return np.clip(np.rint(np.asarray(x, dtype=np.float64) / scale), -128, 127).astype(np.int8)

@@ -12,7 +12,6 @@ Torch- and onnx-free; pynq is imported only when the backend is used.
 """
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 import warnings
@@ -27,8 +26,9 @@ from ...hw.descriptor import STATS_RECORD_BYTES
 from ...hw.ip import CORE_INSTANCE, IP_NAME, VIRTUAL_BOARD_MARK, is_virtual_overlay
 from ...program import Program
 from ..base import Backend, arena_bytes, check_arena_range
-from .discovery import OVERLAY_ENV, find_overlay, get_device, import_pynq
+from .discovery import OVERLAY_ENV, board_label, board_name, find_overlay, get_device, import_pynq, overlay_name
 from ..stats import Stats, program_layers, program_stats, with_records
+from ..aio import run_blocking
 from .driver import SpsCore, parse_stats_records
 
 TIMEOUT_ENV = "SPS_PYNQ_TIMEOUT"
@@ -125,24 +125,6 @@ def _macs(program: Program) -> Tuple[int, int]:
         return 0, 0
 
 
-def _wait_interrupt(irq, timeout: float) -> "bool | None":
-    """Wait for pynq.Interrupt `irq`: True when it fired, False on timeout, None when no wait is possible here
-    (an event loop already runs in this thread, as in a Jupyter notebook): the driver polls instead."""
-    try:
-        asyncio.get_running_loop()
-        return None
-    except RuntimeError:
-        pass
-
-    async def waiter():
-        await asyncio.wait_for(irq.wait(), timeout)
-    try:
-        asyncio.run(waiter())
-        return True
-    except asyncio.TimeoutError:
-        return False
-
-
 class BoardBackend(Backend):
     name = "board"
 
@@ -169,6 +151,7 @@ class BoardBackend(Backend):
         self._clock_source = "default"
         self._last = {}
         self._overlay_reused = False
+        self.interrupt_note = ""
 
     # -- device and overlay ------------------------------------------------------------------------------------
     def _load_overlay(self, pynq, device, bit: Path, reuse: bool = True):
@@ -207,37 +190,61 @@ class BoardBackend(Backend):
         raise BackendError(f"the overlay has no SPS core (no IP named {CORE_INSTANCE} or of type *:{IP_NAME}:*); "
                            f"its IPs are: {', '.join(sorted(ip_dict)) or 'none'}")
 
-    def _interrupt_waiter(self, pynq, name: str, desc: dict):
-        if not self._use_interrupt or self.remote or not desc.get("interrupts"):
-            return None            # PYNQ's remote protocol has no interrupts; poll instead
+    def _core_driver(self, pynq, name: str, desc: dict) -> SpsCore:
+        """An SpsCore of this backend's own on the overlay's driver of the core (`overlay.sps_core_0`, the
+        SpsCoreDriver pynq bound to the core's VLNV): its MMIO window, its interrupt (local board only), and the
+        key that makes every SpsCore of this core in the process share its configuration registers."""
+        where = f"{name} at 0x{desc['phys_addr']:x} of overlay {self.overlay_path} on {board_label(self.device)}"
+        ip = self.overlay
         try:
-            pin = next(iter(desc["interrupts"].values()))["fullpath"]
-            irq = pynq.Interrupt(pin)
+            for part in name.split("/"):
+                ip = getattr(ip, part)
         except Exception:
-            return None
-        return lambda timeout: _wait_interrupt(irq, timeout)
+            ip = None
+        from .ip_driver import SpsCoreDriver
+        if isinstance(ip, SpsCoreDriver):
+            irq = ip.interrupt if self._use_interrupt else None
+            self.interrupt_note = "interrupt" if irq is not None else (
+                "polling: " + ("use_interrupt=False" if not self._use_interrupt else
+                               ip.interrupt_error or "the .hwh connects no interrupt"))
+            return SpsCore(ip.mmio, where=where, interrupt=irq, key=ip.core_key)
+        self.interrupt_note = "polling: the overlay's core has no SpsCoreDriver"
+        mmio = pynq.MMIO(desc["phys_addr"], desc["addr_range"], device=self.device)
+        return SpsCore(mmio, where=where, key=(id(self.device), int(desc["phys_addr"])))
 
     # -- Backend interface -------------------------------------------------------------------------------------
     def load(self, program: Program) -> None:
         pynq = import_pynq()
-        bit = find_overlay(self._overlay_arg)
-        if bit is None:
-            raise BackendError(f"no SPS overlay found: pass overlay=..., set ${OVERLAY_ENV}, or put sps.bit + "
-                               f"sps.hwh in overlays/zcu104/ (built by hw_src/vivado)")
         device = get_device(pynq, self._device_arg)
         self.device = device
+        try:
+            self._load(pynq, device, program)
+        except SpsError:
+            raise
+        except Exception as e:          # pynq or its remote protocol (a gRPC error: BUSY, UNAVAILABLE, ...)
+            raise self._device_failure("loading the model", e) from e
+
+    def _load(self, pynq, device, program: Program) -> None:
         self.remote = bool(getattr(device, "has_capability", lambda c: False)("REMOTE"))
+        on_virtual = self._is_virtual_board(device)
+        board = board_name(device, self.remote)
+        boards = (f"virtual_{board}",) if on_virtual else (board,)
+        bit = find_overlay(self._overlay_arg, boards, device)
+        if bit is None:
+            raise BackendError(f"no SPS overlay for {board_label(device)}: pynq resolves no "
+                               f"{' or '.join(overlay_name(b) for b in boards)} (the overlays installed with "
+                               f"sps-pynq, `pynq.overlays` entry point); pass overlay=... or set ${OVERLAY_ENV} to a "
+                               f"sps.bit with its sps.hwh (built by hw_src/vivado)")
         self.virtual = is_virtual_overlay(bit.with_suffix(".hwh"))
         self.overlay_path = bit
-        if self.virtual and not self._is_virtual_board(device):
+        if self.virtual and not on_virtual:
             raise BackendError(f"{bit} is the generated virtual overlay (no FPGA design inside); it runs only on the "
-                               f"virtual board (`sps-pynq virtual-board`), not on {getattr(device, 'name', device)}: "
+                               f"virtual board (`sps-pynq virtual-board`), not on {board_label(device)}: "
                                f"use the Vivado overlay overlays/zcu104/sps.bit")
+        from . import ip_driver  # noqa: F401  (pynq binds SpsCoreDriver to the core's VLNV from here on)
         self.overlay = self._load_overlay(pynq, device, bit)
         name, desc = self._find_core(self.overlay.ip_dict)
-        mmio = pynq.MMIO(desc["phys_addr"], desc["addr_range"], device=device)
-        where = f"{name} at 0x{desc['phys_addr']:x} of overlay {bit}"
-        self.core = SpsCore(mmio, where=where, wait_irq=self._interrupt_waiter(pynq, name, desc))
+        self.core = self._core_driver(pynq, name, desc)
         try:
             ident = self.core.identify()
         except HardwareMismatchError:
@@ -246,6 +253,7 @@ class BoardBackend(Backend):
             # This process loaded the overlay earlier, but the fabric no longer holds it (another process
             # loaded a different bitstream, or the board restarted): download it again, once.
             self.overlay = self._load_overlay(pynq, device, bit, reuse=False)
+            self.core = self._core_driver(pynq, name, desc)
             ident = self.core.identify()
         ident = self.core.check(program.hw, ident, model=program.metadata.get("source", "the model"))
         self.hw = HwConfig.from_words(ident.config_word, ident.buffers_word, name=program.hw.name)
@@ -304,30 +312,63 @@ class BoardBackend(Backend):
         else:
             self.buffer[lo:hi].sync_from_device()
 
-    def run(self) -> None:
+    def run(self) -> dict:
+        return run_blocking(self.run_async())
+
+    async def run_async(self) -> dict:
+        """Sync the input to the device, START, and await the end of the run (the interrupt on a local board,
+        polls of CTRL over the network) while the event loop runs other tasks."""
         self._need()
         t0 = time.perf_counter()
-        self._sync_to()
+        try:
+            self._sync_to()
+        except Exception as e:
+            raise self._device_failure("sync to the device", e) from e
         t1 = time.perf_counter()
         timeout = self._timeout or max(DEFAULT_TIMEOUT_S, 50 * self._expected_s)
         try:
-            self.core.run(timeout=timeout, expected_seconds=self._expected_s)
+            await self.core.run_async(timeout=timeout, expected_seconds=self._expected_s)
+        except SpsError:
+            raise
+        except Exception as e:
+            raise self._device_failure("run", e) from e
         finally:
             self._device_newer = True
         t2 = time.perf_counter()
         self._last = {"seconds": t2 - t0, "core_seconds": t2 - t1, "sync_to_device_seconds": t1 - t0,
-                      "polls": self.core.last_polls}
-        return {"polls": self.core.last_polls}
+                      "polls": self.core.last_polls, "wait": self.core.last_wait,
+                      "reconfigured": self.core.reconfigured}
+        return {"polls": self.core.last_polls, "wait": self.core.last_wait}
+
+    def _device_failure(self, what: str, e: Exception) -> BackendError:
+        """A failure of pynq or its remote protocol (a gRPC error such as the virtual board's BUSY) as one
+        BackendError naming the board and what was being done."""
+        detail = str(e)
+        code = getattr(e, "code", None)
+        if callable(code):
+            try:
+                details = e.details() if callable(getattr(e, "details", None)) else detail
+                detail = f"{code().name}: {details}"
+            except Exception:
+                pass
+        return BackendError(f"{what} on {board_label(self.device)} failed ({type(e).__name__}: "
+                            f"{detail.splitlines()[0][:300] if detail else 'no detail'}); "
+                            + ("the board is busy with another client's run: try again, or wait for it"
+                               if "BUSY" in detail else "check the board and its connection, then load the model "
+                               "again"))
 
     def read(self, offset: int, nbytes: int) -> np.ndarray:
         self._need()
         check_arena_range("read", offset, nbytes, self.buffer.size)
         if self._device_newer:
             t0 = time.perf_counter()
-            if self.remote:
-                self._sync_from()
-            else:
-                self._sync_from(offset, offset + nbytes)
+            try:
+                if self.remote:
+                    self._sync_from()
+                else:
+                    self._sync_from(offset, offset + nbytes)
+            except Exception as e:
+                raise self._device_failure("sync from the device", e) from e
             self._last["sync_from_device_seconds"] = self._last.get("sync_from_device_seconds", 0.0) + \
                 time.perf_counter() - t0
         return np.array(self.buffer[offset:offset + nbytes]).view(np.int8)
@@ -337,13 +378,17 @@ class BoardBackend(Backend):
         self._need()
         p = self.program
         lo, hi = p.stats_offset, p.stats_offset + p.num_layers * STATS_RECORD_BYTES
-        if self._device_newer:
-            self._sync_from(lo, hi)
+        try:
+            if self._device_newer:
+                self._sync_from(lo, hi)
+            counters = self.core.counters()
+        except Exception as e:
+            raise self._device_failure("reading the statistics", e) from e
         records = parse_stats_records(np.array(self.buffer[lo:hi]), p.num_layers)
         layers = with_records(program_layers(p), records)
-        counters = self.core.counters()
         extra = {"device": getattr(self.device, "name", str(self.device)), "overlay": str(self.overlay_path),
                  "virtual": self.virtual, "clock_mhz": self._clock_mhz, "clock_source": self._clock_source,
+                 "waiting": self.interrupt_note,
                  **{k: v for k, v in self._last.items() if k != "seconds"}}
         if counters["cycles"]:
             extra["mac_utilization"] = counters["mac_cycles"] / counters["cycles"]

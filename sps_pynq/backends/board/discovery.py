@@ -1,8 +1,11 @@
 """Where the board backend's device and overlay come from.
 
-Overlay: the `overlay` argument, else $SPS_PYNQ_OVERLAY (a .bit or a folder holding sps.bit), else
-overlays/zcu104/sps.bit (next to the package, in the working folder, or in PYNQ's overlay folder
-/home/xilinx/pynq/overlays/sps/). The .hwh of the same name must sit next to it.
+Overlay: the `overlay` argument, else $SPS_PYNQ_OVERLAY (a .bit or a folder holding sps.bit), else the overlay
+installed with the package, found BY NAME through pynq: `overlays/` of the repository is installed as the package
+`sps_pynq.overlays` and registered under pynq's `pynq.overlays` entry point, so `pynq.Bitstream("zcu104/sps.bit")`
+finds it wherever pip put it (as pynq finds any PYNQ package's overlays). The name is the board's:
+`zcu104/sps.bit` on a ZCU104, `virtual_zcu104/sps.bit` on the virtual ZCU104. The .hwh of the same name must sit
+next to the .bit.
 
 Device: the `device` argument, else $SPS_PYNQ_REMOTE=host[:port] (a PYNQ 4 remote device on any port, e.g. the
 virtual ZCU104), else pynq's own choice (the local board, or $PYNQ_REMOTE_DEVICES on port 7967).
@@ -12,34 +15,61 @@ Torch- and onnx-free; pynq is imported only when a device is asked for.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import socket
 import warnings
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 from ...errors import BackendError
 
 OVERLAY_ENV = "SPS_PYNQ_OVERLAY"
 REMOTE_ENV = "SPS_PYNQ_REMOTE"
 PYNQ_PORT = 7967                      # PYNQ 4's remote port (pynq.pl_server.remote_device.PYNQ_PORT)
+BITFILE = "sps.bit"
+BOARDS = ("zcu104", "virtual_zcu104")  # the overlays this package installs (folders of overlays/), by board
 
-_REPO = Path(__file__).resolve().parents[3]
+log = logging.getLogger(__name__)
 
 
-def _overlay_candidates():
-    yield _REPO / "overlays" / "zcu104" / "sps.bit"
-    yield Path.cwd() / "overlays" / "zcu104" / "sps.bit"
-    yield Path("/home/xilinx/pynq/overlays/sps/sps.bit")
+def overlay_name(board: str) -> str:
+    """The name pynq resolves through the `pynq.overlays` entry point: e.g. "zcu104/sps.bit"."""
+    return f"{board}/{BITFILE}"
 
 
 def _as_bitfile(path: Path) -> Path:
-    return path / "sps.bit" if path.is_dir() else path
+    return path / BITFILE if path.is_dir() else path
 
 
-def find_overlay(explicit: "str | os.PathLike | None" = None) -> Optional[Path]:
-    """The overlay .bit to load (with its .hwh next to it), or None. An explicit or $SPS_PYNQ_OVERLAY path
-    that does not exist is an error, not a reason to look elsewhere."""
+class _NoDevice:
+    """What pynq.Bitstream gets as `device` when there is none yet: it only asks a device for its name, to pick a
+    device-specific file from NAME.bit.d/ folders, which this package does not use."""
+
+
+def resolve_overlay(board: str, device=None) -> Optional[Path]:
+    """pynq's own resolution of the overlay named `overlay_name(board)` (its `pynq.overlays` entry points), or None
+    when pynq is not installed or no installed package has it."""
+    if importlib.util.find_spec("pynq") is None:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")      # pkg_resources' deprecation; pynq's "multiple matches" note
+            from pynq.bitstream import Bitstream
+            bit = Bitstream(overlay_name(board), device=device if device is not None else _NoDevice())
+        return Path(bit.bitfile_name)
+    except (IOError, OSError):
+        return None
+    except Exception as e:                      # a pynq without entry-point support, a broken install
+        log.debug("pynq could not resolve %s: %s: %s", overlay_name(board), type(e).__name__, e)
+        return None
+
+
+def find_overlay(explicit: "str | os.PathLike | None" = None, boards: Sequence[str] = BOARDS,
+                 device=None) -> Optional[Path]:
+    """The overlay .bit to load (with its .hwh next to it), or None: `explicit`, else $SPS_PYNQ_OVERLAY, else the
+    first of `boards` whose overlay pynq resolves by name. An explicit or $SPS_PYNQ_OVERLAY path that does not
+    exist is an error, not a reason to look elsewhere."""
     for given, what in ((explicit, "overlay argument"), (os.environ.get(OVERLAY_ENV), f"${OVERLAY_ENV}")):
         if given:
             bit = _as_bitfile(Path(given).expanduser())
@@ -50,8 +80,9 @@ def find_overlay(explicit: "str | os.PathLike | None" = None) -> Optional[Path]:
                 raise BackendError(f"{what} {given}: {bit.with_suffix('.hwh').name} is missing next to {bit.name}; "
                                    f"pynq needs the .hwh Vivado wrote with the bitstream")
             return bit.resolve()
-    for bit in _overlay_candidates():
-        if bit.is_file() and bit.with_suffix(".hwh").is_file():
+    for board in boards:
+        bit = resolve_overlay(board, device)
+        if bit is not None and bit.with_suffix(".hwh").is_file():
             return bit.resolve()
     return None
 
@@ -94,11 +125,13 @@ def board_available() -> Tuple[bool, str]:
         else:
             return False, "no PYNQ board here (no /proc/device-tree/chosen/pynq_board, $PYNQ_REMOTE_DEVICES or " \
                           f"${REMOTE_ENV})"
-        overlay = find_overlay()
-        if overlay is None:
-            return False, f"{device}, but no SPS overlay (overlays/zcu104/sps.bit + .hwh or ${OVERLAY_ENV})"
         if importlib.util.find_spec("pynq") is None:
             return False, f"{device}, but pynq is not installed (pip install sps-pynq[board])"
+        overlay = find_overlay()
+        if overlay is None:
+            return False, (f"{device}, but no SPS overlay: pynq resolves none of "
+                           f"{', '.join(overlay_name(b) for b in BOARDS)} (install sps-pynq with its overlays, "
+                           f"see docs/board.md) and ${OVERLAY_ENV} is not set")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             import pynq  # noqa: F401
@@ -109,6 +142,26 @@ def board_available() -> Tuple[bool, str]:
 
 # One pynq remote device per process and address, so several Sessions share it.
 _REMOTE_DEVICES: Dict[Tuple[str, int], object] = {}
+
+
+def board_label(device) -> str:
+    """The device as messages name it."""
+    return str(getattr(device, "name", None) or device)
+
+
+def board_name(device, remote: bool) -> str:
+    """The board's name as the overlays folder names it ("zcu104"): $BOARD (set on PYNQ images) or the device
+    tree's pynq_board (a remote device's name, which pynq reads from there); "zcu104" when neither says."""
+    text = ""
+    try:
+        if remote:
+            text = str(getattr(device, "name", "") or "")      # pynq's RemoteDevice reads the board name once
+        else:
+            text = os.environ.get("BOARD") or Path("/proc/device-tree/chosen/pynq_board").read_text(errors="replace")
+    except Exception:
+        pass
+    name = text.strip("\x00 \n").lower()
+    return name if name and name.replace("_", "").isalnum() else "zcu104"
 
 
 def import_pynq():

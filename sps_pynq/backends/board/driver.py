@@ -5,8 +5,19 @@ board, a fake in tests), so everything here is testable without pynq. The sequen
 
     once per overlay   identify(): HW_ID, HW_CONFIG, HW_BUFFERS                       3 reads
     once per model     configure(): ARENA_LO/HI, PROG_OFFSET, NUM_LAYERS, STATS_*     6 writes
-    once per run       run(): CTRL.START, then poll CTRL until DONE or ERROR          1 write + a few reads
+    once per run       run(): CTRL.START, then wait for DONE or ERROR (interrupt, else polls of CTRL)
+                                                                                      1 write + a few reads
     on demand          counters() (10 reads), status_dump() (every register)
+
+Async in PYNQ's convention: `run_async()` / `wait_async()` are coroutines (the interrupt path awaits
+`pynq.Interrupt.wait()`, the polling path `asyncio.sleep`), and the blocking `run()` runs `run_async()` to its end
+(`run_blocking`: on this thread's own loop, or, when a loop already runs in this thread as in a Jupyter cell, on a
+helper thread), so the interrupt is used from a script, a thread and a notebook alike.
+
+One core, several SpsCores: the configuration registers (ARENA, PROG_OFFSET, NUM_LAYERS, STATS_*, IER, GIE) hold
+one program at a time, but two Sessions in one process may load two programs onto the same core. Each SpsCore
+names its core by a `key`; a process-wide record per key says which SpsCore wrote the configuration last, and
+run() writes its own again first when another one did (and serializes the runs of all SpsCores of the core).
 
 Over PYNQ's remote protocol each register access is a network round trip (~0.3 ms), so the per-run path touches
 as few registers as it can: polling starts near the expected end of the run and backs off exponentially.
@@ -15,12 +26,16 @@ Torch- and onnx-free: this runs on the board.
 """
 from __future__ import annotations
 
+import asyncio
+import inspect
+import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..aio import acquire, run_blocking
 from ...errors import DeviceError, DeviceTimeoutError, HardwareMismatchError
 from ...hw.config import CONFIGS, FORMAT_VERSION, HW_ID_MAGIC, HwConfig
 from ...hw.descriptor import decode_stats_records
@@ -54,26 +69,54 @@ class CoreIdentity:
                 f"({_describe_words(self.config_word, self.buffers_word)})")
 
 
+class _CoreRecord:
+    """What this process knows of one physical core: who configured it last, and a lock held for each run."""
+
+    def __init__(self):
+        self.lock = threading.Lock()        # a plain Lock: an async run takes it without blocking its loop
+        self.owner: Optional[object] = None
+
+
+_RECORDS: Dict[object, _CoreRecord] = {}
+_RECORDS_LOCK = threading.Lock()
+
+
+def core_record(key) -> _CoreRecord:
+    with _RECORDS_LOCK:
+        rec = _RECORDS.get(key)
+        if rec is None:
+            rec = _RECORDS[key] = _CoreRecord()
+        return rec
+
+
 class SpsCore:
     """One SPS core behind an MMIO window.
 
     mmio        object with read(offset) -> int and write(offset, value), 32-bit registers
     where       a name for messages (e.g. "sps_core_0 at 0xa0000000 in overlays/zcu104/sps.bit")
-    wait_irq    optional callable(timeout_s) -> bool that blocks until the core's interrupt fires (True) or the
-                timeout passes (False), or returns None when it cannot wait now; the driver polls CTRL then
-    clock, sleep  injectable for tests
+    interrupt   optional object with a coroutine wait() that returns when the core's interrupt fires
+                (pynq.Interrupt; the board backend passes irq.ThreadInterrupt, which can be awaited from any loop
+                and thread); None: the driver polls CTRL
+    key         names the physical core in this process: SpsCores with equal keys share its configuration
+                registers (see the module docstring); default: this SpsCore alone
+    clock, sleep  injectable for tests (sleep may be a plain function or a coroutine function)
     """
 
-    def __init__(self, mmio, where: str = "SPS core", wait_irq: Optional[Callable[[float], bool]] = None,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, mmio, where: str = "SPS core", interrupt=None, key=None,
+                 clock: Callable[[], float] = time.monotonic, sleep: Optional[Callable] = None):
         self.mmio = mmio
         self.where = where
-        self.wait_irq = wait_irq
+        self.interrupt = interrupt
         self._clock = clock
-        self._sleep = sleep
+        self._sleep = sleep if sleep is not None else asyncio.sleep
+        self._token = object()
+        self._record = core_record(key if key is not None else ("SpsCore", id(self._token)))
+        self._config: Optional[Tuple[int, int, int, int, bool]] = None
         self.layer_names: List[str] = []
         self.last_run_seconds = 0.0
         self.last_polls = 0
+        self.last_wait = ""                 # "interrupt" or "poll": how the last run's end was seen
+        self.reconfigured = 0               # runs that first wrote the configuration again (another SpsCore had)
 
     # -- registers -------------------------------------------------------------------------------------------
     def read(self, name: str) -> int:
@@ -108,36 +151,67 @@ class SpsCore:
 
     def configure(self, arena_address: int, prog_offset: int, num_layers: int, stats_offset: int,
                   stats_enable: bool = True, layer_names: Sequence[str] = ()) -> None:
-        """Point the core at a program in the arena (6 register writes, once per model)."""
+        """Point the core at a program in the arena (6 register writes, 8 with the interrupt; once per model)."""
         if arena_address % 64:
             raise DeviceError(f"{self.where}: arena at 0x{arena_address:x} is not 64-byte aligned; the core "
                               f"needs ARENA aligned to 64 bytes (allocate it with pynq.allocate)")
+        self._config = (arena_address, prog_offset, num_layers, stats_offset, bool(stats_enable))
+        self.layer_names = list(layer_names)
+        with self._record.lock:             # not while another SpsCore of this core runs
+            self._write_config()
+
+    def _write_config(self) -> None:
+        arena_address, prog_offset, num_layers, stats_offset, stats_enable = self._config
         self.write("ARENA_LO", arena_address & 0xFFFFFFFF)
         self.write("ARENA_HI", arena_address >> 32)
         self.write("PROG_OFFSET", prog_offset)
         self.write("NUM_LAYERS", num_layers)
         self.write("STATS_OFFSET", stats_offset)
         self.write("STATS_ENABLE", 1 if stats_enable else 0)
-        if self.wait_irq is not None:
+        if self.interrupt is not None:
+            self.write("ISR", 0b11)      # nothing stale pending
             self.write("IER", 0b11)      # interrupt on DONE and on ERROR
             self.write("GIE", 1)
-        self.layer_names = list(layer_names)
+        elif self._record.owner is not None:
+            self.write("GIE", 0)         # another SpsCore of this core may have enabled its interrupt
+        self._record.owner = self._token
 
     # -- once per run ----------------------------------------------------------------------------------------
     def run(self, timeout: float, expected_seconds: float = 0.0) -> None:
-        """START the program and wait for DONE; DeviceError on ERROR, DeviceTimeoutError after `timeout` s."""
-        t0 = self._clock()
-        self.write("CTRL", CtrlBit.START)
-        ctrl = self._wait(t0, timeout, expected_seconds)
-        self.last_run_seconds = self._clock() - t0
+        """START the program and wait for DONE; DeviceError on ERROR, DeviceTimeoutError after `timeout` s.
+        Blocking: runs run_async() to its end (run_blocking)."""
+        return run_blocking(self.run_async(timeout, expected_seconds))
+
+    async def run_async(self, timeout: float, expected_seconds: float = 0.0) -> None:
+        """The coroutine of run(): while it waits for the core, the event loop runs other tasks."""
+        rec = self._record
+        await acquire(rec.lock)
+        try:
+            if self._config is not None and rec.owner is not self._token:
+                self._write_config()        # another SpsCore pointed the core at its program since
+                self.reconfigured += 1
+            t0 = self._clock()
+            self.write("CTRL", CtrlBit.START)
+            ctrl = await self.wait_async(timeout, expected_seconds, t0)
+            self.last_run_seconds = self._clock() - t0
+        finally:
+            rec.lock.release()
         if ctrl & CtrlBit.ERROR:
             raise self._error()
 
-    def _wait(self, t0: float, timeout: float, expected: float) -> int:
-        deadline = t0 + timeout
+    async def wait_async(self, timeout: float, expected: float = 0.0, t0: Optional[float] = None) -> int:
+        """Wait for the run in progress to end (DONE or ERROR) and return CTRL: await the interrupt
+        (`interrupt.wait()`, then read CTRL once and clear ISR), else poll CTRL near the expected end with
+        exponential back-off. DeviceTimeoutError (core soft-reset) after `timeout` s from `t0`."""
+        deadline = (self._clock() if t0 is None else t0) + timeout
         self.last_polls = 0
-        fired = self.wait_irq(max(0.0, deadline - self._clock())) if self.wait_irq is not None else None
-        if fired is not None:           # None: no interrupt wait was possible this time, poll instead
+        if self.interrupt is not None:
+            self.last_wait = "interrupt"
+            try:
+                await asyncio.wait_for(self.interrupt.wait(), max(0.0, deadline - self._clock()))
+                fired = True
+            except asyncio.TimeoutError:
+                fired = False
             ctrl = self.read("CTRL")
             self.last_polls = 1
             self.write("ISR", 0b11)     # write-1-to-clear, so the next run's interrupt is fresh
@@ -146,9 +220,11 @@ class SpsCore:
             if not fired:
                 raise self._timeout(timeout)
             # a spurious interrupt: poll for the time that is left
+        else:
+            self.last_wait = "poll"
         # First look near the expected end, then back off: few accesses for long runs, low latency for short.
         if expected > 0:
-            self._sleep(min(expected * 0.9, max(0.0, deadline - self._clock())))
+            await self._pause(min(expected * 0.9, max(0.0, deadline - self._clock())))
         interval = max(20e-6, expected / 64)
         max_interval = max(1e-3, expected / 16)
         while True:
@@ -159,8 +235,15 @@ class SpsCore:
             now = self._clock()
             if now >= deadline:
                 raise self._timeout(timeout)
-            self._sleep(min(interval, deadline - now))
+            await self._pause(min(interval, deadline - now))
             interval = min(interval * 2, max_interval)
+
+    async def _pause(self, seconds: float) -> None:
+        result = self._sleep(seconds)
+        if inspect.isawaitable(result):
+            await result
+        else:
+            await asyncio.sleep(0)
 
     # -- failures --------------------------------------------------------------------------------------------
     def _layer_text(self, index: int) -> str:
