@@ -87,3 +87,16 @@ def test_seed_summary_and_plot_of_several_runs(tmp_path):
     assert "| m | PPS(8,2) | -1.00 (-1.0 .. -1.0) | n/a |" in text      # a missing sim run is not averaged in
     ev.plot(runs, str(tmp_path / "k.png"))
     assert (tmp_path / "k.png").stat().st_size > 10_000
+
+
+def test_models_option_names_runnable_mnist_models():
+    """--models offers every model with a recipe, each a 1x28x28 zoo model; --quick refuses it (mnist_cnn only)."""
+    from sps_pynq import zoo
+    ev = load_script()
+    assert "resnet20_mnist" in ev.MODELS and set(ev.Config().models) <= set(ev.MODELS)
+    for name in ev.MODELS:
+        assert zoo.input_shape(name) == (1, 28, 28) and name in ev.Config().ft_epochs
+    with pytest.raises(SystemExit):
+        ev.main(["--quick", "--models", "vgg_small"])
+    with pytest.raises(SystemExit):
+        ev.main(["--models", "resnet18"])

@@ -48,7 +48,7 @@ def _check_parity(model, path, shape, **export_kw):
 
 
 @pytest.mark.parametrize("name", [
-    "mnist_cnn", "vgg_small", "resnet20",
+    "mnist_cnn", "vgg_small", "resnet20", "resnet20_mnist",
     pytest.param("vgg16", marks=pytest.mark.slow), pytest.param("resnet18", marks=pytest.mark.slow)])
 def test_export_parity_with_onnxruntime(name, tmp_path):
     model = zoo.build(name)
@@ -71,7 +71,7 @@ def test_dynamo_rejects_old_opset(tmp_path):
 
 
 def test_names_and_input_shapes():
-    assert set(zoo.names()) == {"vgg16", "resnet18", "resnet20", "mnist_cnn", "vgg_small",
+    assert set(zoo.names()) == {"vgg16", "resnet18", "resnet20", "mnist_cnn", "vgg_small", "resnet20_mnist",
                                 "resnet18_imagenet", "resnet50_imagenet", "vgg16_imagenet"}
     assert zoo.input_shape("vgg16") == (3, 32, 32) and zoo.input_shape("mnist_cnn") == (1, 28, 28)
     assert all(zoo.input_shape(f"{n}_imagenet") == (3, 224, 224) for n in ("resnet18", "resnet50", "vgg16"))
@@ -93,6 +93,7 @@ def test_vgg16_structure():
 @pytest.mark.parametrize("name, n3x3, n1x1, widths", [
     ("resnet18", 1 + 16, 3, [64, 128, 256, 512]),
     ("resnet20", 1 + 18, 2, [16, 32, 64]),
+    ("resnet20_mnist", 1 + 18, 2, [16, 32, 64]),
 ])
 def test_resnet_structure(name, n3x3, n1x1, widths):
     model = zoo.build(name)
@@ -102,7 +103,9 @@ def test_resnet_structure(name, n3x3, n1x1, widths):
     assert len(shortcuts) == n1x1 and all(c.stride == (2, 2) for c in shortcuts)
     assert sorted({c.out_channels for c in convs}) == widths
     assert model.fc.in_features == widths[-1]
-    assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
+    shape = zoo.input_shape(name)
+    assert model.conv1.in_channels == shape[0]
+    assert model(torch.zeros((1,) + shape)).shape == (1, 10)
 
 
 def test_mnist_models_are_3x3():

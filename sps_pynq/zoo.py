@@ -11,6 +11,7 @@ the compiler is really exercised and activations keep a sane range through deep 
 | resnet20          | 3x32x32   | CIFAR ResNet20: 3x3 stem 16, 3 BasicBlocks per stage at 16/32/64            |
 | mnist_cnn         | 1x28x28   | conv 16 - pool - conv 32 - pool - conv 64 - pool - global avg pool - Linear |
 | vgg_small         | 1x28x28   | narrow VGG: 6 conv3x3 + BN (32, 32, 64, 64, 128, 128), 3 pools, GAP, Linear |
+| resnet20_mnist    | 1x28x28   | resnet20 with a 1-channel stem: 3 BasicBlocks per stage at 16/32/64, 28-14-7 |
 | resnet18_imagenet | 3x224x224 | resnet18: 7x7/2 stem, 3x3/2 max-pool, BasicBlocks [2, 2, 2, 2], GAP, FC     |
 | resnet50_imagenet | 3x224x224 | resnet50 v1.5: same stem, Bottlenecks [3, 4, 6, 3] (53 convs), GAP, FC      |
 | vgg16_imagenet    | 3x224x224 | vgg16_bn: vgg16's 13 conv3x3 + BN and 5 pools, FC 25088-4096-4096-n         |
@@ -130,9 +131,12 @@ def _stages(block, c: int, widths: List[int], blocks: List[int]) -> Tuple[nn.Seq
 
 
 class CifarResNet(nn.Module):
-    def __init__(self, widths: List[int], blocks: List[int], num_classes: int):
+    """He et al.'s CIFAR ResNet: 3x3 stem (in_ch -> widths[0]) + BN + ReLU, stages of BasicBlocks (stride 2 and a
+    1x1 shortcut at the start of each stage after the first), global average pool, Flatten, Linear."""
+
+    def __init__(self, widths: List[int], blocks: List[int], num_classes: int, in_ch: int = 3):
         super().__init__()
-        self.conv1 = nn.Conv2d(3, widths[0], 3, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(in_ch, widths[0], 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(widths[0])
         self.relu = nn.ReLU(inplace=True)
         self.layers, c = _stages(BasicBlock, widths[0], widths, blocks)
@@ -186,6 +190,8 @@ _MODELS: Dict[str, Tuple[Callable[[int], nn.Module], Tuple[int, int, int]]] = {
     "resnet20": (lambda n: CifarResNet([16, 32, 64], [3, 3, 3], n), CIFAR),
     "mnist_cnn": (_mnist_cnn, MNIST),
     "vgg_small": (lambda n: _vgg(_VGG_SMALL, 1, n, head="gap"), MNIST),
+    # resnet20 on 1x28x28: maps 28, 14, 7 (19 conv3x3, 2 conv1x1 shortcuts, 0.27 M parameters)
+    "resnet20_mnist": (lambda n: CifarResNet([16, 32, 64], [3, 3, 3], n, in_ch=1), MNIST),
     "resnet18_imagenet": (lambda n: ImageNetResNet(BasicBlock, [2, 2, 2, 2], n), IMAGENET),
     "resnet50_imagenet": (lambda n: ImageNetResNet(Bottleneck, [3, 4, 6, 3], n), IMAGENET),
     "vgg16_imagenet": (lambda n: _vgg(_VGG16, 3, n, head="imagenet"), IMAGENET),
