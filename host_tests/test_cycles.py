@@ -1,0 +1,111 @@
+"""The cycle model (sps_pynq/hw/cycles.py): its arithmetic on hand-computed cases, and agreement with the RTL's
+own per-layer counters on random layers (MAC-issue cycles exact, totals within a few per cent)."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hw_src" / "tb"))
+import rtl_build  # noqa: E402
+import layer_factory as lf  # noqa: E402
+from sps_pynq.hw import cycles  # noqa: E402
+from sps_pynq.hw.config import get_config  # noqa: E402
+from sps_pynq.hw.descriptor import Descriptor, Op  # noqa: E402
+
+SMALL = get_config("small")          # 2 x 4 array, 64-bit AXI (8-byte beats), 16 KiB activation buffer
+ZCU = get_config("zcu104")
+
+
+def _conv(**kw) -> Descriptor:
+    d = dict(op=Op.CONV, in_c=1, in_h=8, in_w=8, out_c=1, out_h=8, out_w=8, kh=3, kw=3, stride_h=1, stride_w=1,
+             pad_top=1, pad_left=1, pad_bottom=1, pad_right=1, nnz=9)
+    d.update(kw)
+    return Descriptor(**d)
+
+
+def test_stride_1_never_collides():
+    mult = cycles.tap_multiplicity(_conv(), ZCU)
+    assert mult.shape == (4, 9) and (mult == 1).all()
+
+
+def test_stride_2_serves_two_columns_per_bank():
+    # 8x8 -> 4x4, C = 4: a tile is one output row, columns x = 0..3 read input columns 2x - 1 + kx, two apart:
+    # banks {b, b + 2, b, b + 2}, two columns per bank. On the left edge (kx = 0) column 0 reads the padding:
+    # columns 1..3 read ix = 1, 3, 5 -> banks 1, 3, 1: still 2. The top row (ky = 0) of tile 0 is all padding:
+    # no column valid, and the step still takes its cycle.
+    d = _conv(out_h=4, out_w=4, stride_h=2, stride_w=2)
+    mult = cycles.tap_multiplicity(d, SMALL)
+    assert mult.shape == (4, 9)
+    assert (mult[1:] == 2).all()
+    assert list(mult[0]) == [1, 1, 1, 2, 2, 2, 2, 2, 2]
+
+
+def test_pps_group_issue_follows_the_pattern_of_each_channel():
+    # P = 2 patterns: pattern 0 = the centre tap only, pattern 1 = the whole top row. Filter class r reads
+    # pattern (r + i) mod 2 on channel i: with 3 channels, class 0 reads patterns 0, 1, 0 and class 1 reads 1, 0, 1.
+    d = _conv(in_c=3, out_c=2, out_h=4, out_w=4, stride_h=2, stride_w=2, pps=True, patterns=2, nnz=1,
+              pattern_masks=[1 << 4, 0b111])
+    mult = cycles.tap_multiplicity(d, SMALL)
+    centre, top = mult[:, 4], mult[:, 0:3].sum(axis=1)
+    got = cycles.layer_cycles(d, SMALL)
+    assert got.mac == int((2 * centre + top).sum() + (centre + 2 * top).sum())
+    assert got.groups == 2 and got.tiles == 4
+
+
+def test_add_arithmetic_by_hand():
+    core = cycles.CoreTiming(layer=10, request=3, group_gap=0, tile_row=1, tile_drain=0, pool_channel=0,
+                             add_chunk=7, add_row=2)
+    mem = cycles.Memory("test", read_latency=20)
+    d = Descriptor(op=Op.ADD, in_c=2, in_h=5, in_w=100, out_c=2, out_h=5, out_w=100)   # 1,000 bytes
+    got = cycles.layer_cycles(d, SMALL, mem, core)
+    control = 10 + (20 + 3 + 128 // 8)                    # layer + one read of the 128-byte descriptor
+    loads = 2 * (20 + 3 + 125 * 2)                        # both inputs: 125 beats of 8 bytes, 2 buffer rows each
+    compute = 7 + 250 * 2                                 # one chunk, 250 rows of C = 4
+    assert got.parts == {"control": control, "act_load": loads, "compute": compute}
+    assert got.total == control + loads + compute and got.mac == 0
+
+
+def test_conv_arithmetic_by_hand():
+    # 1x1 conv, 4 channels -> 2 filters (one group on R = 2 rows), 4x4 map: 4 tiles of C = 4 pixels, 4 steps each.
+    core = cycles.CoreTiming(layer=0, request=0, group_gap=5, tile_row=3, tile_drain=1, pool_channel=0,
+                             add_chunk=0, add_row=0)
+    mem = cycles.Memory("test", read_latency=10)
+    d = _conv(in_c=4, out_c=2, in_h=4, in_w=4, out_h=4, out_w=4, kh=1, kw=1, pad_top=0, pad_left=0,
+              pad_bottom=0, pad_right=0, nnz=1)
+    got = cycles.layer_cycles(d, SMALL, mem, core)
+    drain = 2 * 3 + 1                                     # rows * tile_row + tile_drain = 7 > 4 issue cycles
+    compute = 4 + 3 * drain + drain + 5                   # first tile, 3 tiles held by the drain, last drain, gap
+    weights = (10 + 2 * 4) + (10 + 2 * 16 // 8)           # 2 beats of weights, 4 cycles each (R = 2 bytes a
+    #                                                       cycle of 8-byte beats); 2 parameter records of 16 bytes
+    assert got.mac == 16 and got.groups == 1 and got.tiles == 4
+    assert got.parts["compute"] == compute and got.parts["weights"] == weights
+
+
+def test_ideal_and_efficiency_helpers():
+    d = _conv(in_c=16, out_c=32)
+    assert cycles.ideal_cycles(d, ZCU) == 2 * 4 * 16 * 9
+    assert cycles.nonzero_macs(d) == 32 * 16 * 9 * 64
+    assert cycles.fps(150_000, 150.0) == pytest.approx(1000.0)
+
+
+@pytest.mark.skipif(rtl_build.setup_verilator() is None, reason="verilator not installed")
+def test_model_follows_the_rtl_counters():
+    """Random CONV (PPS, dense, FC), pools and ADDs, some cut into bands, in one RTL run on the small array."""
+    from sps_pynq.backends.rtl import RtlBackend
+    rng = np.random.default_rng(5)
+    parts = [lf.random_layer(rng, SMALL, op=k) for k in ("pps", "dense", "fc", "maxpool", "avgpool", "add") * 2]
+    arena, descs = lf.side_by_side([(a, [d]) for a, d in parts])
+    arena2, descs2 = lf.random_program(rng, SMALL, n_layers=5)
+    arena, descs = lf.side_by_side([(arena, descs), (arena2, lf.in_bands(rng, descs2))])
+    rtl = RtlBackend(SMALL)
+    rtl.load(lf.as_program(arena, descs, SMALL))
+    rtl.run()
+    measured = rtl.stats()["layers"]
+    assert len(measured) == len(descs)
+    for d, m in zip(descs, measured):
+        model = cycles.layer_cycles(d, SMALL)
+        what = f"{d.op.name} {d.in_c}x{d.in_h}x{d.in_w} -> {d.out_c}x{d.out_h}x{d.out_w} k{d.kh} s{d.stride_h}"
+        assert model.mac == m["mac_cycles"], what
+        err = model.total / m["cycles"] - 1
+        assert abs(err) <= (0.05 if m["cycles"] >= 1000 else 0.15), f"{what}: model {model.total}, rtl {m['cycles']}"
