@@ -85,7 +85,7 @@ def test_conv_arithmetic_by_hand():
 def test_ideal_and_efficiency_helpers():
     d = _conv(in_c=16, out_c=32)
     assert cycles.ideal_cycles(d, ZCU) == 2 * 4 * 16 * 9
-    assert cycles.nonzero_macs(d) == 32 * 16 * 9 * 64
+    assert cycles.mac_efficiency(d, 2 * 4 * 16 * 9, ZCU) == pytest.approx(32 * 16 * 9 * 64 / (2 * 4 * 16 * 9 * 256))
     assert cycles.fps(150_000, 150.0) == pytest.approx(1000.0)
 
 

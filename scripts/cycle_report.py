@@ -4,6 +4,15 @@
     python scripts/cycle_report.py                      # zcu104 (16x16), maps 8x8, full channel counts
     python scripts/cycle_report.py --size 14 --layers conv4_1,conv5_3
     python scripts/cycle_report.py --hw small --size 6 --channel-div 8     # quick look at the CI array
+    python scripts/cycle_report.py --network resnet18_imagenet             # whole network, cycle model only
+    python scripts/cycle_report.py --network resnet18_imagenet --input-shape 3,64,64 --hw small --rtl
+                                                                           # ... and the RTL beside it
+
+VGG16 mode (the default) runs the RTL; every row also shows the cycle model (sps_pynq/hw/cycles.py) and its error
+against the RTL. Network mode compiles a zoo network (or loads a .spsmodel) and prints per layer, bands merged:
+modelled cycles, ideal, utilization, MAC efficiency, DDR bytes, and the frames per second at --clock with the
+board's DDR latency *assumed* (hw/cycles.ZCU104_DDR); with --rtl it also runs the program on the `rtl` backend
+and prints the measured cycles and the model's error per layer.
 
 For every layer it builds a one-layer program (random int8 input, random weights; in PPS mode projected onto a
 PPS(8,4) table with sps_pynq.pps.project), runs it on the RTL, and reads the core's own counters. It prints per
@@ -18,6 +27,7 @@ layer and mode:
   mac%        MAC-active cycles / cycles, from the core's counters
   groups      row groups (R filters of one residue class each); tiles: output tiles of C pixels per group
   speedup     dense cycles / PPS cycles of the same layer on the same array
+  model, err  the cycle model's cycles for the layer (testbench memory) and its error against the RTL
 
 Scaling (simulation costs tens of microseconds per clock): channel counts are VGG16's own (they set the row
 groups, idle rows and the I*K work per tile) unless --channel-div divides them; the feature maps are --size x
@@ -42,6 +52,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from sps_pynq.hw import cycles as cycle_model  # noqa: E402
 from sps_pynq.hw import layout  # noqa: E402
 from sps_pynq.hw.config import HwConfig, get_config  # noqa: E402
 from sps_pynq.hw.descriptor import DESC_BYTES, STATS_RECORD_BYTES, Descriptor, Op, align, pack_program  # noqa: E402
@@ -147,6 +158,11 @@ class Measured:
     idle_rows: float
     exact: Optional[bool]
     seconds: float
+    model: int = 0
+
+    @property
+    def err(self) -> float:
+        return self.model / self.cycles - 1 if self.cycles else 0.0
 
     @property
     def util(self) -> float:
@@ -199,11 +215,117 @@ def format_row(name: str, mode: str, m: Measured, groups: int, tiles: int, speed
     exact = {None: "-", True: "yes", False: "NO"}[m.exact]
     mac = m.mac_cycles / m.cycles if m.cycles else 0.0
     return (f"{name:<8} {mode:<6} {groups:>6} {tiles:>5} {m.cycles:>10} {m.ideal:>10} {m.util:>6.1%} "
-            f"{m.idle_rows:>9.1%} {mac:>6.1%} {m.stall_cycles:>8} {exact:>5} {speedup:>8}")
+            f"{m.idle_rows:>9.1%} {mac:>6.1%} {m.stall_cycles:>8} {exact:>5} {speedup:>8} {m.model:>10} {m.err:>+7.2%}")
 
 
 HEADER = (f"{'layer':<8} {'mode':<6} {'groups':>6} {'tiles':>5} {'cycles':>10} {'ideal':>10} {'util':>6} "
-          f"{'idle rows':>9} {'mac%':>6} {'stalls':>8} {'exact':>5} {'speedup':>8}")
+          f"{'idle rows':>9} {'mac%':>6} {'stalls':>8} {'exact':>5} {'speedup':>8} {'model':>10} {'err':>7}")
+
+
+def _base_name(name: str) -> str:
+    """A band's layer name without its ' [band j/n]' suffix, and of an ONNX node path only its last three parts
+    (/layers/layers.0/layers.0.0/conv1/Conv -> layers.0.0/conv1/Conv)."""
+    return "/".join(name.split("[band")[0].rstrip().strip("/").split("/")[-3:])
+
+
+def load_network(args) -> Program:
+    if args.network.endswith(".spsmodel"):
+        from sps_pynq import model_file
+        return model_file.load(args.network)
+    import warnings
+    from sps_pynq.compiler import compile_model
+    from sps_pynq import zoo
+    shape = tuple(int(v) for v in args.input_shape.split(",")) if args.input_shape else zoo.input_shape(args.network)
+    calib = np.random.default_rng(0).standard_normal((8,) + shape).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return compile_model(args.network, hw=args.hw or "zcu104", pps=None if args.dense else "8x4",
+                             first_layer_dense=True, calib=calib, input_shape=shape)
+
+
+def network_report(args) -> int:
+    """Whole-network mode: the cycle model per layer (bands merged), totals and frames per second."""
+    from sps_pynq.hw.traffic import bytes_read, layer_traffic
+    program = load_network(args)
+    hw = program.hw
+    descs = program.descriptors()
+    bench = [cycle_model.layer_cycles(d, hw) for d in descs]
+    board = [cycle_model.layer_cycles(d, hw, cycle_model.ZCU104_DDR) for d in descs]
+    measured = None
+    if args.rtl:
+        from sps_pynq.backends.rtl import RtlBackend
+        rtl = RtlBackend(hw)
+        rtl.load(program)
+        x = np.random.default_rng(args.seed).integers(-128, 128, program.inputs[0].nbytes, dtype=np.int64)
+        rtl.write(program.inputs[0].offset, x.astype(np.int8))
+        log_path = Path(args.log)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        with output_to(log_path):
+            rtl.run()
+        rtl_seconds = time.perf_counter() - t0
+        measured = [int(layer["cycles"]) for layer in rtl.stats()["layers"]]
+
+    rows: dict = {}
+    for j, (d, mb, mo) in enumerate(zip(descs, bench, board)):
+        name = _base_name(program.layers[j].name)
+        r = rows.setdefault(name, dict(op=d.op.name.lower(), kernel=f"{d.kh}x{d.kw}/{d.stride_h}", bands=0,
+                                       groups=mb.groups, cycles=0, board=0, ideal=0, macs=0, ddr=0, rtl=0,
+                                       pps=d.op == Op.CONV and d.pps))
+        r["bands"] += 1
+        r["cycles"] += mb.total
+        r["board"] += mo.total
+        r["ideal"] += cycle_model.ideal_cycles(d, hw)
+        r["macs"] += d.sparse_macs()
+        t = layer_traffic(d, hw)
+        r["ddr"] += bytes_read(t) + t["act_written"]
+        if measured:
+            r["rtl"] += measured[j]
+    slots = hw.rows * hw.cols
+    print(f"{args.network}: {len(rows)} layers, {len(descs)} descriptors, {hw.describe()}")
+    print("cycles are MODELLED (sps_pynq/hw/cycles.py): 'cycles' with the rtl testbench's memory, 'board' with the "
+          f"board's DDR read latency assumed ({cycle_model.ZCU104_DDR.name})")
+    head = (f"{'layer':<32} {'op':<7} {'kernel':<6} {'bands':>5} {'groups':>6} {'cycles':>10} {'board':>10} "
+            f"{'ideal':>10} {'util':>6} {'mac eff':>7} {'DDR KB':>8}")
+    if measured:
+        head += f" {'rtl':>10} {'err':>7}"
+    print(head)
+    for name, r in rows.items():
+        util = r["ideal"] / r["cycles"] if r["cycles"] and r["ideal"] else 0.0
+        eff = r["macs"] / (r["cycles"] * slots) if r["cycles"] else 0.0
+        line = (f"{name[:32]:<32} {r['op']:<7} {r['kernel']:<6} {r['bands']:>5} {r['groups']:>6} {r['cycles']:>10} "
+                f"{r['board']:>10} {r['ideal']:>10} {util:>6.1%} {eff:>7.1%} {r['ddr'] / 1e3:>8.1f}")
+        if measured:
+            line += f" {r['rtl']:>10} {r['cycles'] / r['rtl'] - 1:>+7.2%}"
+        print(line)
+    total, total_board = sum(m.total for m in bench), sum(m.total for m in board)
+    macs = sum(d.sparse_macs() for d in descs)
+    conv3 = [r for r in rows.values() if r["op"] == "conv" and r["kernel"].startswith("3x3")]
+    conv3_s1 = [r for r in conv3 if r["kernel"] == "3x3/1"]
+    print()
+    print(f"total (modelled): {total:,} cycles with the testbench memory, {total_board:,} with the assumed board DDR; "
+          f"at {args.clock:g} MHz: {cycle_model.fps(total_board, args.clock):,.1f} frames/s "
+          f"({cycle_model.seconds(total_board, args.clock) * 1e3:.2f} ms per inference)")
+    print(f"MAC efficiency (nonzero MACs / (cycles x {hw.rows} x {hw.cols})): "
+          f"{macs / (total_board * slots):.1%} of the whole network (board DDR)")
+    if conv3:
+        c3, i3 = sum(r["board"] for r in conv3), sum(r["ideal"] for r in conv3)
+        worst = min(conv3, key=lambda r: r["ideal"] / r["board"])
+        print(f"3x3 convolutions: utilization (ideal / cycles) {i3 / c3:.1%} over {len(conv3)} layers "
+              f"(lowest {worst['ideal'] / worst['board']:.1%}); DDR bytes per inference "
+              f"{sum(r['ddr'] for r in rows.values()) / 1e6:.2f} MB")
+        if conv3_s1 and len(conv3_s1) < len(conv3):
+            c1, i1 = sum(r["board"] for r in conv3_s1), sum(r["ideal"] for r in conv3_s1)
+            print(f"  stride 1: {i1 / c1:.1%} over {len(conv3_s1)} layers (lowest "
+                  f"{min(r['ideal'] / r['board'] for r in conv3_s1):.1%}); stride 2: "
+                  f"{(i3 - i1) / (c3 - c1):.1%} over {len(conv3) - len(conv3_s1)} (bank conflicts: issue 11)")
+    if measured:
+        errs = [m.total / c - 1 for m, c in zip(bench, measured)]
+        big = [e for e, c in zip(errs, measured) if c >= 1000]
+        print(f"cycle model against the RTL: {len(errs)} descriptors, max |error| {max(map(abs, errs)):.2%} "
+              f"({max(map(abs, big)) if big else 0:.2%} over the {len(big)} of >= 1,000 cycles); "
+              f"whole program {total / sum(measured) - 1:+.2%}; RTL simulation {rtl_seconds:.0f} s")
+    return 0
 
 
 def main(argv=None) -> int:
@@ -217,7 +339,15 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log", default=str(REPO / "build" / "cycle_report.log"),
                    help="where the simulator's own output goes (default build/cycle_report.log)")
+    p.add_argument("--network", default=None,
+                   help="a zoo network name or a .spsmodel file: whole-network mode (cycle model per layer)")
+    p.add_argument("--input-shape", default=None, help="network mode: C,H,W instead of the zoo's own")
+    p.add_argument("--dense", action="store_true", help="network mode: compile without PPS (all layers dense)")
+    p.add_argument("--clock", type=float, default=150.0, help="network mode: core clock in MHz (default 150)")
+    p.add_argument("--rtl", action="store_true", help="network mode: also run the program on the RTL")
     args = p.parse_args(argv)
+    if args.network:
+        return network_report(args)
 
     from sps_pynq.backends.rtl import RtlBackend
     from sps_pynq.errors import SpsError
@@ -242,6 +372,7 @@ def main(argv=None) -> int:
     print(HEADER)
     totals = {"pps": [0, 0], "dense": [0, 0]}      # cycles, ideal
     all_exact = True
+    errors: List[float] = []
     t_start = time.perf_counter()
     for shape in shapes:
         x = rng.integers(0, 128, size=shape.in_c * shape.side * shape.side, dtype=np.int64).astype(np.int8)
@@ -254,8 +385,10 @@ def main(argv=None) -> int:
                 print(f"{shape.name:<8} {mode:<6} failed: {e} (simulator output in {log_path})", flush=True)
                 return 2
             ideal, idle = ideal_cycles(shape, hw, mode == "pps")
+            model = cycle_model.layer_cycles(prog.descriptors()[0], hw).total
             rows[mode] = Measured(int(layer["cycles"]), int(layer["mac_cycles"]), int(layer["stall_cycles"]),
-                                  ideal, idle, exact, seconds)
+                                  ideal, idle, exact, seconds, model)
+            errors.append(rows[mode].err)
             totals[mode][0] += rows[mode].cycles
             totals[mode][1] += ideal
             all_exact &= exact is not False
@@ -278,6 +411,8 @@ def main(argv=None) -> int:
     print(f"goals: utilization >= {GOAL_UTIL:.0%} of ideal: PPS {'met' if util_pps >= GOAL_UTIL else 'MISSED'}, "
           f"dense {'met' if util_den >= GOAL_UTIL else 'MISSED'}; speedup >= {GOAL_SPEEDUP:.1f}x: "
           f"{'met' if speedup >= GOAL_SPEEDUP else 'MISSED'}")
+    print(f"cycle model against the RTL: max |error| {max(abs(e) for e in errors):.2%} over {len(errors)} layers "
+          f"(testbench memory; sps_pynq/hw/cycles.py)")
     print(f"outputs bit-exact with sim: {'all' if all_exact else 'NO (see rows marked NO)'}"
           f"{' (not checked)' if sim is None else ''}; simulation wall time {time.perf_counter() - t_start:.0f} s")
     return 0 if all_exact else 1

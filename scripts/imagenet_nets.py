@@ -5,6 +5,10 @@ input, and top-1 agreement of `sim` with onnxruntime on the PPS-projected fp32 m
     python scripts/imagenet_nets.py                        # all three, 200 inputs for ResNet-18's agreement
     python scripts/imagenet_nets.py --nets resnet18_imagenet --agreement 200 --calib 32
 
+It also prints, for the layers cut into bands, the DDR bytes of the core's loop order (bands outer, row groups
+inner: each band re-reads the layer's weights) against the other order (row groups outer: each group re-reads
+every band of the input).
+
 Inputs and calibration data are seeded standard-normal images (no ImageNet here) and the weights are the zoo's
 seeded ones, so agreement measures the int8 arithmetic against fp32, not accuracy.
 """
@@ -39,6 +43,27 @@ def agreement(program, name: str, n: int) -> float:
     return float((got.argmax(1) == want.argmax(1)).mean())
 
 
+def loop_orders(program):
+    """(bands-outer bytes, groups-outer bytes) summed over the banded CONV layers, and the largest per-layer ratio."""
+    from sps_pynq.hw import layout
+    from sps_pynq.hw.descriptor import Op
+    from sps_pynq.hw.traffic import layer_traffic
+    layers = {}
+    for info, d in zip(program.layers, program.descriptors()):
+        if d.op == Op.CONV and "[band" in info.name:
+            layers.setdefault(info.name.split("[band")[0], []).append(d)
+    ours = other = 0
+    worst = 0.0
+    for descs in layers.values():
+        t = [layer_traffic(d, program.hw) for d in descs]
+        act = sum(x["act_read"] for x in t)
+        params = t[0]["weights"] + t[0]["params"]
+        groups = len(layout.row_groups(descs[0].out_c, descs[0].patterns if descs[0].pps else 1, program.hw.rows))
+        a, b = act + len(descs) * params, params + groups * act
+        ours, other, worst = ours + a, other + b, max(worst, a / b)
+    return len(layers), ours, other, worst
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--nets", nargs="+", default=list(NETS), choices=NETS)
@@ -66,6 +91,10 @@ def main(argv=None) -> int:
         print(f"  DDR per inference: {tot['moved'] / 1e6:.2f} MB moved, minimum {tot['minimum'] / 1e6:.2f} MB "
               f"-> {tot['ratio']:.3f}x")
         print(f"  sim == numpy reference on one input: {same}; sim wall time {sim_s * 1e3:.0f} ms on this host")
+        n, ours, other, worst = loop_orders(program)
+        if n:
+            print(f"  loop order of the {n} banded convs: bands outer {ours / 1e6:.2f} MB, row groups outer "
+                  f"{other / 1e6:.2f} MB ({other / ours:.1f}x more); per layer at most {worst:.3f} of the other order")
         if name == "resnet18_imagenet" and args.agreement:
             print(f"  top-1 agreement sim vs onnxruntime (PPS fp32), {args.agreement} seeded inputs: "
                   f"{agreement(program, name, args.agreement) * 100:.1f} %")

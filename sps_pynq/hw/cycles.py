@@ -207,12 +207,10 @@ def ideal_cycles(d: Descriptor, hw: HwConfig) -> int:
     return d.out_c * _ceil_div(d.out_h * d.out_w, hw.cols) * d.kh * d.kw
 
 
-def nonzero_macs(d: Descriptor) -> int:
-    """Multiply-accumulates with a weight inside its pattern (zero-valued weights included): the work the array
-    must do, for MAC efficiency = nonzero_macs / (cycles x R x C)."""
-    if d.op != Op.CONV:
-        return 0
-    return d.out_c * d.in_c * d.nnz * d.out_h * d.out_w
+def mac_efficiency(d: Descriptor, cycles: int, hw: HwConfig) -> float:
+    """Nonzero multiply-accumulates (Descriptor.sparse_macs) / (cycles x R x C): the share of the array's MAC
+    slots doing work the layer needs (idle rows, idle columns, bank conflicts and loads all lower it)."""
+    return d.sparse_macs() / (cycles * hw.rows * hw.cols) if cycles else 0.0
 
 
 def seconds(cycles: int, clock_mhz: float) -> float:
