@@ -248,3 +248,13 @@ def test_onnx_that_cannot_be_brought_to_a_handled_opset_or_batch(tmp_path, capsy
     assert main(["pack", str(tmp_path / "batch.onnx"), "-o", str(tmp_path / "batch.spsmodel")]) == 2
     one_error_line(capsys, "fixed batch of 2")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["batch.onnx", "new.onnx"]
+
+
+def test_estimate_of_a_damaged_model_or_a_bad_clock(packed, tmp_path, capsys):
+    bad = tmp_path / "cut.spsmodel"
+    bad.write_bytes(packed.read_bytes()[:200])
+    assert main(["estimate", str(bad)]) == 2
+    one_error_line(capsys, "cut.spsmodel")
+    with pytest.raises(SystemExit) as e:
+        main(["estimate", str(packed), "--clock", "0"])
+    assert e.value.code == 2 and "--clock wants a clock in MHz above 0" in capsys.readouterr().err
