@@ -258,3 +258,9 @@ def test_estimate_of_a_damaged_model_or_a_bad_clock(packed, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["estimate", str(packed), "--clock", "0"])
     assert e.value.code == 2 and "--clock wants a clock in MHz above 0" in capsys.readouterr().err
+
+
+def test_virtual_board_negative_run_time(capsys):
+    pytest.importorskip("grpc")
+    assert main(["virtual-board", "--port", "0", "--run-ms", "-1"]) == 2
+    one_error_line(capsys, "--run-ms -1.0: give a time of 0 or more milliseconds")

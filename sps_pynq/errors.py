@@ -50,3 +50,7 @@ class DeviceTimeoutError(SpsError):
 
 class DeviceError(SpsError):
     """The accelerator reported an error code; the message says which layer and what."""
+
+
+class PoolError(BackendError):
+    """Every board of a BoardPool failed (or none could load the model); names each board and its error."""

@@ -25,6 +25,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--client-faults", action="store_true",
                    help="let clients set faults by writing the remote file /sps_virtual/fault (tests, "
                         "`sps-pynq selftest`); without it such a write is refused (PERMISSION_DENIED)")
+    p.add_argument("--run-ms", type=float, default=0.0, metavar="MS",
+                   help="every run of the core lasts at least MS milliseconds, sleeping: a stand-in for the time "
+                        "the FPGA would take, which costs this machine no CPU (default 0: as fast as the host "
+                        "computes it; scripts/bench_pool.py)")
     p.add_argument("--exit-after", type=float, default=None, metavar="SECONDS",
                    help="stop by itself after this many seconds (a safety net for test runs)")
 
@@ -36,8 +40,11 @@ def run(args) -> int:
         parse_fault(args.fault)
     except ValueError as e:
         raise BackendError(f"--fault: {e}") from None
+    if not args.run_ms >= 0:
+        raise BackendError(f"--run-ms {args.run_ms}: give a time of 0 or more milliseconds")
     try:
-        board = VirtualBoard(host=args.host, port=args.port, hw=args.hw, faults=args.client_faults)
+        board = VirtualBoard(host=args.host, port=args.port, hw=args.hw, faults=args.client_faults,
+                             run_seconds=args.run_ms / 1e3)
     except OSError as e:
         raise BackendError(f"--host {args.host} --port {args.port}: {e}") from None
     board.set_fault(args.fault)

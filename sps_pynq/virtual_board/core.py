@@ -7,11 +7,16 @@ counters and per-layer records are a *model* (ideal cycles per the SPS dataflow,
 measurement; tests use them to exercise the driver, never as performance numbers.
 
 Faults for tests: `fault = "hang"` (never finishes), `fault = ("error", code, layer)` (fails at that layer).
+
+`run_seconds`: a run lasts at least this long (the model's result is held back, the thread sleeps): a stand-in for
+the time a real core spends on the FPGA, which costs the host no CPU (scripts/bench_pool.py). 0: as fast as the
+host computes it.
 """
 from __future__ import annotations
 
 import math
 import threading
+import time
 from typing import Dict, Optional, Tuple
 
 import numpy as np
@@ -126,9 +131,10 @@ def model_counters(d: Descriptor, hw: HwConfig) -> Dict[str, int]:
 class VirtualSpsCore:
     """The register file and behaviour of one SPS core, as seen through MMIO."""
 
-    def __init__(self, hw: HwConfig, ddr: VirtualDdr):
+    def __init__(self, hw: HwConfig, ddr: VirtualDdr, run_seconds: float = 0.0):
         self.hw = hw
         self.ddr = ddr
+        self.run_seconds = run_seconds      # the least time a run takes (see the module docstring)
         self.fault = None
         self.regs = {name: 0 for name in REG}
         self.regs["HW_ID"] = HW_ID_MAGIC
@@ -201,6 +207,7 @@ class VirtualSpsCore:
             self.runs += 1
 
     def _run(self, gen: int) -> None:
+        t0 = time.monotonic()
         totals = {"cycles": 0, "mac": 0, "stall": 0, "rd": 0, "wr": 0}
         with self._lock:
             r = dict(self.regs)
@@ -212,6 +219,9 @@ class VirtualSpsCore:
             error = None
         except _Fail as e:
             error = e
+        left = self.run_seconds - (time.monotonic() - t0)
+        if left > 0:
+            time.sleep(left)            # the modelled core time: nothing of the host's CPU
         self._finish(gen, error, totals)
 
     def _execute(self, gen, r, fault, totals) -> None:

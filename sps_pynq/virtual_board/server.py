@@ -95,9 +95,11 @@ class VirtualBoardState:
     """Everything the board holds: files, the loaded bitstream, DDR, the core, the other registers, and who
     holds what."""
 
-    def __init__(self, hw: Optional[HwConfig] = None, limits: Optional[Limits] = None, faults: bool = False):
+    def __init__(self, hw: Optional[HwConfig] = None, limits: Optional[Limits] = None, faults: bool = False,
+                 run_seconds: float = 0.0):
         self.limits = limits or Limits()
         self.faults_enabled = faults         # may clients write FAULT_FILE
+        self.run_seconds = run_seconds       # the least time a run of the core takes (VirtualSpsCore.run_seconds)
         self.lock = threading.RLock()
         self._start_lock = threading.Lock()   # one START or bitstream load waits for the core at a time
         self.default_hw = hw
@@ -119,7 +121,7 @@ class VirtualBoardState:
         self.owner: Optional[Client] = None                   # the client whose run the core holds (or held last)
         self.table = ClientTable(self.limits, self.client_gone)
         if hw is not None:          # a board booted with the SPS overlay already in the fabric
-            self.core = VirtualSpsCore(hw, self.ddr)
+            self.core = VirtualSpsCore(hw, self.ddr, self.run_seconds)
 
     # -- faults ------------------------------------------------------------------------------------------------
     def set_fault(self, text: str) -> None:
@@ -140,7 +142,7 @@ class VirtualBoardState:
             hw = config_from_bin(data) if data is not None else None
             self.loaded = name
             # A bitstream that is not a virtual SPS overlay leaves no SPS core: its registers read 0.
-            self.core = VirtualSpsCore(hw, self.ddr) if hw is not None else None
+            self.core = VirtualSpsCore(hw, self.ddr, self.run_seconds) if hw is not None else None
             if self.core is not None:
                 self.core.fault = self.fault
         self._with_idle_core(None, load)
@@ -601,16 +603,20 @@ class VirtualBoard:
 
     faults: let clients set faults through FAULT_FILE (tests); `set_fault` works either way.
     limits: the caps and timeouts of clients.Limits; `workers` overrides limits.workers.
+    run_seconds: every run of the core lasts at least this long, sleeping (a stand-in for FPGA time; 0: none).
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, hw: "str | HwConfig | None" = None,
-                 workers: Optional[int] = None, faults: bool = False, limits: Optional[Limits] = None):
+                 workers: Optional[int] = None, faults: bool = False, limits: Optional[Limits] = None,
+                 run_seconds: float = 0.0):
+        if not run_seconds >= 0:
+            raise ValueError(f"run_seconds must be >= 0, got {run_seconds!r}")
         limits = limits or Limits()
         if workers is not None:
             import dataclasses
             limits = dataclasses.replace(limits, workers=workers)
         self.limits = limits
-        self.state = VirtualBoardState(get_config(hw) if hw is not None else None, limits, faults)
+        self.state = VirtualBoardState(get_config(hw) if hw is not None else None, limits, faults, run_seconds)
         self.host = host
         size = limits.message_bytes
         self._server = grpc.server(

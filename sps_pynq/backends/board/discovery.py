@@ -7,7 +7,8 @@ finds it wherever pip put it (as pynq finds any PYNQ package's overlays). The na
 `zcu104/sps.bit` on a ZCU104, `virtual_zcu104/sps.bit` on the virtual ZCU104. The .hwh of the same name must sit
 next to the .bit.
 
-Device: the `device` argument, else $SPS_PYNQ_REMOTE=host[:port] (a PYNQ 4 remote device on any port, e.g. the
+Device: the `device` argument (a pynq device, or "host[:port]" of a PYNQ 4 remote device: one board of a
+`runtime.pool.BoardPool`), else $SPS_PYNQ_REMOTE=host[:port] (a PYNQ 4 remote device on any port, e.g. the
 virtual ZCU104), else pynq's own choice (the local board, or $PYNQ_REMOTE_DEVICES on port 7967).
 
 Torch- and onnx-free; pynq is imported only when a device is asked for.
@@ -87,12 +88,15 @@ def find_overlay(explicit: "str | os.PathLike | None" = None, boards: Sequence[s
     return None
 
 
-def _parse_remote(text: str) -> Tuple[str, int]:
+def _parse_remote(text: str, what: str = f"${REMOTE_ENV}") -> Tuple[str, int]:
     host, _, port = text.strip().rpartition(":") if ":" in text else (text.strip(), "", "")
     try:
-        return host, int(port) if port else PYNQ_PORT
+        port_number = int(port) if port else PYNQ_PORT
     except ValueError:
-        raise BackendError(f"${REMOTE_ENV}={text!r}: expected host or host:port") from None
+        raise BackendError(f"{what}={text!r}: expected host or host:port") from None
+    if not host or not 0 < port_number < 65536:
+        raise BackendError(f"{what}={text!r}: expected host or host:port (port 1..65535)")
+    return host, port_number
 
 
 def _reachable(host: str, port: int, timeout: float = 0.3) -> bool:
@@ -175,33 +179,46 @@ def import_pynq():
 
 
 def get_device(pynq, device=None):
-    """`device` when given, else the remote device of $SPS_PYNQ_REMOTE (made pynq's active device), else pynq's
-    active device (the local board, or $PYNQ_REMOTE_DEVICES)."""
+    """`device` when given (a pynq Device, or "host[:port]" of a PYNQ 4 remote device), else the remote device of
+    $SPS_PYNQ_REMOTE, else pynq's active device (the local board, or $PYNQ_REMOTE_DEVICES). A remote device is
+    made pynq's active one."""
+    if isinstance(device, str):
+        host, port = _parse_remote(device, "device")
+        return remote_device(pynq, host, port, f"device {device!r}")
     if device is not None:
         return device
     remote = os.environ.get(REMOTE_ENV)
     if remote:
         host, port = _parse_remote(remote)
-        dev = _REMOTE_DEVICES.get((host, port))
-        if dev is None:
-            from pynq.pl_server.remote_device import RemoteDevice
-            try:
-                dev = RemoteDevice(len(_REMOTE_DEVICES), host, port)
-            except Exception as e:
-                raise BackendError(f"${REMOTE_ENV}={remote}: cannot reach a PYNQ remote device at {host}:{port} "
-                                   f"({e}); start it (on the board: the PYNQ.remote server; here: "
-                                   f"`sps-pynq virtual-board --port {port}`)") from e
-            _REMOTE_DEVICES[(host, port)] = dev
-        # pynq resolves some registers through the active device (AXI port widths, clocks), so make the
-        # device we talk to the active one; pynq's Clocks caches its device, drop a stale one.
-        pynq.Device.active_device = dev
-        from pynq.ps import Clocks
-        if getattr(Clocks, "device", None) is not dev and hasattr(Clocks, "_real_instance"):
-            del Clocks._real_instance
-        Clocks.set_device(dev)
-        return dev
+        return remote_device(pynq, host, port, f"${REMOTE_ENV}={remote}")
     try:
         return pynq.Device.active_device
     except RuntimeError as e:
         raise BackendError(f"no PYNQ device found ({e}): run on the board, or set $PYNQ_REMOTE_DEVICES / "
                            f"${REMOTE_ENV} to a PYNQ remote device") from e
+
+
+def remote_device(pynq, host: str, port: int, what: str):
+    """The PYNQ 4 remote device at host:port (one per process and address, so several Sessions share it), made
+    pynq's active device. `what` names where the address came from, for the error."""
+    dev = _REMOTE_DEVICES.get((host, port))
+    if dev is None:
+        from pynq.pl_server.remote_device import RemoteDevice
+        if not _reachable(host, port, timeout=3.0):     # a refused port at once, not after pynq's 5 s wait
+            raise BackendError(f"{what}: nothing answers at {host}:{port}; start the PYNQ remote device there (on "
+                               f"the board: the PYNQ.remote server; here: `sps-pynq virtual-board --port {port}`)")
+        try:
+            dev = RemoteDevice(len(_REMOTE_DEVICES), host, port)
+        except Exception as e:
+            raise BackendError(f"{what}: cannot reach a PYNQ remote device at {host}:{port} ({e}); start it (on "
+                               f"the board: the PYNQ.remote server; here: `sps-pynq virtual-board --port {port}`)"
+                               ) from e
+        _REMOTE_DEVICES[(host, port)] = dev
+    # pynq resolves some registers through the active device (AXI port widths, clocks), so make the
+    # device we talk to the active one; pynq's Clocks caches its device, drop a stale one.
+    pynq.Device.active_device = dev
+    from pynq.ps import Clocks
+    if getattr(Clocks, "device", None) is not dev and hasattr(Clocks, "_real_instance"):
+        del Clocks._real_instance
+    Clocks.set_device(dev)
+    return dev
