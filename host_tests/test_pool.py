@@ -100,10 +100,13 @@ def test_a_board_that_does_not_answer_times_out(program):
     pool's timeout it is out, its input done by the other board."""
     x = batch(program, 6, seed=3)
     silent = FaultySession(program, block_at=2)
-    other = FaultySession(program, block_at=1, release=silent.blocked)     # waits until the silent one is stuck
-    pool = BoardPool(program, [silent, other], timeout=3.0)
+    pool = BoardPool(program, [silent, Session(program, backend="sim")], timeout=3.0)
+
+    def on_result(j, board):          # the other board waits here, holding no input, until the silent one is stuck
+        if board == "1: sim":
+            assert silent.blocked.wait(WAIT)
     try:
-        y = pool.run(x)
+        y = pool.run(x, on_result=on_result)
         assert silent.blocked.is_set()
         assert np.array_equal(y, sim_outputs(program, x))
         (name, error), = pool.failed.items()
