@@ -196,3 +196,20 @@ def test_estimate_sums_bands_and_formats():
     r = em.compare({"sps": est, "csr": csr})
     assert r["sps"]["total_ratio"] == 1.0 and r["csr"]["total_ratio"] == pytest.approx(csr.total_j / est.total_j)
     assert "MODELLED" in em.format_estimate(est, "t") and "(modelled)" in em.format_estimate(est, "t")
+
+
+def test_beside_a_measurement():
+    prog = _Program([pps_layer()], {})
+    fake = lambda d, hw: FakeCycles(total=1500, mac=64)   # noqa: E731
+    measured = type("M", (), {"joules_per_inference": 3e-6, "latency_median_s": 3e-5})()
+    b = em.beside_measurement(measured, prog, clock_mhz=150.0, cycles_fn=fake)
+    est = em.estimate(prog, clock_mhz=150.0, cycles_fn=fake)
+    assert b["modelled"] is True and b["seconds"] == pytest.approx(1500 / 150e6)
+    assert b["measured_over_modelled_dynamic"] == pytest.approx(3e-6 / est.dynamic_j)
+    assert b["measured_over_modelled_latency"] == pytest.approx(3e-5 / 1e-5)
+    text = em.format_beside(b)
+    assert "(modelled)" in text and "measured above idle / modelled dynamic" in text
+    sim = type("M", (), {"joules_per_inference": None, "latency_median_s": 1e-3, "note": "sim backend: ..."})()
+    none = em.beside_measurement(sim, prog, cycles_fn=fake)
+    assert none["measured_over_modelled_dynamic"] is None and "no measured energy" in em.format_beside(none)
+    assert none["measured_over_modelled_latency"] is None             # the latency of a CPU model, not the FPGA's

@@ -120,3 +120,15 @@ def test_runs_without_torch_or_onnx(tiny):
     out = subprocess.run([sys.executable, "-c", BLOCKED, str(tiny)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["estimates"][0]["cycles"] == 2000
+
+
+def test_energy_command_prints_the_estimate_beside_the_measurement(tiny, fake_model, capsys):
+    assert main(["energy", str(tiny), "--backend", "sim", "--seconds", "0.05", "--clock", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "power: unavailable" in out                                  # sim: no rails, nothing measured
+    assert "modelled estimate (not measured; docs/energy_model.md, nominal constants, 100 MHz)" in out
+    assert "core time 0.020 ms (modelled)" in out                        # 2 x 1,000 cycles at 100 MHz
+    assert "no measured energy to compare" in out and "latency / modelled" not in out
+    assert main(["energy", str(tiny), "--backend", "sim", "--seconds", "0.05", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["modelled_estimates"][0]["cycles"] == 2000 and doc["modelled_estimates"][0]["modelled"] is True

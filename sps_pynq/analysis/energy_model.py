@@ -628,3 +628,36 @@ def corners(program, **kwargs) -> Dict[str, NetworkEstimate]:
 
 def events_by_format(estimates: Iterable[NetworkEstimate]) -> Dict[str, Events]:
     return {e.fmt: e.events for e in estimates}
+
+
+# ------------------------------------------------------------------------------------- beside a measurement
+def beside_measurement(measured, program, clock_mhz: float = DEFAULT_CLOCK_MHZ, corner: str = "nominal",
+                       cycles_fn: Optional[Callable] = None) -> dict:
+    """The modelled estimate of `program` next to a measurement (an `analysis.energy.EnergyResult`): the measured
+    joules above idle over the modelled dynamic joules (the idle phase of the measurement removes static power),
+    and the measured median latency over the modelled core time. Ratios are None where nothing was measured, and
+    the latency ratio also where the latency is not the FPGA's (the measurement's `note` says so: sim, virtual)."""
+    est = estimate(program, "sps", clock_mhz, corner, cycles_fn=cycles_fn)
+    jpi = getattr(measured, "joules_per_inference", None)
+    lat = None if getattr(measured, "note", "") else getattr(measured, "latency_median_s", None)
+    return {"modelled": True, "clock_mhz": clock_mhz, "corner": corner, "cycles": est.cycles, "seconds": est.seconds,
+            "fps": est.fps, "energy_j": est.energy_j, "total_j": est.total_j, "dynamic_j": est.dynamic_j,
+            "measured_joules_above_idle": jpi,
+            "measured_over_modelled_dynamic": jpi / est.dynamic_j if jpi is not None and est.dynamic_j else None,
+            "measured_latency_median_s": lat,
+            "measured_over_modelled_latency": lat / est.seconds if lat and est.seconds else None}
+
+
+def format_beside(b: dict) -> str:
+    lines = [f"  modelled estimate (not measured; docs/energy_model.md, {b['corner']} constants, "
+             f"{b['clock_mhz']:g} MHz): {b['total_j'] * 1e3:.4f} mJ per inference (modelled), of which dynamic "
+             f"{b['dynamic_j'] * 1e3:.4f} mJ (modelled); core time {b['seconds'] * 1e3:.3f} ms (modelled)"]
+    if b["measured_over_modelled_dynamic"] is None:
+        lines.append("  measured / modelled energy: no measured energy to compare (no power rails)")
+    else:
+        lines.append(f"  measured above idle / modelled dynamic: {b['measured_over_modelled_dynamic']:.2f}x "
+                     f"(the measurement also holds the host's copies and the PS; the model prices the core, its "
+                     f"buffers and DDR)")
+    if b["measured_over_modelled_latency"] is not None:
+        lines.append(f"  measured median latency / modelled core time: {b['measured_over_modelled_latency']:.2f}x")
+    return "\n".join(lines)
