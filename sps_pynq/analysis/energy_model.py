@@ -139,8 +139,8 @@ def _constants() -> Dict[str, Constant]:
     static = _STATIC_PER_CELL_W * ZU7EV_LOGIC_CELLS
     out.append(Constant("static_w", static, 0.3, 1.0, "W",
                         "static power of the programmable logic while a layer runs (whole device, PS excluded)",
-                        f"850 mW / (1,143,450 - 103,320) cells x 504,000 cells (static proportional to capacity); "
-                        f"range: leakage grows with junction temperature (assumption)",
+                        "850 mW / (1,143,450 - 103,320) cells x 504,000 cells (static proportional to capacity); "
+                        "range: leakage grows with junction temperature (assumption)",
                         "Xilinx wiki, Power Optimization Guide for Zynq UltraScale+ MPSoC; product selection guide"))
     return {c.key: c for c in out}
 
@@ -602,7 +602,7 @@ def format_estimate(est: NetworkEstimate, title: str, per_layer: bool = True) ->
         wn = max([len("layer")] + [len(l.name) for l in est.layers])
         head = (f"{'layer':<{wn}} {'op':<7} {'bands':>5} {'cycles':>11} {'time us':>9} {'DDR bytes':>12}"
                 f"{comps} {'total':>10}")
-        lines += ["", f"per layer, all modelled; energy in uJ", head, "-" * len(head)]
+        lines += ["", "per layer, all modelled; energy in uJ", head, "-" * len(head)]
         for l in est.layers:
             e = l.energy_j
             lines.append(f"{l.name:<{wn}} {l.op:<7} {l.bands:>5} {l.events.cycles:>11,} "
