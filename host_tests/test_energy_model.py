@@ -53,6 +53,22 @@ def test_sps_events_of_a_pps_layer_by_hand():
     assert ev.addr_adds == 2 * 4 * 80 and ev.decode_adds == 80 and ev.routed_bits == 8 * 4 * 80
     assert ev.requants == 64
     assert ev.ddr_read_bytes == 128 + 32 + 64 + 32 and ev.ddr_write_bytes == 64   # descriptor, weights, params, map
+    split = em.sps_events(pps_layer(), SMALL, FakeCycles(total=100, mac=80), nonzero_weights=30)   # 2 of 32 zero
+    assert (split.mac_active, split.mac_zero_weight, split.mac_idle) == (30 * 16, 2 * 16, 640 - 512)
+
+
+def test_stored_nonzeros_reads_the_packed_weights():
+    from sps_pynq.hw import layout
+    d = pps_layer(weight_offset=64)
+    w = np.zeros((4, 2, 3, 3), dtype=np.int8)
+    for o in range(4):
+        for i in range(2):
+            taps = layout.taps_of_mask(d.pattern_masks[(o + i) % 2])
+            w[o, i].flat[taps[:3]] = [1, -2, 3]                  # 3 of each kernel's 4 taps nonzero
+    image = bytes(64) + layout.pack_weights(w, SMALL.rows, d.pattern_masks)
+    prog = type("P", (), {"image": image, "hw": SMALL})()
+    assert em.stored_nonzeros(prog, d) == 4 * 2 * 3
+    assert em.stored_nonzeros(prog, pps_layer(weight_offset=4096)) is None        # outside the image
 
 
 def test_energy_prices_each_event_once():
@@ -64,6 +80,8 @@ def test_energy_prices_each_event_once():
     e = ev.energy(k, clock_mhz=100.0)
     pj = 1e-12
     assert e["mac"] == pytest.approx(pj * 2.0 * (3 + 0.5 * 4))
+    ev.mac_zero_weight = 6
+    assert ev.energy(k, 100.0)["mac"] == pytest.approx(pj * 2.0 * (3 + 0.5 * (4 + 6)))
     assert e["onchip"] == pytest.approx(pj * (3.0 * (5 + 6 + 7) + 5.0 * (8 + 9)))
     assert e["ddr"] == pytest.approx(pj * 7.0 * 8 * 3)
     assert e["control"] == pytest.approx(pj * (1e-3 * em.CORE_FLIP_FLOPS * 10 + 11.0 * (12 + 13) + 5.0 * 11

@@ -61,10 +61,12 @@ def test_json_totals_by_hand(tiny, fake_model, capsys):
     k = doc["energy_constants"]
     assert e["energy_j"]["static"] == pytest.approx(k["static_w"] * 2000 / 200e6)
     assert e["total_j"] == pytest.approx(sum(e["energy_j"].values()))
-    conv = e["layers"][0]
-    assert conv["events"]["mac_active"] == 16 * 16 * 4 * 4               # O x pixels x I x K
-    assert conv["events"]["mac_idle"] == 100 * 256 - 16 * 16 * 4 * 4     # 100 MAC cycles x 16 x 16 slots
-    assert conv["energy_j"]["mac"] == pytest.approx(1e-12 * k["mac_pj"] * (4096 + k["mac_idle_fraction"] * 21504))
+    ev = e["layers"][0]["events"]
+    assert ev["mac_active"] + ev["mac_zero_weight"] == 16 * 16 * 4 * 4   # O x pixels x I x K
+    assert ev["mac_active"] % 16 == 0 and ev["mac_active"] > 0.9 * 4096  # nonzero weights x 16 pixels
+    assert ev["mac_idle"] == 100 * 256 - 16 * 16 * 4 * 4                 # 100 MAC cycles x 16 x 16 slots
+    assert e["layers"][0]["energy_j"]["mac"] == pytest.approx(
+        1e-12 * k["mac_pj"] * (ev["mac_active"] + k["mac_idle_fraction"] * (ev["mac_zero_weight"] + 21504)))
 
 
 def test_text_labels_every_number_modelled(tiny, fake_model, capsys):

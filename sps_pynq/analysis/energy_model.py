@@ -179,8 +179,9 @@ class Events:
     """What one layer (descriptor) does, counted; `energy()` prices it. Every count is modelled."""
     cycles: int = 0                 # total cycles of the layer (cycle model)
     mac_cycles: int = 0             # cycles the array issues MACs
-    mac_active: int = 0             # MAC slots with a stored weight of a real filter and a real output pixel
-    mac_idle: int = 0               # issued MAC slots without (mac_cycles x R x C - mac_active)
+    mac_active: int = 0             # MAC slots with a nonzero weight of a real filter and a real output pixel
+    mac_zero_weight: int = 0        # MAC slots with a stored weight that is zero (inside a pattern, or a filler)
+    mac_idle: int = 0               # the other issued slots: mac_cycles x R x C - mac_active - mac_zero_weight
     act_read_bits: int = 0          # activation buffer (BRAM)
     act_write_bits: int = 0
     weight_read_bits: int = 0       # weight buffer (BRAM): weight values
@@ -207,7 +208,8 @@ class Events:
                        + self.index_read_bits + self.index_write_bits)
         onchip_reg = self.param_read_bits + self.param_write_bits + self.output_bits
         return {
-            "mac": pj * k["mac_pj"] * (self.mac_active + k["mac_idle_fraction"] * self.mac_idle),
+            "mac": pj * k["mac_pj"] * (self.mac_active + k["mac_idle_fraction"] * (self.mac_zero_weight
+                                                                                    + self.mac_idle)),
             "onchip": pj * (k["bram_pj_per_bit"] * onchip_bram + k["reg_pj_per_bit"] * onchip_reg),
             "ddr": pj * k["ddr_pj_per_bit"] * 8 * (self.ddr_read_bytes + self.ddr_write_bytes),
             "control": pj * (k["ff_clock_pj"] * CORE_FLIP_FLOPS * self.cycles
@@ -239,9 +241,11 @@ def _common(d: Descriptor, hw: HwConfig, cycles: int, mac_cycles: int) -> Events
     return ev
 
 
-def sps_events(d: Descriptor, hw: HwConfig, lc) -> Events:
+def sps_events(d: Descriptor, hw: HwConfig, lc, nonzero_weights: Optional[int] = None) -> Events:
     """The SPS core running descriptor `d` (PPS, dense, pool or ADD) with cycle-model result `lc` (`.total`,
-    `.mac`): one position stream broadcast to all rows, C activation bytes and R weight bytes per MAC cycle."""
+    `.mac`): one position stream broadcast to all rows, C activation bytes and R weight bytes per MAC cycle.
+    `nonzero_weights`: how many of the layer's O x I x K stored weights are nonzero (`stored_nonzeros`); None
+    counts every stored weight as nonzero."""
     ev = _common(d, hw, lc.total, lc.mac)
     if d.op == Op.ADD:
         return ev
@@ -256,7 +260,10 @@ def sps_events(d: Descriptor, hw: HwConfig, lc) -> Events:
         P = d.patterns if d.pps else 1
         groups = len(layout.row_groups(d.out_c, P, R))
         t = layer_traffic(d, hw)
-        ev.mac_active = d.out_c * d.out_h * d.out_w * d.in_c * d.nnz
+        stored = d.out_c * d.in_c * d.nnz
+        nonzero = stored if nonzero_weights is None else min(int(nonzero_weights), stored)
+        ev.mac_active = nonzero * d.out_h * d.out_w
+        ev.mac_zero_weight = (stored - nonzero) * d.out_h * d.out_w
         ev.weight_read_bits = 8 * R * lc.mac
         ev.weight_write_bits = 8 * t["weights"]
         ev.param_write_bits = 8 * t["params"]
@@ -265,8 +272,20 @@ def sps_events(d: Descriptor, hw: HwConfig, lc) -> Events:
     else:                                                          # pools: row 0 of the array, window taps
         ev.mac_active = d.out_c * d.out_h * d.out_w * d.kh * d.kw
         ev.output_bits += d.out_c * tiles * C * 32
-    ev.mac_idle = max(0, slots - ev.mac_active)
+    ev.mac_idle = max(0, slots - ev.mac_active - ev.mac_zero_weight)
     return ev
+
+
+def stored_nonzeros(program, d: Descriptor) -> Optional[int]:
+    """Nonzero int8 weights in CONV `d`'s packed row groups in the program's image (idle rows and padding are
+    zeros, so this is the layer's nonzero weights); None when there are none to read."""
+    image = getattr(program, "image", None)
+    if d.op != Op.CONV or image is None:
+        return None
+    n = layout.weight_bytes(d.out_c, d.in_c, d.nnz, d.patterns if d.pps else 1, program.hw.rows)
+    if d.weight_offset + n > len(image):
+        return None
+    return int(np.count_nonzero(np.frombuffer(image, dtype=np.int8, count=n, offset=d.weight_offset)))
 
 
 def dense_descriptor(d: Descriptor) -> Descriptor:
@@ -405,7 +424,9 @@ def format_events(d: Descriptor, hw: HwConfig, lc_dense, work: RowWork) -> Event
     t = layer_traffic(dd, hw)
     ev.ddr_read_bytes += _ceil_div(work.stored_bits, 8) - t["weights"]    # the format's weights and index
     ev.mac_active = work.nonzeros * d.out_h * d.out_w
-    ev.mac_idle = max(0, mac * R * C - ev.mac_active)
+    stored = int(work.entries.sum()) if work.fmt == "relative" else work.nonzeros
+    ev.mac_zero_weight = (stored - work.nonzeros) * d.out_h * d.out_w          # relative: the filler entries
+    ev.mac_idle = max(0, mac * R * C - ev.mac_active - ev.mac_zero_weight)
     ev.act_read_bits = int(8 * C * walked)                   # every working row reads its own C activations
     ev.routed_bits = int(8 * C * walked)
     ev.addr_adds = int(2 * C * walked)
@@ -535,7 +556,7 @@ def estimate(program, fmt: str = "sps", clock_mhz: float = DEFAULT_CLOCK_MHZ, co
         for d in descs[j0:j0 + n]:
             pruned = d.op == Op.CONV and d.pps
             if fmt == "sps" or not pruned:
-                ev = ev + sps_events(d, hw, cycles_fn(d, hw))
+                ev = ev + sps_events(d, hw, cycles_fn(d, hw), stored_nonzeros(program, d))
                 continue
             dd = dense_descriptor(d)
             lc_dense = cycles_fn(dd, hw)
@@ -610,14 +631,15 @@ def format_estimate(est: NetworkEstimate, title: str, per_layer: bool = True) ->
                          f"{l.events.ddr_read_bytes + l.events.ddr_write_bytes:>12,}"
                          + "".join(f" {_fmt_j(e[c]):>10}" for c in COMPONENTS) + f" {_fmt_j(l.total_j):>10}")
     ev, e = est.events, est.energy_j
+    slots = max(1, ev.mac_active + ev.mac_zero_weight + ev.mac_idle)
     lines += ["", f"total (modelled): {est.cycles:,} cycles = {est.seconds * 1e3:,.3f} ms at {est.clock_mhz:g} MHz "
                   f"-> {est.fps:,.1f} frames/s (modelled, batch 1)",
               f"DDR per inference (modelled): {ev.ddr_read_bytes:,} bytes read, {ev.ddr_write_bytes:,} written",
               f"energy per inference (modelled): {est.total_j * 1e3:,.4f} mJ = "
               + ", ".join(f"{COMPONENT_TITLES[c]} {e[c] * 1e3:,.4f}" for c in COMPONENTS)
               + f" mJ; dynamic (without static) {est.dynamic_j * 1e3:,.4f} mJ",
-              f"MAC slots (modelled): {ev.mac_active:,} with work, {ev.mac_idle:,} idle "
-              f"({ev.mac_active / max(1, ev.mac_active + ev.mac_idle):.1%} busy)"]
+              f"MAC slots (modelled): {ev.mac_active:,} with a nonzero weight, {ev.mac_zero_weight:,} with a zero "
+              f"weight, {ev.mac_idle:,} idle ({ev.mac_active / slots:.1%} nonzero)"]
     return "\n".join(lines)
 
 
