@@ -251,3 +251,14 @@ def test_virtual_core_run_seconds_is_a_lower_bound():
     core.write(REG["CTRL"], CtrlBit.START)          # no arena: it ends with an error, after 0.2 s
     core.wait_idle(WAIT)
     assert time.monotonic() - t0 >= 0.2 and core.read(REG["CTRL"]) & CtrlBit.DONE
+
+
+def test_an_error_in_on_result_ends_the_batch_and_the_pool_goes_on(program):
+    def on_result(j, board):
+        raise ValueError(f"callback broke at {j}")
+    with BoardPool(program, [Session(program, backend="sim") for _ in range(2)]) as pool:
+        with pytest.raises(ValueError, match="callback broke"):
+            pool.run(batch(program, 5), on_result=on_result)
+        assert len(pool.boards) == 2
+        x = batch(program, 4, seed=9)
+        assert np.array_equal(pool.run(x), sim_outputs(program, x))

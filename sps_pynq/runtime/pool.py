@@ -190,15 +190,19 @@ class BoardPool:
         with self._cond:
             self._queue.extend((job, j) for j in range(len(job.items)))
             self._cond.notify_all()
-            while not job.finished:
-                if not any(b.alive for b in self._boards):
-                    done = len(job.items) - job.remaining
-                    job.error = PoolError(self._all_failed_text(
-                        f"every board of the pool has failed; {done} of {len(job.items)} inputs were done"))
-                    break
-                self._expire(time.monotonic())
-                self._cond.wait(timeout=self._next_deadline(time.monotonic()))
-            self._drop(job)
+            try:
+                while not job.finished:
+                    if not any(b.alive for b in self._boards):
+                        done = len(job.items) - job.remaining
+                        job.error = PoolError(self._all_failed_text(
+                            f"every board of the pool has failed; {done} of {len(job.items)} inputs were done"))
+                        break
+                    self._expire(time.monotonic())
+                    self._cond.wait(timeout=self._next_deadline(time.monotonic()))
+            finally:                  # also when the caller is interrupted: its inputs leave the queue
+                if not job.finished:
+                    job.error = PoolError("the batch was interrupted")
+                self._drop(job)
         if job.error is not None:
             raise job.error
         return _gather(job.results)
@@ -269,7 +273,13 @@ class BoardPool:
                     break
                 self._cond.notify_all()
             if report:
-                job.on_result(j, board.name)
+                try:
+                    job.on_result(j, board.name)
+                except BaseException as e:       # noqa: B902 (the caller's callback: its error ends the batch)
+                    with self._cond:
+                        if not job.finished:
+                            job.error = e
+                        self._cond.notify_all()
         self._close_session(board)
 
     # -- the end -----------------------------------------------------------------------------------------------
