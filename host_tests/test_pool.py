@@ -63,6 +63,11 @@ class FaultySession(Session):
 
 
 # -- the rules, on sim Sessions --------------------------------------------------------------------------------
+def test_the_package_exports_it():
+    import sps_pynq
+    assert sps_pynq.BoardPool is BoardPool
+
+
 def test_outputs_in_input_order_across_boards(program):
     x = batch(program, 11)
     seen = []

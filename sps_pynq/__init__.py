@@ -11,4 +11,7 @@ def __getattr__(name):
     if name == "Session":
         from .runtime.session import Session
         return Session
+    if name == "BoardPool":
+        from .runtime.pool import BoardPool
+        return BoardPool
     raise AttributeError(name)
