@@ -20,7 +20,9 @@ filter's entries, so the array waits for its busiest row (real masks), every row
 (R position streams instead of SPS's one broadcast stream), and each entry's index is read and decoded. Which
 published design each format is modelled after is in FORMAT_DESIGNS.
 
-Torch- and onnx-free (numpy and sps_pynq.hw only): `sps-pynq energy` runs it on the board.
+Torch- and onnx-free (numpy and sps_pynq.hw only): `sps-pynq estimate` and `sps-pynq energy` run it on the board.
+Only `format_work` / `formats_work` (the other formats) import the storage report and the compiler's quantizer,
+when called: a workstation job (`scripts/energy_report.py`).
 """
 from __future__ import annotations
 
