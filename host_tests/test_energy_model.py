@@ -231,3 +231,25 @@ def test_beside_a_measurement():
     none = em.beside_measurement(sim, prog, cycles_fn=fake)
     assert none["measured_over_modelled_dynamic"] is None and "no measured energy" in em.format_beside(none)
     assert none["measured_over_modelled_latency"] is None             # the latency of a CPU model, not the FPGA's
+
+
+def test_a_compiled_network_every_format_and_the_traffic_report(zoo_programs):
+    """mnist_cnn compiled PPS(8,4): the estimate's DDR bytes are the traffic report's, and every other format
+    runs from the BN-folded float weights the compiler lowers (names match the program's layers)."""
+    pytest.importorskip("torch")
+    from sps_pynq.analysis.traffic import network_traffic, totals
+    from sps_pynq.compiler import import_and_lower
+    program = zoo_programs.compile("mnist_cnn", pps="8x4", first_layer_dense=True)
+    fake = lambda d, hw: FakeCycles(total=5000, mac=100)       # noqa: E731
+    sps = em.estimate(program, cycles_fn=fake)
+    ev = sps.events
+    assert ev.ddr_read_bytes + ev.ddr_write_bytes == totals(network_traffic(program))["moved"]
+    _, floats, _ = import_and_lower("mnist_cnn", pps=None, first_layer_dense=True)
+    work = em.formats_work(program, {layer.name: layer.weights for layer in floats if layer.weights is not None})
+    assert set(work) == set(em.pruned_layers(program)) and len(work) >= 2
+    for name, (O, I, P, K) in em.pruned_layers(program).items():
+        assert work[name]["csr"].nonzeros <= round(O * I * K)          # magnitude-pruned to K of 9 (int8 zeros off)
+        assert work[name]["pattern_id"].entries.tolist() == [I * K] * O
+    for f in em.FORMATS:
+        est = em.estimate(program, f, cycles_fn=fake, work=work)
+        assert [l.name for l in est.layers] == [l.name for l in sps.layers]
