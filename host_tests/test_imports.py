@@ -7,12 +7,12 @@ PKG = Path(__file__).resolve().parents[1] / "sps_pynq"
 
 # Rank of each top-level part of the package: a module may import parts of its own rank or below.
 RANK = {
-    "errors": 0, "__version__": 0, "hw": 1,
+    "errors": 0, "__version__": 0, "progress": 0, "hw": 1,
     "program": 2, "model_file": 2, "reference": 2, "pps": 2,
     "native": 3,
     "backends": 4,
     "runtime": 5, "virtual_board": 5,
-    "analysis": 6, "compiler": 6, "prune": 6, "zoo": 6, "data": 6, "testing": 6,
+    "analysis": 6, "compiler": 6, "prune": 6, "zoo": 6, "data": 6, "testing": 6, "demo": 6,
     "commands": 7, "cli": 7, "__main__": 7, "__init__": 7,
 }
 

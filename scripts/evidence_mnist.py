@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from sps_pynq import data, zoo
+from sps_pynq.progress import progress
 from sps_pynq.prune import export_onnx, gradual_schedule, prune_pps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -82,19 +83,23 @@ def train(model, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: float, seed:
     total = epochs * -(-len(x) // batch)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
     steps = 0
-    for epoch in range(epochs):
-        for idx in batches(len(x), batch, gen):
-            loss = F.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            steps += 1
-            if state is not None:
-                state.step(opt)
-        if log_every is not None:
-            log_every(epoch)          # may evaluate the model: back to training mode after
-            model.train()
+    # a bar on stderr only when it is a terminal (sps_pynq.progress); the log lines stay as they are
+    with progress(total=total, desc="fine-tuning" if state is not None else "training", unit="step") as bar:
+        for epoch in range(epochs):
+            for idx in batches(len(x), batch, gen):
+                loss = F.cross_entropy(model(x[idx]), y[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+                steps += 1
+                if state is not None:
+                    state.step(opt)
+                bar.update(1)
+            bar.set_postfix_str(f"epoch {epoch + 1}/{epochs}, loss {loss.item():.3f}")
+            if log_every is not None:
+                log_every(epoch)          # may evaluate the model: back to training mode after
+                model.train()
     model.eval()
     return steps
 

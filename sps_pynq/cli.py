@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import pkgutil
 import sys
@@ -23,6 +24,8 @@ def _subcommands():
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sps-pynq", description="PPS-sparse CNNs on the SPS accelerator.")
     parser.add_argument("--version", action="version", version=f"sps-pynq {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log what the library does to stderr (-v: steps, -vv: details)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in _subcommands():
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
@@ -37,6 +40,9 @@ def main(argv=None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    if args.verbose:
+        logging.basicConfig(level=logging.DEBUG if args.verbose > 1 else logging.INFO, stream=sys.stderr,
+                            format="sps-pynq: %(name)s: %(message)s")
     try:
         return int(args._run(args) or 0)
     except SpsError as e:

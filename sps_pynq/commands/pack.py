@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import warnings
@@ -33,6 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-calib", type=int, default=32, help="synthetic calibration inputs (default 32)")
     p.add_argument("--seed", type=int, default=0, help="seed of synthetic calibration data and zoo weights")
     p.add_argument("--hw", choices=sorted(CONFIGS), default=DEFAULT_CONFIG, help="target hardware configuration")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON document (what was written, or with --explain the explanation) instead of "
+                        "the text; warnings go into it too")
 
 
 def run(args) -> int:
@@ -57,7 +61,11 @@ def run(args) -> int:
     if args.explain:
         from ..compiler.explain import explain
         result = explain(model, options)
-        print(result.text())
+        if args.json:
+            import dataclasses
+            print(json.dumps({**dataclasses.asdict(result), "packs": result.packs}, indent=1))
+        else:
+            print(result.text())
         return 0 if result.packs else 2
     if args.output is None:
         raise CompileError("give the .spsmodel to write with -o/--output (or --explain to only check the model)")
@@ -66,11 +74,19 @@ def run(args) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         program = pack(model, args.output, options)
+    sparse, dense = program.conv_macs()
+    seconds = time.perf_counter() - t0
+    if args.json:
+        print(json.dumps({"output": args.output, "source": program.metadata.get("source"), "hw": program.hw.name,
+                          "pps": program.metadata.get("pps"), "layers": program.num_layers,
+                          "image_bytes": len(program.image), "arena_bytes": program.arena_size,
+                          "macs": sparse, "dense_macs": dense, "seconds": round(seconds, 3),
+                          "calibration": program.metadata.get("calibration"),
+                          "warnings": [str(w.message) for w in caught]}, indent=1))
+        return 0
     for w in caught:
         print(f"sps-pynq pack: warning: {w.message}", file=sys.stderr)
-    sparse, dense = program.conv_macs()
     print(f"{args.output}: {program.num_layers} layers, {program.metadata.get('pps')} for {program.hw.name}, "
           f"image {len(program.image)} bytes, arena {program.arena_size} bytes, "
-          f"{sparse / 1e6:.1f}M of {dense / 1e6:.1f}M MACs ({dense / max(sparse, 1):.2f}x fewer), "
-          f"{time.perf_counter() - t0:.1f} s")
+          f"{sparse / 1e6:.1f}M of {dense / 1e6:.1f}M MACs ({dense / max(sparse, 1):.2f}x fewer), {seconds:.1f} s")
     return 0

@@ -22,18 +22,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeat", type=int, default=1, help="run the input this many times, report the latency")
     p.add_argument("--seed", type=int, default=0, help="seed of the random input (default 0)")
     p.add_argument("--threads", type=int, default=0, help="with --backend sim: CPU threads (default: all)")
+    p.add_argument("--json", action="store_true", help="print one JSON document (outputs, latency, counters) "
+                   "instead of the text")
 
 
-def _load_input(args, session):
+def _load_input(args, session, say):
     import numpy as np
     if args.input is None:
         shape = session.inputs[0].shape
         x = np.random.default_rng(args.seed).standard_normal((1,) + shape).astype(np.float32)
-        print(f"input: no --input given, using a seeded random N(0,1) input of shape {x.shape} (seed {args.seed})")
-        return x
+        say(f"input: no --input given, using a seeded random N(0,1) input of shape {x.shape} (seed {args.seed})")
+        return x, {"random": True, "seed": args.seed, "shape": list(x.shape), "dtype": str(x.dtype)}
     x = read_npy(args.input, session.inputs[0].shape)
-    print(f"input: {args.input} {x.dtype} {x.shape}")
-    return x
+    say(f"input: {args.input} {x.dtype} {x.shape}")
+    return x, {"file": args.input, "shape": list(x.shape), "dtype": str(x.dtype)}
 
 
 def read_npy(path: str, sample_shape: tuple):
@@ -105,6 +107,7 @@ def read_npy(path: str, sample_shape: tuple):
 
 
 def run(args) -> int:
+    import json
     import numpy as np
     from ..errors import InputError
     from ..runtime.session import Session
@@ -113,9 +116,12 @@ def run(args) -> int:
     if args.threads < 0:
         raise InputError(f"--threads {args.threads}: give a number of CPU threads, or 0 for all")
     options = {"threads": args.threads} if args.backend == "sim" else {}     # a sim-only option
+    say = (lambda text: None) if args.json else print
+    doc = {"model": args.model}
     with Session(args.model, backend=args.backend, **options) as s:
-        print(f"backend: {s.backend.name} ({s.chosen_backend_reason})")
-        x = _load_input(args, s)
+        say(f"backend: {s.backend.name} ({s.chosen_backend_reason})")
+        doc.update(backend=s.backend.name, backend_reason=s.chosen_backend_reason)
+        x, doc["input"] = _load_input(args, s, say)
         raw = x.dtype == np.int8
         per_sample, walls = [], []
         for _ in range(args.repeat):
@@ -132,20 +138,34 @@ def run(args) -> int:
         probs = any(step.get("op") == "softmax" for step in s.program.host_steps)
         kind = "int8 scores" if raw else ("probabilities" if probs else "scores (the model has no softmax)")
         flat = np.asarray(y).reshape(len(y), -1)
+        names = s.classes if s.classes and len(s.classes) == flat.shape[1] else None
+        doc["outputs"] = {"kind": kind, "samples": []}
         for n, row in enumerate(flat):
             top = np.argsort(-row.astype(np.float64), kind="stable")[:args.top]
-            text = ", ".join(f"{int(c)}: {row[c]:.4f}" if not raw else f"{int(c)}: {int(row[c])}" for c in top)
-            print(f"sample {n}: top {len(top)} classes ({kind}): {text}")
+            label = [f"{int(c)}" + (f" {names[c]!r}" if names and names[c] != str(int(c)) else "") for c in top]
+            text = ", ".join(f"{lab}: {row[c]:.4f}" if not raw else f"{lab}: {int(row[c])}"
+                             for lab, c in zip(label, top))
+            say(f"sample {n}: top {len(top)} classes ({kind}): {text}")
+            doc["outputs"]["samples"].append([{"class": int(c), **({"name": names[c]} if names else {}),
+                                               "value": int(row[c]) if raw else float(row[c])} for c in top])
         st = s.stats()
         ms = np.array(per_sample) * 1e3
-        print(f"latency: {np.median(ms):.3f} ms median per sample (min {ms.min():.3f}, max {ms.max():.3f}) over "
-              f"{len(ms)} runs on {s.backend.name}; whole call incl. host steps {np.median(walls) * 1e3:.3f} ms")
+        say(f"latency: {np.median(ms):.3f} ms median per sample (min {ms.min():.3f}, max {ms.max():.3f}) over "
+            f"{len(ms)} runs on {s.backend.name}; whole call incl. host steps {np.median(walls) * 1e3:.3f} ms")
+        doc["latency_ms"] = {"median": float(np.median(ms)), "min": float(ms.min()), "max": float(ms.max()),
+                             "runs": int(len(ms)), "whole_call_median": float(np.median(walls) * 1e3)}
         if st.get("cycles"):
-            print(f"core clock cycles (last run): {st['cycles']:,}, MAC-active {st.get('mac_cycles', 0):,}, "
-                  f"memory stalls {st.get('stall_cycles', 0):,}")
+            say(f"core clock cycles (last run): {st['cycles']:,}, MAC-active {st.get('mac_cycles', 0):,}, "
+                f"memory stalls {st.get('stall_cycles', 0):,}")
             if st.modelled:
-                print(f"  note: {st.note}")      # modelled counters, not measurements: say so
+                say(f"  note: {st.note}")      # modelled counters, not measurements: say so
+            doc["counters"] = {"cycles": st["cycles"], "mac_cycles": st.get("mac_cycles", 0),
+                               "stall_cycles": st.get("stall_cycles", 0), "modelled": bool(st.modelled),
+                               "note": st.note}
         if st.get("macs"):
-            print(f"MACs per sample: {st['macs']:,} nonzero of {st['dense_macs']:,} dense-equivalent "
-                  f"({st['dense_macs'] / st['macs']:.2f}x fewer)")
+            say(f"MACs per sample: {st['macs']:,} nonzero of {st['dense_macs']:,} dense-equivalent "
+                f"({st['dense_macs'] / st['macs']:.2f}x fewer)")
+            doc["macs"] = {"nonzero": st["macs"], "dense": st["dense_macs"]}
+    if args.json:
+        print(json.dumps(doc, indent=1))
     return 0

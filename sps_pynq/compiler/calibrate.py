@@ -12,6 +12,7 @@ from typing import Dict, List
 import numpy as np
 
 from ..errors import CompileError
+from ..progress import progress
 from .ir import Graph, export_onnx
 
 BATCH = 8   # calibration inputs per onnxruntime call
@@ -74,7 +75,7 @@ def tensor_ranges(g: Graph, tensors: List[str], inputs: np.ndarray) -> Dict[str,
     ranges = {t: 0.0 for t in tensors}
     in_name = g.inputs[0]
     ranges[in_name] = float(np.abs(inputs).max())
-    for start in range(0, len(inputs), BATCH):
+    for start in progress(range(0, len(inputs), BATCH), desc="calibration", unit="batch"):
         outs = sess.run(wanted, {in_name: inputs[start:start + BATCH]})
         for t, v in zip(wanted, outs):
             if not np.all(np.isfinite(v)):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import importlib.machinery
 import importlib.util
+import logging
 import os
 import platform
 import shutil
@@ -22,6 +23,7 @@ from pathlib import Path
 from ..errors import BackendError
 
 HERE = Path(__file__).resolve().parent
+log = logging.getLogger(__name__)
 SOURCES = ["golden.c", "pool.c"]
 HEADERS = ["golden.h", "pool.h", "sps_hw.h"]
 
@@ -108,8 +110,7 @@ def build(verbose: bool = False, flags=None):
         try:
             built = _compile(name, flags, work)
             os.replace(built, target)
-            if verbose:
-                print(f"built {target} with {' '.join(flags)}")
+            log.log(logging.INFO if verbose else logging.DEBUG, "built %s with %s", target, " ".join(flags))
             return _load(name, target)
         except ModuleNotFoundError as e:      # Python >= 3.12 has no distutils: cffi compiles through setuptools
             raise BackendError(f"cannot compile the C golden model: {e}. cffi needs setuptools to run the C "
@@ -127,5 +128,6 @@ def build(verbose: bool = False, flags=None):
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     mod = build(verbose=True)
     print(f"golden model ready, {mod.lib.sps_golden_threads()} threads")
