@@ -97,6 +97,12 @@ class Sampler:
         cols = np.asarray(self.rows, dtype=np.float64).T
         return {n: time_average(self.times, cols[j]) for j, n in enumerate(self.sensors)}
 
+    def series(self) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
+        """(sample times in seconds from the first sample, {sensor: watts}) of the last start()..stop()."""
+        t = np.asarray(self.times, dtype=np.float64)
+        cols = np.asarray(self.rows, dtype=np.float64).reshape(len(t), len(self.sensors)).T
+        return t - (t[0] if t.size else 0.0), {n: cols[j] for j, n in enumerate(self.sensors)}
+
 
 class DataRecorderSampler:
     """The same, through pynq.DataRecorder (pandas), as PYNQ's own notebooks measure power."""
@@ -117,6 +123,12 @@ class DataRecorderSampler:
         frame = self.recorder.frame
         times = (frame.index - frame.index[0]).total_seconds().to_numpy() if len(frame) else []
         return {n: time_average(times, frame[s.name].to_numpy()) for n, s in self.sensors.items()}
+
+    def series(self) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
+        """(sample times in seconds from the first sample, {sensor: watts}) of the DataRecorder's frame."""
+        frame = self.recorder.frame
+        times = (frame.index - frame.index[0]).total_seconds().to_numpy() if len(frame) else np.zeros(0)
+        return np.asarray(times, np.float64), {n: frame[s.name].to_numpy(np.float64) for n, s in self.sensors.items()}
 
 
 def board_rails(rail_names: "Sequence[str] | str | None" = None, remote: bool = False
@@ -162,6 +174,22 @@ def make_sampler(sensors: Dict[str, object], interval: float = SAMPLE_INTERVAL_S
 
 
 # -- a measurement ------------------------------------------------------------------------------------------------
+MAX_TRACE_POINTS = 5000          # inferences kept in a trace (evenly spaced) when a run has more
+
+
+@dataclass
+class PowerTrace:
+    """What a measurement saw over time, in seconds from its start: the power samples (summed over the rails, empty
+    without rails), the idle and active windows, and when each inference ended with its latency."""
+    rails: List[str]
+    times_s: List[float] = field(default_factory=list)
+    power_w: List[float] = field(default_factory=list)         # sum over `rails` per sample
+    idle_s: Optional[Tuple[float, float]] = None               # the idle window (only measured with rails)
+    active_s: Tuple[float, float] = (0.0, 0.0)                 # the window of the counted inferences
+    inference_end_s: List[float] = field(default_factory=list)
+    latency_s: List[float] = field(default_factory=list)
+
+
 @dataclass
 class EnergyResult:
     name: str
@@ -181,9 +209,13 @@ class EnergyResult:
     power_unavailable: str = ""                           # why there are no power numbers
     note: str = ""                                        # what the latency includes, when it is not the FPGA's
     register_accesses_per_inference: Optional[float] = None   # board: 1 START write + CTRL reads, mean
+    trace: Optional[PowerTrace] = None                    # over time, for plot_trace (not in to_dict by default)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def to_dict(self, trace: bool = False) -> dict:
+        out = asdict(self)
+        if not trace:
+            out.pop("trace")
+        return out
 
 
 def measure(name: str, run_once: Callable[[], None], seconds: float, sensors: Dict[str, object],
@@ -194,22 +226,32 @@ def measure(name: str, run_once: Callable[[], None], seconds: float, sensors: Di
     extra = extra or {}
     every = {**sensors, **extra}
     idle = {}
+    origin = clock()
+    phases = []                                  # (start in seconds from origin, the phase's sampler)
+    idle_window = None
     if every:
         sampler = sampler_factory(every).start()
+        start = clock() - origin
         time.sleep(seconds)
         idle = sampler.stop()
+        idle_window = (start, clock() - origin)
+        phases.append((start, sampler))
     run_once()                                   # warm-up: caches, first-touch page faults, lazy builds
-    latencies = []
+    latencies, ends = [], []
     sampler = sampler_factory(every).start() if every else None
     t0 = clock()
     while True:
         t = clock()
         run_once()
-        latencies.append(clock() - t)
-        if clock() - t0 >= seconds and len(latencies) >= min_inferences:
+        now = clock()
+        latencies.append(now - t)
+        ends.append(now - origin)
+        if now - t0 >= seconds and len(latencies) >= min_inferences:
             break
     wall = clock() - t0
     active = sampler.stop() if sampler else {}
+    if sampler is not None:
+        phases.append((t0 - origin, sampler))
     lat = latency_summary(latencies)
     result = EnergyResult(name=name, inferences=len(latencies), wall_s=wall, throughput_per_s=len(latencies) / wall,
                           rails=list(sensors), power_unavailable="" if sensors else
@@ -224,7 +266,60 @@ def measure(name: str, run_once: Callable[[], None], seconds: float, sensors: Di
             dyn, jpi = energy_per_inference(active[n], idle[n], wall, len(latencies))
             result.board_input = {"rail": n, "idle_w": idle[n], "active_w": active[n], "dynamic_w": dyn,
                                   "joules_per_inference": jpi}
+    result.trace = _trace(list(sensors), phases, idle_window, (t0 - origin, t0 - origin + wall), ends, latencies)
     return result
+
+
+def _trace(rails, phases, idle_window, active_window, ends, latencies) -> PowerTrace:
+    times, power = [], []
+    for start, sampler in phases:
+        series = getattr(sampler, "series", None)       # a sampler given by a caller may not record one
+        if series is None or not rails:
+            continue
+        t, values = series()
+        if len(t):
+            times += (start + t).tolist()
+            power += np.sum([values[n] for n in rails], axis=0).tolist()
+    keep = np.unique(np.linspace(0, len(ends) - 1, min(len(ends), MAX_TRACE_POINTS)).astype(int))
+    return PowerTrace(rails=rails, times_s=times, power_w=power, idle_s=idle_window, active_s=active_window,
+                      inference_end_s=[ends[k] for k in keep], latency_s=[latencies[k] for k in keep])
+
+
+def plot_trace(results: Sequence[EnergyResult], axes=None):
+    """One panel per result: the power over time (summed rails) with the idle and active windows shaded and the
+    two averages drawn; without rails, each inference's latency over the active window and why there is no
+    power. Returns the matplotlib figure (matplotlib is imported here only)."""
+    import matplotlib.pyplot as plt
+    results = list(results)
+    if axes is None:
+        fig, axes = plt.subplots(len(results), 1, figsize=(8, 2.6 * len(results)), squeeze=False)
+        axes = axes[:, 0]
+    fig = axes[0].figure
+    for r, ax in zip(results, axes):
+        tr = r.trace or PowerTrace(rails=r.rails)
+        if tr.idle_s is not None:
+            ax.axvspan(*tr.idle_s, color="0.6", alpha=0.25, linewidth=0, label="idle (model loaded, nothing runs)")
+        ax.axvspan(*tr.active_s, color="tab:orange", alpha=0.18, linewidth=0,
+                   label=f"active ({r.inferences} inferences)")
+        if tr.power_w:
+            ax.plot(tr.times_s, tr.power_w, color="tab:blue", linewidth=1, label=f"{'+'.join(tr.rails)} power")
+            if tr.idle_s is not None and r.idle_w is not None:
+                ax.hlines(r.idle_w, *tr.idle_s, colors="0.3", linestyles="--", label=f"idle {r.idle_w:.3f} W")
+            if r.active_w is not None:
+                ax.hlines(r.active_w, *tr.active_s, colors="tab:red", linestyles="--",
+                          label=f"active {r.active_w:.3f} W -> {r.joules_per_inference * 1e3:.4f} mJ/inference")
+            ax.set_ylabel("power (W)")
+        else:
+            ax.plot(tr.inference_end_s, np.asarray(tr.latency_s) * 1e3, ".", markersize=2, color="tab:blue",
+                    label="latency of each inference")
+            ax.set_ylabel("latency (ms)")
+            ax.text(0.01, 0.95, f"power unavailable: {r.power_unavailable}", transform=ax.transAxes, fontsize=7,
+                    va="top", wrap=True)
+        ax.set_title(r.name, fontsize=9)
+        ax.set_xlabel("time (s)")
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
 
 
 def session_runner(session, polls: Optional[List[int]] = None) -> Callable[[], None]:
