@@ -65,3 +65,27 @@ def test_plot_trace_draws_windows_power_and_says_when_there_is_none():
     assert any("power unavailable: the virtual board" in t.get_text() for t in bottom.texts)
     import matplotlib.pyplot as plt
     plt.close(fig)
+
+
+class PynqLikeRail(PhaseRail):
+    """What pynq.DataRecorder reads: get_value(parents) and parents, as pynq.pmbus.Sensor has."""
+    parents = ()
+
+    def get_value(self, parents=None):
+        return self.value
+
+
+def test_trace_through_pynq_datarecorder():
+    pytest.importorskip("pandas")
+    pytest.importorskip("pynq")
+    from sps_pynq.analysis import energy
+    state = {"running": False}
+
+    def run_once():
+        state["running"] = True
+    r = measure("m", run_once, 0.1, {"INT": PynqLikeRail("INT_power", 2.0, 2.75, state)},
+                sampler_factory=lambda s: energy.DataRecorderSampler(s, 0.01))
+    t, p = np.array(r.trace.times_s), np.array(r.trace.power_w)
+    (i0, i1), (a0, a1) = r.trace.idle_s, r.trace.active_s
+    assert len(t) > 5 and np.all(np.diff(t) >= 0) and t[0] >= i0 - 0.05 and t[-1] <= a1 + 0.05
+    assert set(p[t < i1 - 0.005]) == {2.0} and set(p[t > a0 + 0.005]) == {2.75}

@@ -83,6 +83,7 @@ class Sampler:
 
     def start(self) -> "Sampler":
         self.times, self.rows = [], []
+        self._t0 = time.perf_counter()
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="power-sampler")
         self._thread.start()
@@ -98,10 +99,10 @@ class Sampler:
         return {n: time_average(self.times, cols[j]) for j, n in enumerate(self.sensors)}
 
     def series(self) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
-        """(sample times in seconds from the first sample, {sensor: watts}) of the last start()..stop()."""
+        """(sample times in seconds from the start() call, {sensor: watts}) of the last start()..stop()."""
         t = np.asarray(self.times, dtype=np.float64)
         cols = np.asarray(self.rows, dtype=np.float64).reshape(len(t), len(self.sensors)).T
-        return t - (t[0] if t.size else 0.0), {n: cols[j] for j, n in enumerate(self.sensors)}
+        return t - self._t0, {n: cols[j] for j, n in enumerate(self.sensors)}
 
 
 class DataRecorderSampler:
@@ -114,7 +115,9 @@ class DataRecorderSampler:
         self.recorder = DataRecorder(*sensors.values())
 
     def start(self) -> "DataRecorderSampler":
+        import pandas as pd
         self.recorder.reset()
+        self._t0 = pd.Timestamp.now()          # the clock DataRecorder stamps its rows with
         self.recorder.record(self.interval)
         return self
 
@@ -125,9 +128,9 @@ class DataRecorderSampler:
         return {n: time_average(times, frame[s.name].to_numpy()) for n, s in self.sensors.items()}
 
     def series(self) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
-        """(sample times in seconds from the first sample, {sensor: watts}) of the DataRecorder's frame."""
+        """(sample times in seconds from the start() call, {sensor: watts}) of the DataRecorder's frame."""
         frame = self.recorder.frame
-        times = (frame.index - frame.index[0]).total_seconds().to_numpy() if len(frame) else np.zeros(0)
+        times = (frame.index - self._t0).total_seconds().to_numpy() if len(frame) else np.zeros(0)
         return np.asarray(times, np.float64), {n: frame[s.name].to_numpy(np.float64) for n, s in self.sensors.items()}
 
 
@@ -230,15 +233,19 @@ def measure(name: str, run_once: Callable[[], None], seconds: float, sensors: Di
     phases = []                                  # (start in seconds from origin, the phase's sampler)
     idle_window = None
     if every:
-        sampler = sampler_factory(every).start()
-        start = clock() - origin
+        sampler = sampler_factory(every)
+        start = clock() - origin                 # series() counts from start(): both phases on one timeline
+        sampler.start()
         time.sleep(seconds)
         idle = sampler.stop()
         idle_window = (start, clock() - origin)
         phases.append((start, sampler))
     run_once()                                   # warm-up: caches, first-touch page faults, lazy builds
     latencies, ends = [], []
-    sampler = sampler_factory(every).start() if every else None
+    sampler = sampler_factory(every) if every else None
+    active_start = clock() - origin
+    if sampler is not None:
+        sampler.start()
     t0 = clock()
     while True:
         t = clock()
@@ -251,7 +258,7 @@ def measure(name: str, run_once: Callable[[], None], seconds: float, sensors: Di
     wall = clock() - t0
     active = sampler.stop() if sampler else {}
     if sampler is not None:
-        phases.append((t0 - origin, sampler))
+        phases.append((active_start, sampler))
     lat = latency_summary(latencies)
     result = EnergyResult(name=name, inferences=len(latencies), wall_s=wall, throughput_per_s=len(latencies) / wall,
                           rails=list(sensors), power_unavailable="" if sensors else
