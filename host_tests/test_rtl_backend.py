@@ -34,6 +34,12 @@ def test_rtl_matches_sim_on_a_small_network():
     assert len(stats["layers"]) == program.num_layers
     assert sum(layer["cycles"] for layer in stats["layers"]) <= stats["cycles"]
     assert stats["bytes_written"] >= program.outputs[0].nbytes
+    # MAC efficiency: nonzero MACs over the array's MAC slots (cycles x R x C), per layer and for the run
+    slots = hw.rows * hw.cols
+    assert stats["mac_efficiency"] == pytest.approx(stats["macs"] / (stats["cycles"] * slots))
+    for layer in stats["layers"]:
+        assert layer["mac_efficiency"] == pytest.approx(layer["macs"] / (layer["cycles"] * slots))
+    assert any(layer["mac_efficiency"] > 0 for layer in stats["layers"])
 
 
 def test_missing_verilator_is_a_backend_error(monkeypatch):

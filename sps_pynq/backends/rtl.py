@@ -127,9 +127,9 @@ class RtlBackend(HostArenaBackend):
         self._need()
         r = self._last
         records = r.get("layer_stats", [])
-        layers = with_records(program_layers(self.program), records)[:len(records)]
+        layers = with_records(program_layers(self.program), records, self.program.hw)[:len(records)]
         return program_stats(
-            self.name, layers, seconds=r.get("seconds", 0.0), cycles=r.get("cycles", 0),
+            self.name, layers, self.program.hw, seconds=r.get("seconds", 0.0), cycles=r.get("cycles", 0),
             mac_cycles=r.get("mac_cycles", 0), stall_cycles=r.get("stall_cycles", 0),
             bytes_read=r.get("bytes_rd", 0), bytes_written=r.get("bytes_wr", 0),
             note="cycles are clock cycles of the simulated core; seconds are host wall time of the simulation")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, Dict, List, Optional
 
+from ..hw.config import HwConfig
 from ..hw.descriptor import Descriptor
 from ..hw.traffic import BYTE_KINDS, layer_traffic
 from ..program import Program
@@ -56,6 +57,7 @@ class LayerStats(_ReadsLikeADict):
     mac_cycles: Optional[int] = None            # cycles in which the array accumulated
     stall_cycles: Optional[int] = None          # cycles waiting for memory
     utilization: Optional[float] = None         # mac_cycles / cycles
+    mac_efficiency: Optional[float] = None      # macs / (cycles x R x C): the array's MAC slots doing needed work
 
 
 @dataclass
@@ -72,6 +74,7 @@ class Stats(_ReadsLikeADict):
     stall_cycles: Optional[int] = None
     bytes_read: Optional[int] = None
     bytes_written: Optional[int] = None
+    mac_efficiency: Optional[float] = None      # macs / (cycles x R x C) over the run (rtl, board)
     modelled: bool = False                      # the counters come from a model (virtual board), not a core
     note: str = ""                              # what the numbers are, in words
     extra: Dict[str, Any] = field(default_factory=dict)   # backend specific: threads, device, polls, ...
@@ -89,17 +92,27 @@ def program_layers(program: Program) -> List[LayerStats]:
             for j, (info, d) in enumerate(zip(program.layers, descs))]
 
 
-def program_stats(backend: str, layers: List[LayerStats], **counters) -> Stats:
-    """A Stats whose totals (MACs, bytes per kind) are summed over `layers`; `counters` fill the other fields."""
+def _efficiency(macs: int, cycles: Optional[int], hw: Optional[HwConfig]) -> Optional[float]:
+    """Nonzero MACs / (cycles x R x C): idle rows and columns, bank conflicts and loads all lower it."""
+    if hw is None or cycles is None:
+        return None
+    return macs / (cycles * hw.rows * hw.cols) if cycles else 0.0
+
+
+def program_stats(backend: str, layers: List[LayerStats], hw: Optional[HwConfig] = None, **counters) -> Stats:
+    """A Stats whose totals (MACs, bytes per kind) are summed over `layers`; `counters` fill the other fields
+    (with `hw` and the counters' cycles, the run's MAC efficiency too)."""
     macs = sum(layer.macs for layer in layers)
     dense = sum(layer.dense_macs for layer in layers)
     totals = {k: sum(layer.bytes.get(k, 0) for layer in layers) for k in BYTE_KINDS}
     return Stats(backend=backend, layers=layers, macs=macs, dense_macs=dense,
-                 mac_reduction=dense / macs if macs else 1.0, bytes=totals, **counters)
+                 mac_reduction=dense / macs if macs else 1.0, bytes=totals,
+                 mac_efficiency=_efficiency(macs, counters.get("cycles"), hw), **counters)
 
 
-def with_records(layers: List[LayerStats], records: List[dict]) -> List[LayerStats]:
-    """`layers` with the cycle counters of the core's per-layer statistics records filled in."""
+def with_records(layers: List[LayerStats], records: List[dict], hw: Optional[HwConfig] = None) -> List[LayerStats]:
+    """`layers` with the cycle counters of the core's per-layer statistics records filled in (and, given the
+    core's `hw`, each layer's MAC efficiency)."""
     out = []
     for j, layer in enumerate(layers):
         rec = records[j] if j < len(records) else {}
@@ -107,5 +120,6 @@ def with_records(layers: List[LayerStats], records: List[dict]) -> List[LayerSta
         mac = rec.get("mac_cycles")
         out.append(LayerStats(**{**{f.name: getattr(layer, f.name) for f in fields(layer)},
                                  "cycles": cycles, "mac_cycles": mac, "stall_cycles": rec.get("stall_cycles"),
-                                 "utilization": (mac / cycles if cycles else 0.0) if cycles is not None else None}))
+                                 "utilization": (mac / cycles if cycles else 0.0) if cycles is not None else None,
+                                 "mac_efficiency": _efficiency(layer.macs, cycles, hw)}))
     return out

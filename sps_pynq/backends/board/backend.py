@@ -385,7 +385,7 @@ class BoardBackend(Backend):
         except Exception as e:
             raise self._device_failure("reading the statistics", e) from e
         records = parse_stats_records(np.array(self.buffer[lo:hi]), p.num_layers)
-        layers = with_records(program_layers(p), records)
+        layers = with_records(program_layers(p), records, p.hw)
         extra = {"device": getattr(self.device, "name", str(self.device)), "overlay": str(self.overlay_path),
                  "virtual": self.virtual, "clock_mhz": self._clock_mhz, "clock_source": self._clock_source,
                  "waiting": self.interrupt_note,
@@ -395,7 +395,7 @@ class BoardBackend(Backend):
             extra["core_seconds_from_cycles"] = counters["cycles"] / (self._clock_mhz * 1e6)
         note = ("virtual board: cycle and byte counters are the virtual core's model of the SPS dataflow, not "
                 "measurements") if self.virtual else "cycles and bytes are the core's own counters"
-        return program_stats(self.name, layers, seconds=self._last.get("seconds", 0.0), modelled=self.virtual,
+        return program_stats(self.name, layers, p.hw, seconds=self._last.get("seconds", 0.0), modelled=self.virtual,
                              note=note, extra=extra, **counters)
 
     def close(self) -> None:
