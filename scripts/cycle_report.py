@@ -271,8 +271,10 @@ def network_report(args) -> int:
         name = _base_name(program.layers[j].name)
         r = rows.setdefault(name, dict(op=d.op.name.lower(), kernel=f"{d.kh}x{d.kw}/{d.stride_h}", bands=0,
                                        groups=mb.groups, cycles=0, board=0, ideal=0, macs=0, ddr=0, rtl=0,
+                                       rows_read=0, map_rows=d.in_map_h or d.in_h,
                                        pps=d.op == Op.CONV and d.pps))
         r["bands"] += 1
+        r["rows_read"] += d.in_h if d.in_h < r["map_rows"] else 0     # row bands (channel bands re-read nothing)
         r["cycles"] += mb.total
         r["board"] += mo.total
         r["ideal"] += cycle_model.ideal_cycles(d, hw)
@@ -286,7 +288,7 @@ def network_report(args) -> int:
     print("cycles are MODELLED (sps_pynq/hw/cycles.py): 'cycles' with the rtl testbench's memory, 'board' with the "
           f"board's DDR read latency assumed ({cycle_model.ZCU104_DDR.name})")
     head = (f"{'layer':<32} {'op':<7} {'kernel':<6} {'bands':>5} {'groups':>6} {'cycles':>10} {'board':>10} "
-            f"{'ideal':>10} {'util':>6} {'mac eff':>7} {'DDR KB':>8}")
+            f"{'ideal':>10} {'util':>6} {'mac eff':>7} {'DDR KB':>8} {'halo':>5}")
     if measured:
         head += f" {'rtl':>10} {'err':>7}"
     print(head)
@@ -294,7 +296,8 @@ def network_report(args) -> int:
         util = r["ideal"] / r["cycles"] if r["cycles"] and r["ideal"] else 0.0
         eff = r["macs"] / (r["cycles"] * slots) if r["cycles"] else 0.0
         line = (f"{name[:32]:<32} {r['op']:<7} {r['kernel']:<6} {r['bands']:>5} {r['groups']:>6} {r['cycles']:>10} "
-                f"{r['board']:>10} {r['ideal']:>10} {util:>6.1%} {eff:>7.1%} {r['ddr'] / 1e3:>8.1f}")
+                f"{r['board']:>10} {r['ideal']:>10} {util:>6.1%} {eff:>7.1%} {r['ddr'] / 1e3:>8.1f} "
+                f"{max(0, r['rows_read'] - r['map_rows']) if r['rows_read'] else 0:>5}")
         if measured:
             line += f" {r['rtl']:>10} {r['cycles'] / r['rtl'] - 1:>+7.2%}"
         print(line)
