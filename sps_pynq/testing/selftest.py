@@ -218,7 +218,8 @@ class SelfTest:
         return PASS, "both bit-exact; the interrupt ended one wait, CTRL polls the other"
 
     def check_partial_syncs(self) -> str:
-        program = self._program(200)
+        program = random_packed_program(np.random.default_rng(self.seed * 1000 + 200), self.hw,
+                                        n_layers=self.layers, in_shape=(6, 12, 12))    # 864 input bytes
         t_in, t_out = program.inputs[0], program.outputs[0]
         rng = np.random.default_rng(200)
         x0 = _inputs(program, rng, 1)[0]
