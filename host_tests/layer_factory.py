@@ -11,5 +11,5 @@ installation); this module re-exports them so the tests and the cocotb testbench
 
 See sps_pynq/testing/layers.py for the options (op kinds, Descriptor field overrides).
 """
-from sps_pynq.testing.layers import (OP_KINDS, ArenaBuilder, in_bands, random_layer,  # noqa: F401
-                                     random_packed_program, random_program)
+from sps_pynq.testing.layers import (OP_KINDS, ArenaBuilder, as_program, in_bands, random_layer,  # noqa: F401
+                                     random_packed_program, random_program, side_by_side)

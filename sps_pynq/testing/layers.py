@@ -15,6 +15,7 @@ accumulator's spread onto the int8 range, so outputs are spread out and only par
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import List, Optional, Tuple
 
@@ -297,3 +298,38 @@ def random_packed_program(rng: np.random.Generator, hw: HwConfig, n_layers: int 
                    inputs=[TensorInfo("input", (c, h, w), 1.0 / 64, x.offset)],
                    outputs=[TensorInfo("output", out.shape, 0.05, out.offset)],
                    stats_offset=stats_offset, metadata={"source": "sps_pynq.testing.random_packed_program"})
+
+
+def side_by_side(layers: List[Tuple[np.ndarray, List[Descriptor]]]) -> Tuple[np.ndarray, List[Descriptor]]:
+    """Independent (arena, descriptors) pairs placed one after the other in one arena, their descriptors' offsets
+    moved along: one program that runs them all (e.g. one RTL simulation for many cases)."""
+    parts, descs, at = [], [], 0
+    for arena, ds in layers:
+        at = (at + ALIGN - 1) // ALIGN * ALIGN
+        parts.append((at, arena))
+        for d in ds:
+            d = dataclasses.replace(d)
+            for name in ("in_offset", "out_offset", "weight_offset", "param_offset", "in2_offset"):
+                setattr(d, name, getattr(d, name) + at)
+            descs.append(d)
+        at += arena.size
+    out = np.zeros((at + ALIGN - 1) // ALIGN * ALIGN, np.uint8)
+    for offset, arena in parts:
+        out[offset:offset + arena.size] = arena
+    return out, descs
+
+
+def as_program(arena: np.ndarray, descs: List[Descriptor], hw: HwConfig, names: Optional[List[str]] = None) -> Program:
+    """An arena and its descriptors as a Program (descriptors and a stats region appended), for the backends."""
+    prog_offset = (arena.size + ALIGN - 1) // ALIGN * ALIGN
+    stats_offset = prog_offset + len(descs) * DESC_BYTES
+    image = bytearray(stats_offset)
+    image[:arena.size] = arena.tobytes()
+    image[prog_offset:stats_offset] = pack_program(descs)
+    d0, dn = descs[0], descs[-1]
+    return Program(hw=hw, image=bytes(image), arena_size=stats_offset + len(descs) * STATS_RECORD_BYTES + ALIGN,
+                   prog_offset=prog_offset,
+                   layers=[LayerInfo((names or [])[j] if names else f"layer{j}", [], 0.05) for j in range(len(descs))],
+                   inputs=[TensorInfo("input", (d0.in_c, d0.in_h, d0.in_w), 1.0, d0.in_offset)],
+                   outputs=[TensorInfo("output", (dn.out_c, dn.out_h, dn.out_w), 1.0, dn.out_offset)],
+                   stats_offset=stats_offset, metadata={"source": "sps_pynq.testing.layers.as_program"})
