@@ -117,3 +117,43 @@ def test_rtl_against_sim():
     got = statuses(report)
     assert report.passed, report.table()
     assert got["counters vs ideal cycles"] == PASS and got["demo model"] == PASS
+
+
+class FakeBoard:
+    """The sim backend dressed as a board whose interrupt is wired (or not), for the interrupt check's verdicts:
+    a real board's interrupt cannot be reached from here (PYNQ's remote protocol has none)."""
+
+    def __init__(self, wired, interrupt_run_ends_by="interrupt", use_interrupt=True, **options):
+        from sps_pynq.backends.sim import SimBackend
+        self.sim = SimBackend()
+        self.device, self.overlay_path, self.virtual = "fake board", "fake.bit", False
+        self.interrupt_note = "interrupt" if use_interrupt and wired else "polling: the .hwh connects no interrupt"
+        self.ends_by = interrupt_run_ends_by if self.interrupt_note == "interrupt" else "poll"
+
+    def __getattr__(self, name):
+        return getattr(self.sim, name)
+
+    def run(self):
+        self.sim.run()
+        return {"wait": self.ends_by, "polls": 1}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.sim.close()
+
+
+@pytest.mark.parametrize("wired, ends_by, verdict", [(True, "interrupt", PASS), (False, None, SKIP),
+                                                     (True, "poll", FAIL)])
+def test_interrupt_check_verdicts(monkeypatch, wired, ends_by, verdict):
+    from sps_pynq.testing import selftest
+    test = SelfTest("board")
+    monkeypatch.setattr(test, "_backend", lambda **extra: FakeBoard(wired, ends_by, **extra))
+    try:
+        status, detail = test.check_interrupt_vs_polling()
+    except selftest._Failed as e:
+        status, detail = FAIL, str(e)
+    assert status == verdict, detail
+    if verdict == FAIL:
+        assert "the interrupt is connected, but the run's end was seen by 'poll'" in detail
