@@ -1,13 +1,10 @@
 """The cycle model (sps_pynq/hw/cycles.py): its arithmetic on hand-computed cases, and agreement with the RTL's
 own per-layer counters on random layers (MAC-issue cycles exact, totals within a few per cent)."""
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hw_src" / "tb"))
-import rtl_build  # noqa: E402
+from sps_pynq.backends import rtl_build  # noqa: E402
 import layer_factory as lf  # noqa: E402
 from sps_pynq.hw import cycles  # noqa: E402
 from sps_pynq.hw.config import get_config  # noqa: E402

@@ -1,13 +1,10 @@
 """The `rtl` backend: Session(program, backend="rtl") runs the SystemVerilog core (Verilator + cocotb) and
 matches the `sim` backend (C golden model) bit for bit, with the core's own cycle counters in stats()."""
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hw_src" / "tb"))
-import rtl_build  # noqa: E402
+from sps_pynq.backends import rtl_build  # noqa: E402
 import layer_factory as lf  # noqa: E402
 from sps_pynq.errors import BackendError, DeviceTimeoutError  # noqa: E402
 from sps_pynq.hw.config import get_config  # noqa: E402

@@ -5,13 +5,10 @@ The small configuration (2 x 4, 64-bit AXI) runs every test; the default zcu104 
 128-bit AXI) runs the registers, a few small layers and the dense weight prefetch. Each configuration is built
 once, in build/rtl/.
 """
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hw_src" / "tb"))
-import rtl_build  # noqa: E402
+from sps_pynq.backends import rtl_build  # noqa: E402
 from sps_pynq.hw.config import get_config  # noqa: E402
 
 pytestmark = pytest.mark.skipif(rtl_build.setup_verilator() is None, reason="verilator not installed")

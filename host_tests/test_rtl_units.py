@@ -1,11 +1,8 @@
 """Unit tests of the RTL datapath blocks (requantizer, indexing unit, PE array), cocotb on Verilator."""
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hw_src" / "tb"))
-import rtl_build  # noqa: E402
+from sps_pynq.backends import rtl_build  # noqa: E402
 
 pytestmark = pytest.mark.skipif(rtl_build.setup_verilator() is None, reason="verilator not installed")
 

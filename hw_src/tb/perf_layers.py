@@ -2,7 +2,7 @@
 summed over row groups), each checked bit-exact against sps_pynq.reference.
 
     SPS_HW=zcu104 python hw_src/tb/rtl_build.py zcu104 perf_layers
-CASES (environment, a Python literal: a list of layer_factory.random_layer keyword dicts, e.g.
+CASES (environment, a Python literal: a list of sps_pynq.testing.layers.random_layer keyword dicts, e.g.
 `[{"op": "dense", "in_c": 8}]`) overrides the default cases.
 """
 import ast
@@ -10,7 +10,7 @@ import math
 import os
 import cocotb
 import numpy as np
-import layer_factory as lf
+from sps_pynq.testing import layers as lf
 from sps_pynq import reference
 from sps_pynq.hw import layout
 from sps_pynq.hw.config import get_config

