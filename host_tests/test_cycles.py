@@ -1,6 +1,8 @@
 """The cycle model (sps_pynq/hw/cycles.py): its arithmetic on hand-computed cases, and agreement with the RTL's
 own per-layer counters on random layers (MAC-issue cycles exact, totals within a few per cent)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -106,3 +108,22 @@ def test_model_follows_the_rtl_counters():
         assert model.mac == m["mac_cycles"], what
         err = model.total / m["cycles"] - 1
         assert abs(err) <= (0.05 if m["cycles"] >= 1000 else 0.15), f"{what}: model {model.total}, rtl {m['cycles']}"
+
+
+def test_cycle_report_network_mode_totals_the_model():
+    """scripts/cycle_report.py --network on the shipped demo model: every layer, labelled modelled, and the total
+    is the cycle model's sum over the descriptors (board DDR latency assumed)."""
+    import subprocess
+    import sys
+    from sps_pynq import model_file
+    root = Path(__file__).resolve().parents[1]
+    demo = root / "sps_pynq" / "demo" / "mnist_pps84.spsmodel"
+    proc = subprocess.run([sys.executable, str(root / "scripts" / "cycle_report.py"), "--network", str(demo),
+                           "--clock", "100"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    program = model_file.load(demo)
+    total = sum(c.total for c in cycles.program_cycles(program, cycles.ZCU104_DDR))
+    assert "MODELLED" in out and f"{total:,} with the assumed board DDR" in out
+    assert f"{cycles.fps(total, 100.0):,.1f} frames/s" in out
+    assert len([ln for ln in out.splitlines() if " conv " in ln]) >= 3
