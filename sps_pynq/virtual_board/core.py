@@ -3,7 +3,7 @@
 On CTRL.START it runs the layer program from the arena in "DDR" (the bytes of a buffer pynq allocated) with the
 C golden model (sps_pynq.native) when it builds, else with the numpy reference, in a background thread, like the
 hardware: CTRL reads START while it runs, then DONE (or ERROR with ERROR_CODE and CUR_LAYER). The performance
-counters and per-layer records are a *model* (ideal cycles per the SPS dataflow, bytes per descriptor), not a
+counters and per-layer records are a *model* (the cycle model of hw/cycles.py, bytes per descriptor), not a
 measurement; tests use them to exercise the driver, never as performance numbers.
 
 Faults for tests: `fault = "hang"` (never finishes), `fault = ("error", code, layer)` (fails at that layer).
@@ -14,7 +14,6 @@ host computes it.
 """
 from __future__ import annotations
 
-import math
 import threading
 import time
 from typing import Dict, Optional, Tuple
@@ -23,6 +22,7 @@ import numpy as np
 
 from ..hw import bands, layout
 from ..hw.config import HW_ID_MAGIC, HwConfig
+from ..hw.cycles import ZCU104_DDR, layer_cycles
 from ..hw.descriptor import DESC_BYTES, STATS_RECORD_BYTES, STATS_WORDS, Descriptor, Op
 from ..hw.regmap import REG, CtrlBit, ErrorCode
 from ..hw.traffic import bytes_read, layer_traffic
@@ -110,22 +110,12 @@ def _check(d: Descriptor, hw: HwConfig, size: int, j: int) -> None:
 
 
 def model_counters(d: Descriptor, hw: HwConfig) -> Dict[str, int]:
-    """Modeled cycles of one layer on an R x C array: ideal I*K steps per row group and tile of C pixels, plus
-    R + C fill/drain per tile; pools and adds move C outputs per cycle. Bytes: what the layer reads/writes."""
-    pixels = d.out_h * d.out_w
-    tiles = math.ceil(pixels / hw.cols)
-    out_bytes = d.out_c * pixels
-    if d.op == Op.CONV:
-        P = d.patterns if d.pps else 1
-        groups = len(layout.row_groups(d.out_c, P, hw.rows))
-        mac = layout.ideal_conv_cycles(d.out_c, d.in_c, d.nnz, P, pixels, hw.rows, hw.cols)
-        cycles = mac + groups * tiles * (hw.rows + hw.cols)
-    else:
-        mac = 0
-        steps = 2 if d.op == Op.ADD else d.kh * d.kw
-        cycles = math.ceil(out_bytes / hw.cols) * steps
+    """The counters of one layer as the cycle model (hw/cycles.py, within a few per cent of the RTL; DDR latency
+    of the board assumed) gives them: cycles, MAC-issue cycles, load cycles the compute does not hide as stalls;
+    bytes: what the layer reads and writes."""
+    c = layer_cycles(d, hw, ZCU104_DDR)
     traffic = layer_traffic(d, hw)
-    return {"cycles": cycles, "mac": mac, "stall": 0, "rd": bytes_read(traffic), "wr": traffic["act_written"]}
+    return {"cycles": c.total, "mac": c.mac, "stall": c.load, "rd": bytes_read(traffic), "wr": traffic["act_written"]}
 
 
 class VirtualSpsCore:
