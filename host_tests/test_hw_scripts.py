@@ -114,6 +114,16 @@ def test_report_cli_on_a_stat_file(tmp_path, capsys):
     assert synth_report.main(["--stat-json", str(tmp_path / "missing.json")]) == 2
 
 
+def test_report_cli_rows_and_cols_override_the_configuration(tmp_path, capsys):
+    stat = tmp_path / "stat.json"
+    stat.write_text(CAPTURED_STAT)
+    assert synth_report.main(["--rows", "8", "--cols", "16", "--stat-json", str(stat)]) == 0
+    assert "zcu104-8x16: 8x16 array, 128-bit AXI, act buffer 128 KiB" in capsys.readouterr().out
+    # The HwConfig rules apply: at 128-bit AXI neither R nor C may exceed the 16 bytes of a beat.
+    assert synth_report.main(["--rows", "32", "--stat-json", str(stat)]) == 2
+    assert "rows must be a power of two in 1..16" in capsys.readouterr().err
+
+
 def test_stat_without_cell_counts_is_rejected():
     with pytest.raises(synth_report.SynthError, match="num_cells_by_type"):
         synth_report.cell_counts({"design": {"num_cells": 3}})

@@ -3,6 +3,7 @@
 
     python scripts/synth_report.py                  # default configuration (zcu104): takes several minutes
     python scripts/synth_report.py --hw small       # the 2x4 CI configuration
+    python scripts/synth_report.py --rows 16 --cols 8   # zcu104 with another array (checked like any HwConfig)
     python scripts/synth_report.py --stat-json build/synth/zcu104/stat.json   # only re-read a finished run
 
 Runs `synth_xilinx -family xcup` (hw_src/synth/synth.ys) on the sources listed in hw_src/rtl/files.f, with the
@@ -16,6 +17,7 @@ Exit status: 0 when Yosys ran (1 with --check if a goal is missed), 2 when the f
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -256,10 +258,20 @@ def run_yosys(sources: List[Path], params: Dict[str, int], out_dir: Path, top: s
     return json.loads(stat_path.read_text())
 
 
+def config_with_array(hw, rows: Optional[int], cols: Optional[int]):
+    """`hw` with another R x C (the HwConfig rules apply; ValueError when they refuse it), named e.g.
+    zcu104-16x8 so that the default work folder differs from the named configuration's."""
+    rows = hw.rows if rows is None else rows
+    cols = hw.cols if cols is None else cols
+    return dataclasses.replace(hw, name=f"{hw.name}-{rows}x{cols}", rows=rows, cols=cols)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--hw", default=None, help="hardware configuration (default: zcu104)")
+    p.add_argument("--rows", type=int, default=None, help="override the configuration's array rows R")
+    p.add_argument("--cols", type=int, default=None, help="override the configuration's array columns C")
     p.add_argument("--files", type=Path, default=RTL_DIR / "files.f", help="ordered source list")
     p.add_argument("--top", default=TOP, help="top module (default sps_top)")
     p.add_argument("--out", type=Path, default=None, help="work folder (default build/synth/<hw>)")
@@ -272,6 +284,8 @@ def main(argv=None) -> int:
     from sps_pynq.hw.config import get_config
     hw = get_config(args.hw)
     try:
+        if args.rows is not None or args.cols is not None:
+            hw = config_with_array(hw, args.rows, args.cols)
         if args.stat_json:
             stat = json.loads(args.stat_json.read_text())
             how = f"parsed {args.stat_json}"
