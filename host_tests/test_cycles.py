@@ -28,16 +28,54 @@ def test_stride_1_never_collides():
     assert mult.shape == (4, 9) and (mult == 1).all()
 
 
-def test_stride_2_serves_two_columns_per_bank():
-    # 8x8 -> 4x4, C = 4: a tile is one output row, columns x = 0..3 read input columns 2x - 1 + kx, two apart:
-    # banks {b, b + 2, b, b + 2}, two columns per bank. On the left edge (kx = 0) column 0 reads the padding:
-    # columns 1..3 read ix = 1, 3, 5 -> banks 1, 3, 1: still 2. The top row (ky = 0) of tile 0 is all padding:
-    # no column valid, and the step still takes its cycle.
+def test_skewed_bank_mapping_by_hand():
+    # C = 4: plain, byte a in bank a mod 4; skewed (layers with an even stride_w), bit 0 of that flipped in odd rows
+    # (rows 1 and 3 below hold their byte pairs swapped). Every row keeps one byte per bank either way.
+    a = np.arange(16)
+    assert list(cycles.act_bank(a, 4, skew=False)) == [0, 1, 2, 3] * 4
+    assert list(cycles.act_bank(a, 4, skew=True)) == [0, 1, 2, 3, 1, 0, 3, 2] * 2
+    # C addresses two apart hit C distinct banks from any start under the skew (not under the plain mapping,
+    # nor under the skew (a + a / C) mod C, where a0 and a0 + 2C - 2 share a bank whenever a0 mod C >= 2).
+    for C in (4, 16):
+        for a0 in range(4 * C):
+            assert len(set(cycles.act_bank(a0 + 2 * np.arange(C), C, skew=True))) == C
+        assert len(set(cycles.act_bank(2 * np.arange(C), C, skew=False))) == C // 2
+    rotate = lambda a: (a + a // 16) % 16                     # noqa: E731
+    assert rotate(2) == rotate(2 + 2 * 15) == 2
+    assert cycles.act_skew(_conv(stride_w=2)) and not cycles.act_skew(_conv())
+    assert not cycles.act_skew(_conv(stride_w=3))
+
+
+def test_stride_2_issues_one_cycle_per_step():
+    # 8x8 -> 4x4, C = 4: a tile is one output row, columns x = 0..3 read input columns ix = 2x - 1 + kx of input
+    # row iy, at bytes 8 iy + ix: image row iy is buffer rows 2 iy (even) and 2 iy + 1 (odd, pairs swapped).
+    # kx = 1: ix = 0, 2, 4, 6 -> banks 0, 2, 0^1, 2^1 = 0, 2, 1, 3; kx = 0: ix = -1 (padding), 1, 3, 5 -> 1, 3, 0;
+    # kx = 2: 1, 3, 0, 2. One column a bank: one cycle per step (two, with the plain mapping: banks b, b+2, b, b+2).
     d = _conv(out_h=4, out_w=4, stride_h=2, stride_w=2)
-    mult = cycles.tap_multiplicity(d, SMALL)
-    assert mult.shape == (4, 9)
-    assert (mult[1:] == 2).all()
-    assert list(mult[0]) == [1, 1, 1, 2, 2, 2, 2, 2, 2]
+    assert (cycles.tap_multiplicity(d, SMALL) == 1).all()
+    # 4x4 -> 2x2: the tile spans both output rows. Centre tap: bytes 0, 2 (row 0) and 8, 10 (row 2) -> banks
+    # 0, 2, 0, 2: two columns a bank, which its two read ports serve in one cycle.
+    d = _conv(in_h=4, in_w=4, out_h=2, out_w=2, stride_h=2, stride_w=2)
+    assert list(cycles.act_bank(np.array([0, 2, 8, 10]), 4, skew=True)) == [0, 2, 0, 2]
+    assert (cycles.tap_multiplicity(d, SMALL) == 1).all()
+    # 1x1 stride 4 over 8x10 -> 2x3 (an even stride: skewed). Tile 0 = pixels (0,0) (0,1) (0,2) (1,0) at bytes
+    # 0, 4, 8, 40 -> rows 0, 1, 2, 10 -> banks 0, 0^1, 0, 0: three columns on bank 0, two ports: 2 cycles.
+    # Tile 1 = (1,1) (1,2) at 44 (row 11: bank 1), 48 (row 12: bank 0): 1 cycle.
+    d = _conv(in_h=8, in_w=10, out_h=2, out_w=3, kh=1, kw=1, stride_h=4, stride_w=4, pad_top=0, pad_left=0,
+              pad_bottom=0, pad_right=0, nnz=1)
+    assert list(cycles.act_bank(np.array([0, 4, 8, 40, 44, 48]), 4, skew=True)) == [0, 1, 0, 0, 1, 0]
+    assert cycles.tap_multiplicity(d, SMALL).ravel().tolist() == [2, 1]
+    # The plane's buffer offset (channel i, a band's lead) changes which banks a step reads, never how many
+    # columns share one: the model counts every plane as if it started at byte 0.
+    for hw, shape in ((SMALL, dict(in_h=8, in_w=10, out_h=2, out_w=3, kh=1, kw=1, stride_h=4, stride_w=4, pad_top=0,
+                                   pad_left=0, pad_bottom=0, pad_right=0, nnz=1)),
+                      (ZCU, dict(in_h=14, in_w=14, out_h=7, out_w=7, stride_h=2, stride_w=2)),
+                      (ZCU, dict(in_h=9, in_w=13, out_h=5, out_w=7, stride_h=2, stride_w=2)),
+                      (ZCU, dict(in_h=9, in_w=9, out_h=7, out_w=7, pad_top=0, pad_left=0, pad_bottom=0, pad_right=0))):
+        d = _conv(**shape)
+        first = cycles.tap_multiplicity(d, hw)
+        for base in range(1, 2 * hw.cols + 1):
+            assert (cycles.tap_multiplicity(d, hw, base) == first).all()
 
 
 def test_pps_group_issue_follows_the_pattern_of_each_channel():

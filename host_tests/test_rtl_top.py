@@ -2,8 +2,8 @@
 sps_pynq.reference, a small network with statistics, AXI back-pressure, resets mid-run, error codes.
 
 The small configuration (2 x 4, 64-bit AXI) runs every test; the default zcu104 configuration (16 x 16,
-128-bit AXI) runs the registers, a few small layers and the dense weight prefetch. Each configuration is built
-once, in build/rtl/.
+128-bit AXI) runs the registers, a few small layers, the dense weight prefetch and the stride-2 MAC cycles.
+Each configuration is built once, in build/rtl/.
 """
 
 import pytest
@@ -14,7 +14,7 @@ from sps_pynq.hw.config import get_config  # noqa: E402
 pytestmark = pytest.mark.skipif(rtl_build.setup_verilator() is None, reason="verilator not installed")
 
 SMALL_TESTS = ["test_registers", "test_layers", "test_conv_shapes", "test_network_with_stats", "test_dense_prefetch",
-               "test_backpressure", "test_reset_mid_run", "test_errors", "test_bands"]
+               "test_backpressure", "test_reset_mid_run", "test_errors", "test_bands", "test_stride_2"]
 
 
 def _run(config: str, testcase: str, **env):
@@ -29,6 +29,6 @@ def test_small(testcase):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("testcase", ["test_registers", "test_layers", "test_dense_prefetch"])
+@pytest.mark.parametrize("testcase", ["test_registers", "test_layers", "test_dense_prefetch", "test_stride_2"])
 def test_zcu104(testcase):
     _run("zcu104", testcase, SPS_SEED="3", SPS_N_PER_KIND="1")

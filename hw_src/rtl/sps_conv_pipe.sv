@@ -40,15 +40,17 @@ module sps_conv_pipe
   input  wire logic [7:0]                kw_i,
   input  wire logic [3:0]                residue_i,
   input  wire logic [MaxPatterns*9-1:0]  masks_i,
+  input  wire logic                      act_skew_i,     // skewed bank mapping: bank (a mod C) ^ (a / C) mod 2
 
   input  wire logic                      init_i,         // start the tiles of a row group
   input  wire logic                      stop_i,         // abort: drop the tiles left and the shadow bank
   output logic                           busy_o,         // tiles left or steps in flight
   output logic                           mac_o,          // the array accumulates this cycle
 
-  // activation buffer: one row address per bank, data one cycle later
-  output logic [Cols*RowAw-1:0]          act_row_o,
-  input  wire logic [Cols*8-1:0]         act_data_i,
+  // activation buffer, two read ports: one row address per port and bank (port p, bank b at
+  // [RowAw*(Cols*p + b)]), data one cycle later
+  output logic [2*Cols*RowAw-1:0]        act_row_o,
+  input  wire logic [2*Cols*8-1:0]       act_data_i,
   // weight buffer: entry address, R weights one cycle later
   output logic [EntryWidth-1:0]          wgt_addr_o,
   input  wire logic [Rows*8-1:0]         wgt_data_i,
@@ -93,26 +95,30 @@ module sps_conv_pipe
   );
 
   // ---------------------------------------------------------------------------------------------
-  // Stage 0: per-column bounds and bank of the (i, k) step; columns whose banks collide are served in
-  // successive cycles (the lowest column of each bank first). Stride-1 'same' convolutions read C
-  // consecutive addresses, which never collide: one cycle per step. Stride 2 takes two.
+  // Stage 0: per-column bounds and bank of the (i, k) step; each bank serves two columns a cycle (two
+  // read ports, the lowest pending column of the bank on port 0, the next on port 1), the columns left
+  // in the cycles after. Stride-1 'same' convolutions read C consecutive addresses, one a bank; stride
+  // 2 under the skew reads C addresses two apart, one a bank within an output row, so at most two
+  // columns share a bank when a tile spans two output rows: one cycle per step either way.
   // ---------------------------------------------------------------------------------------------
   logic step_end, tile_last_step, last_in_flight, issue;
-  logic [Cols-1:0] mask0, pending, served;
+  logic [Cols-1:0] mask0, pending, served, port0;
   logic [ColShift-1:0] bank0 [Cols];
-  logic [ColShift-1:0] step_low;               // (chan_base + ky * in_w + kx) mod C
+  logic [ColShift:0] step_low;                 // (chan_base + ky * in_w + kx) mod 2C
   logic v1_q, v2_q, v3_q, first1_q, first2_q, first3_q, last1_q, last2_q, last3_q;
 
-  assign step_low = chan_base_q[ColShift-1:0] + ColShift'(ky[ColShift-1:0] * in_w_i[ColShift-1:0])
-                    + kx[ColShift-1:0];
+  assign step_low = chan_base_q[ColShift:0] + (ColShift+1)'(ky[ColShift:0] * in_w_i[ColShift:0])
+                    + kx[ColShift:0];
 
   for (genvar c = 0; c < Cols; c++) begin : gen_col
     logic signed [19:0] iy, ix;
+    logic [ColShift:0] low;                    // address mod 2C: the bank and the row's parity
     assign iy = cur_by_q[c] + $signed({12'b0, ky});
     assign ix = cur_bx_q[c] + $signed({12'b0, kx});
     assign mask0[c] = cur_act_q[c] && iy >= 0 && iy < $signed({4'b0, in_h_i})
                       && ix >= 0 && ix < $signed({4'b0, in_w_i});
-    assign bank0[c] = step_low + cur_pb_q[c][ColShift-1:0];
+    assign low = step_low + cur_pb_q[c][ColShift:0];
+    assign bank0[c] = low[ColShift-1:0] ^ ColShift'(act_skew_i && low[ColShift]);
     assign nxt_norm[c] = nxt_x_q[c] >= {1'b0, out_w_i};
 
     always_ff @(posedge clk_i or negedge rst_ni) begin
@@ -146,17 +152,24 @@ module sps_conv_pipe
     end
   end
 
-  // Bank conflict resolution: a column is served when no lower pending column uses its bank.
+  // Bank conflict resolution: a column is served when fewer than two lower pending columns use its bank;
+  // it reads port 1 when one does.
   assign pending = mask0 & ~done_q;
   always_comb begin
     served = '0;
+    port0 = '0;
     for (int c = 0; c < Cols; c++) begin
-      logic clash;
-      clash = 1'b0;
+      logic one, two;
+      one = 1'b0;
+      two = 1'b0;
       for (int d = 0; d < c; d++) begin
-        if (pending[d] && bank0[d] == bank0[c]) clash = 1'b1;
+        if (pending[d] && bank0[d] == bank0[c]) begin
+          two = two | one;
+          one = 1'b1;
+        end
       end
-      served[c] = pending[c] && !clash;
+      served[c] = pending[c] && !two;
+      port0[c] = one;
     end
   end
 
@@ -214,6 +227,7 @@ module sps_conv_pipe
   logic [31:0] step_off1_q;
   logic signed [31:0] pb1_q [Cols];
   logic [ColShift-1:0] bank1_q [Cols], bank2_q [Cols], bank3_q [Cols];
+  logic [Cols-1:0] port1_q, port2_q, port3_q;
   logic [EntryWidth-1:0] entry1_q, entry2_q;
   logic [RowAw-1:0] row2_q [Cols];
 
@@ -233,6 +247,7 @@ module sps_conv_pipe
     first1_q <= idx_first && done_q == '0;
     last1_q <= tile_last_step;
     mask1_q <= served;
+    port1_q <= port0;
     step_off1_q <= chan_base_q + 32'(ky) * {16'b0, in_w_i} + 32'(kx);
     for (int c = 0; c < Cols; c++) begin
       pb1_q[c] <= cur_pb_q[c];
@@ -242,12 +257,13 @@ module sps_conv_pipe
   end
 
   // ---------------------------------------------------------------------------------------------
-  // Stage 2: each bank reads the row of the (at most one) served column that maps to it.
+  // Stage 2: each bank's port reads the row of the (at most one) served column that maps to it.
   // ---------------------------------------------------------------------------------------------
   always_ff @(posedge clk_i) begin
     first2_q <= first1_q;
     last2_q <= last1_q;
     mask2_q <= mask1_q;
+    port2_q <= port1_q;
     for (int c = 0; c < Cols; c++) begin
       // only the low ActAw bits address the buffer; out-of-range addresses belong to masked columns
       row2_q[c] <= RowAw'((step_off1_q + 32'(pb1_q[c])) >> ColShift);
@@ -256,14 +272,16 @@ module sps_conv_pipe
     entry2_q <= entry1_q;
   end
 
-  for (genvar b = 0; b < Cols; b++) begin : gen_bank_row
-    always_comb begin
-      logic [RowAw-1:0] row;
-      row = '0;
-      for (int c = 0; c < Cols; c++) begin
-        if (mask2_q[c] && bank2_q[c] == ColShift'(b)) row = row | row2_q[c];
+  for (genvar p = 0; p < 2; p++) begin : gen_port_row
+    for (genvar b = 0; b < Cols; b++) begin : gen_bank_row
+      always_comb begin
+        logic [RowAw-1:0] row;
+        row = '0;
+        for (int c = 0; c < Cols; c++) begin
+          if (mask2_q[c] && bank2_q[c] == ColShift'(b) && port2_q[c] == 1'(p)) row = row | row2_q[c];
+        end
+        act_row_o[RowAw*(Cols*p + b) +: RowAw] = row;
       end
-      act_row_o[RowAw*b +: RowAw] = row;
     end
   end
   assign wgt_addr_o = entry2_q;
@@ -277,12 +295,13 @@ module sps_conv_pipe
     first3_q <= first2_q;
     last3_q <= last2_q;
     mask3_q <= mask2_q;
+    port3_q <= port2_q;
     for (int c = 0; c < Cols; c++) bank3_q[c] <= bank2_q[c];
   end
 
-  // Column c takes the byte of its own bank (a C x C crossbar of bytes).
+  // Column c takes the byte of its own bank and port (a 2C x C crossbar of bytes).
   for (genvar c = 0; c < Cols; c++) begin : gen_route
-    assign act3[8*c +: 8] = act_data_i[8*bank3_q[c] +: 8];
+    assign act3[8*c +: 8] = act_data_i[8*{port3_q[c], bank3_q[c]} +: 8];
   end
 
   sps_pe_array #(.Rows(Rows), .Cols(Cols), .AccWidth(32)) u_array (
@@ -337,12 +356,12 @@ module sps_conv_pipe
     served_clash = 1'b0;
     for (int c = 0; c < Cols; c++) begin
       for (int d = 0; d < c; d++) begin
-        if (served[c] && served[d] && bank0[c] == bank0[d]) served_clash = 1'b1;
+        if (served[c] && served[d] && bank0[c] == bank0[d] && port0[c] == port0[d]) served_clash = 1'b1;
       end
     end
   end
-  // Two columns served in one cycle never read the same bank.
-  ServedBanksDistinct: assert property (@(posedge clk_i) disable iff (!rst_ni) issue |-> !served_clash);
+  // Two columns served in one cycle never read the same port of a bank.
+  ServedPortsDistinct: assert property (@(posedge clk_i) disable iff (!rst_ni) issue |-> !served_clash);
   // A finished tile never overwrites one the drain has not taken yet.
   ShadowNotOverwritten: assert property (@(posedge clk_i) disable iff (!rst_ni) (v3_q && last3_q) |-> !shadow_full_q);
 `endif

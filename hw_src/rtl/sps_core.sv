@@ -85,15 +85,15 @@ module sps_core
   sps_core_pkg::ld_cmd_t ld_cmd;
   logic [32*DescWords-1:0] desc_words;
   sps_core_pkg::par_rec_t par_rec;
-  logic [Cols*RowAw-1:0] act_rrow;
-  logic [Cols*8-1:0] act_rdata;
+  logic [2*Cols*RowAw-1:0] act_rrow;        // two read ports (port p, bank b at [RowAw*(Cols*p + b)])
+  logic [2*Cols*8-1:0] act_rdata;
   logic [EntryWidth-1:0] wgt_raddr;
   logic [Rows*8-1:0] wgt_rdata;
   // tile engine
   logic pipe_init, pipe_busy, pipe_mac, shadow_full, shadow_release;
   logic [31:0] shadow_base;
   logic [Cols*32-1:0] shadow_row;
-  logic [Cols*RowAw-1:0] pipe_act_row;
+  logic [2*Cols*RowAw-1:0] pipe_act_row;
   logic [EntryWidth-1:0] pipe_wgt_addr;
   // row-group loop
   logic cv_done, cv_ld_valid, cv_run, cv_stall, cv_par_bank;
@@ -193,10 +193,12 @@ module sps_core
     if (add_ld_valid) ld_cmd = add_ld_cmd;
   end
 
-  // The activation buffer is read by the tile engine, or by the ADD (one row address for every bank).
+  // The activation buffer is read by the tile engine (both ports), or by the ADD (port 0, one row address for
+  // every bank).
   for (genvar b = 0; b < Cols; b++) begin : gen_act_rrow
     assign act_rrow[RowAw*b +: RowAw] = add_act_rd ? add_act_row : pipe_act_row[RowAw*b +: RowAw];
   end
+  assign act_rrow[2*Cols*RowAw-1:Cols*RowAw] = pipe_act_row[2*Cols*RowAw-1:Cols*RowAw];
 
   sps_load #(
     .Rows(Rows), .Cols(Cols), .AxiDataWidth(AxiDataWidth), .AxiAddrWidth(AxiAddrWidth),
@@ -216,6 +218,7 @@ module sps_core
     .par_bank_i(cv_par_bank),
     .par_row_i(drain_row),
     .par_rec_o(par_rec),
+    .act_skew_i(der.act_skew),
     .act_rrow_i(act_rrow),
     .act_rdata_o(act_rdata),
     .wgt_raddr_i(wgt_raddr),
@@ -267,7 +270,7 @@ module sps_core
     .out_w_stride_i(der.ow_sw), .row_step_i(der.row_step), .pad_top_w_i(der.pt_w),
     .pps_i(desc.pps && !pool), .patterns_i(der.p_eff), .nnz_i(pool ? der.kk : 16'(desc.nnz)),
     .in_c_i(pool ? 16'd1 : desc.in_c[15:0]), .chan_off_i(cv_chan_off),
-    .max_mode_i(desc.op == 4'(OpMaxpool)), .kw_i(desc.kw),
+    .max_mode_i(desc.op == 4'(OpMaxpool)), .kw_i(desc.kw), .act_skew_i(der.act_skew),
     .residue_i(cv_residue), .masks_i(desc.masks),
     .init_i(pipe_init),
     .stop_i(stop),
@@ -327,7 +330,7 @@ module sps_core
     .ld_done_i(ld_done),
     .act_rd_o(add_act_rd),
     .act_row_o(add_act_row),
-    .act_rdata_i(act_rdata),
+    .act_rdata_i(act_rdata[Cols*8-1:0]),
     .seg_valid_o(add_seg_valid),
     .seg_ready_i(add_seg_ready),
     .seg_addr_o(add_seg_addr),

@@ -59,6 +59,8 @@ package sps_core_pkg;
     logic [31:0]        out_cs;      // (out_map_h or out_h) * out_w: DDR bytes between output channel planes
     logic [31:0]        act_stride;  // activation-buffer bytes between input planes (hw/bands.py act_load)
     logic [7:0]         act_lead;    // buffer offset of the input's first byte: in_off mod the AXI beat
+    logic               act_skew;    // CONV / pools with an even stride_w: the skewed bank mapping (odd rows
+                                     // of the activation buffer hold their byte pairs swapped)
     logic signed [31:0] row_step;    // stride_h * in_w - out_w * stride_w (second step)
     logic [31:0]        out_total;   // out_c * out_pixels: bytes of the output map (second step)
     logic [47:0]        act_end;     // lead + (in_c - 1) * act_stride + in_plane: buffer bytes used (second step)

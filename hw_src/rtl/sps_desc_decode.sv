@@ -82,6 +82,8 @@ module sps_desc_decode
       der_d.out_cs     = 32'(desc_q.out_map_h == '0 ? desc_q.out_h : desc_q.out_map_h) * 32'(desc_q.out_w);
       der_d.act_stride = act_stride;
       der_d.act_lead   = 8'(desc_q.in_off[BeatShift-1:0]);
+      // Stride-2 (any even stride) windows read every other byte: the skew puts those bytes in distinct banks.
+      der_d.act_skew   = desc_q.op != 4'(OpAdd) && !desc_q.stride_w[0];
       der_d.out_pixels = 32'(desc_q.out_h) * 32'(desc_q.out_w);
       der_d.steps      = 48'(desc_q.in_c) * 48'(desc_q.nnz);
       der_d.ow_sw      = 24'(desc_q.out_w) * 24'(desc_q.stride_w);

@@ -45,9 +45,12 @@ module sps_load
   input  wire logic                      par_bank_i,
   input  wire logic [RowSel-1:0]         par_row_i,
   output sps_core_pkg::par_rec_t         par_rec_o,
-  // activation buffer: byte a of the map in bank a mod C, row a / C; one row address per bank, data a cycle later
-  input  wire logic [Cols*RowAw-1:0]     act_rrow_i,
-  output logic [Cols*8-1:0]              act_rdata_o,
+  // activation buffer: byte a in row a / C, bank a mod C (act_skew_i: bank (a mod C) ^ (a / C) mod 2, an odd row
+  // holds its byte pairs swapped); two read ports, each one row address per bank (port p, bank b at
+  // [RowAw*(Cols*p + b)]), data a cycle later. Port 0 shares each bank's port with the writes of DstAct loads.
+  input  wire logic                      act_skew_i,     // the running layer's mapping (derived_t.act_skew)
+  input  wire logic [2*Cols*RowAw-1:0]   act_rrow_i,
+  output logic [2*Cols*8-1:0]            act_rdata_o,
   // weight buffer: entry of R weights, a cycle later
   input  wire logic [EntryWidth-1:0]     wgt_raddr_i,
   output logic [Rows*8-1:0]              wgt_rdata_o
@@ -211,30 +214,35 @@ module sps_load
   assign par_rec_o.shift = par_q[Rows * RecWords * par_bank_i + RecWords * par_row_i + 2][5:0];
 
   // ------------------------------------------------------------------------------------------------
-  // Activation buffer (C byte-wide banks) and weight buffer (one R-byte entry per (i, k))
+  // Activation buffer (C byte-wide banks, two ports each) and weight buffer (one R-byte entry per (i, k))
   // ------------------------------------------------------------------------------------------------
-  logic act_we, wgt_we;
+  logic act_we, wgt_we, act_swap;
   logic [RowAw-1:0] act_wrow;
-  logic [Cols*8-1:0] act_wdata;
+  logic [Cols*8-1:0] act_wrow_data, act_wdata;
   logic [EntryWidth-1:0] wgt_waddr;
   logic [Rows*8-1:0] wgt_wdata;
 
   assign act_we = beat_fire && cmd_q.dest == DstAct;
   assign act_wrow = RowAw'(idx_q);
-  assign act_wdata = rd_beat_data_i[Cols * 8 * sub_q +: Cols * 8];
+  assign act_wrow_data = rd_beat_data_i[Cols * 8 * sub_q +: Cols * 8];
+  assign act_swap = act_skew_i && act_wrow[0];
+  for (genvar b = 0; b < Cols; b++) begin : gen_act_wdata
+    // byte j of the row goes to bank j, or to bank j ^ 1 in an odd row under the skew
+    assign act_wdata[8*b +: 8] = act_swap ? act_wrow_data[8*(b ^ 1) +: 8] : act_wrow_data[8*b +: 8];
+  end
   assign wgt_we = beat_fire && cmd_q.dest == DstWgt;
   assign wgt_waddr = EntryWidth'(idx_q);
   assign wgt_wdata = rd_beat_data_i[Rows * 8 * sub_q +: Rows * 8];
 
   for (genvar b = 0; b < Cols; b++) begin : gen_act_bank
-    sps_ram_1r1w #(.Width(8), .Depth(ActBufBytes / Cols)) u_bank (
+    sps_ram_1rw1r #(.Width(8), .Depth(ActBufBytes / Cols)) u_bank (
       .clk_i,
-      .we_i(act_we),
-      .waddr_i(act_wrow),
-      .wdata_i(act_wdata[8*b +: 8]),
-      .re_i(1'b1),
-      .raddr_i(act_rrow_i[RowAw*b +: RowAw]),
-      .rdata_o(act_rdata_o[8*b +: 8])
+      .we_a_i(act_we),
+      .addr_a_i(act_we ? act_wrow : act_rrow_i[RowAw*b +: RowAw]),
+      .wdata_a_i(act_wdata[8*b +: 8]),
+      .rdata_a_o(act_rdata_o[8*b +: 8]),
+      .addr_b_i(act_rrow_i[RowAw*(Cols + b) +: RowAw]),
+      .rdata_b_o(act_rdata_o[8*(Cols + b) +: 8])
     );
   end
 

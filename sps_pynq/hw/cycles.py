@@ -8,8 +8,9 @@ sps_conv_drain, sps_add):
 * CONV, per row group (`layout.row_groups`): the first group's weights and parameters are loaded before it runs;
   a later group's are prefetched while the previous group computes when a group fits half the weight buffer
   (the RTL's `dbuf`), else loaded in between; a group's compute is its tiles of C output pixels, each tile one
-  issue cycle per (i, k) step *times the step's bank multiplicity* (columns whose activation addresses fall in
-  the same bank of the C-banked buffer are served in successive cycles: `tap_multiplicity`, exact), and a tile
+  issue cycle per (i, k) step *times the step's bank multiplicity* (columns whose activation bytes fall in
+  the same bank of the C-banked buffer are served two a bank and cycle, the rest in the cycles after:
+  `tap_multiplicity`, exact; the bank of a byte is `act_bank`, skewed for even strides), and a tile
   cannot finish before the drain has written the previous tile's R rows;
 * pools: one channel at a time, kh*kw steps per tile, the same bank rule;
 * ADD: chunks of half the activation buffer, both inputs loaded, then a fixed number of cycles per buffer row.
@@ -81,11 +82,34 @@ def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def tap_multiplicity(d: Descriptor, hw: HwConfig) -> np.ndarray:
-    """[tiles, kh*kw] issue cycles of one (i, k) step on each tile: the most columns of the tile whose input
-    byte for tap k lies in one activation bank (address mod C), at least 1 (a step with no valid column still
-    takes its cycle). Independent of the channel i: a channel's plane moves every column's address alike."""
+ACT_READ_PORTS = 2        # reads per activation bank and cycle (sps_load's banks: a read/write port and a read port)
+
+
+def act_skew(d: Descriptor) -> bool:
+    """True when layer `d` uses the skewed activation-bank mapping (sps_desc_decode's act_skew): CONV and pools
+    with an even horizontal stride. Stride 1 and odd strides keep the plain one (the skew would make unaligned
+    runs of consecutive addresses collide), and so does ADD."""
+    return d.op != Op.ADD and d.stride_w % 2 == 0
+
+
+def act_bank(addr: np.ndarray, cols: int, skew: bool) -> np.ndarray:
+    """The bank of activation-buffer byte `addr` (row addr // C in every mapping): plain, addr mod C; skewed,
+    the same with bit 0 flipped in odd rows (an odd row holds its byte pairs swapped). Under the skew an even
+    byte 2u lies in bank 2 (u mod C/2) + (u div C/2) mod 2, a bijection of u mod C, and an odd byte 2u + 1 in
+    that bank with bit 0 flipped: the C addresses a0 + 2c, c = 0..C-1, fall in C distinct banks for every a0."""
+    bank = addr % cols
+    return bank ^ ((addr // cols) & 1) if skew else bank
+
+
+def tap_multiplicity(d: Descriptor, hw: HwConfig, base: int = 0) -> np.ndarray:
+    """[tiles, kh*kw] issue cycles of one (i, k) step on each tile, for the input plane at buffer byte `base`:
+    with m the most columns of the tile whose input byte for tap k lies in one activation bank (`act_bank`),
+    ceil(m / ACT_READ_PORTS), at least 1 (a step with no valid column still takes its cycle).
+    Independent of `base`, so of the channel i and of a band's lead: under the plain mapping an offset moves
+    every column's bank alike; under the skew (even strides) a step's bytes all have one parity, and by the
+    bijection of `act_bank` an offset of 2q turns their banks' u by q, an offset of 1 flips bit 0 of each."""
     C = hw.cols
+    skew = act_skew(d)
     pixels = d.out_h * d.out_w
     tiles = _ceil_div(pixels, C)
     p = np.arange(pixels)
@@ -97,9 +121,9 @@ def tap_multiplicity(d: Descriptor, hw: HwConfig) -> np.ndarray:
         for kx in range(d.kw):
             ix = x * d.stride_w - d.pad_left + kx
             valid = (iy >= 0) & (iy < d.in_h) & (ix >= 0) & (ix < d.in_w)
-            bank = (iy * d.in_w + ix) % C
+            bank = act_bank(base + iy * d.in_w + ix, C, skew)
             counts = np.bincount(tile[valid] * C + bank[valid], minlength=tiles * C).reshape(tiles, C)
-            out[:, ky * d.kw + kx] = np.maximum(counts.max(axis=1), 1)
+            out[:, ky * d.kw + kx] = np.maximum(_ceil_div(counts.max(axis=1), ACT_READ_PORTS), 1)
     return out
 
 
