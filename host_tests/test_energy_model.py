@@ -1,6 +1,6 @@
 """The energy model's arithmetic on hand-computed small cases (sps_pynq/analysis/energy_model.py), with a fake cycle
 model so that only the event counting and pricing are tested here; the constants table against its document."""
-from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -8,18 +8,15 @@ import pytest
 
 from sps_pynq.analysis import energy_model as em
 from sps_pynq.hw.config import CONFIGS
+from sps_pynq.hw.cycles import LayerCycles
 from sps_pynq.hw.descriptor import Descriptor, Op
 
 SMALL = CONFIGS["small"]          # R = 2, C = 4, 64-bit AXI (8-byte beats)
 DOC = Path(__file__).resolve().parents[1] / "docs" / "energy_model.md"
 
 
-@dataclass
-class FakeCycles:
-    total: int
-    mac: int
-    load: int = 0
-    parts: dict = field(default_factory=dict)
+# The cycle model's own result type, with no load cycles: what a fake cycle model returns.
+FakeCycles = partial(LayerCycles, load=0)
 
 
 def pps_layer(**kw):
