@@ -240,7 +240,7 @@ def load_network(args) -> Program:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return compile_model(args.network, hw=args.hw or "zcu104", pps=None if args.dense else "8x4",
-                             first_layer_dense=True, calib=calib, input_shape=shape)
+                             first_layer_dense=True, fill_rows=args.fill_rows, calib=calib, input_shape=shape)
 
 
 def network_report(args) -> int:
@@ -266,6 +266,7 @@ def network_report(args) -> int:
         rtl_seconds = time.perf_counter() - t0
         measured = [int(layer["cycles"]) for layer in rtl.stats()["layers"]]
 
+    needed = program.layer_macs(descs)          # nonzero MACs (the model's K where --fill-rows merged classes)
     rows: dict = {}
     for j, (d, mb, mo) in enumerate(zip(descs, bench, board)):
         name = _base_name(program.layers[j].name)
@@ -278,7 +279,7 @@ def network_report(args) -> int:
         r["cycles"] += mb.total
         r["board"] += mo.total
         r["ideal"] += cycle_model.ideal_cycles(d, hw)
-        r["macs"] += d.sparse_macs()
+        r["macs"] += needed[j]
         t = layer_traffic(d, hw)
         r["ddr"] += bytes_read(t) + t["act_written"]
         if measured:
@@ -302,7 +303,7 @@ def network_report(args) -> int:
             line += f" {r['rtl']:>10} {r['cycles'] / r['rtl'] - 1:>+7.2%}"
         print(line)
     total, total_board = sum(m.total for m in bench), sum(m.total for m in board)
-    macs = sum(d.sparse_macs() for d in descs)
+    macs = sum(needed)
     conv3 = [r for r in rows.values() if r["op"] == "conv" and r["kernel"].startswith("3x3")]
     conv3_s1 = [r for r in conv3 if r["kernel"] == "3x3/1"]
     print()
@@ -346,6 +347,8 @@ def main(argv=None) -> int:
                    help="a zoo network name or a .spsmodel file: whole-network mode (cycle model per layer)")
     p.add_argument("--input-shape", default=None, help="network mode: C,H,W instead of the zoo's own")
     p.add_argument("--dense", action="store_true", help="network mode: compile without PPS (all layers dense)")
+    p.add_argument("--fill-rows", action="store_true",
+                   help="network mode: compile with fill_rows (merge small residue classes where faster)")
     p.add_argument("--clock", type=float, default=150.0, help="network mode: core clock in MHz (default 150)")
     p.add_argument("--rtl", action="store_true", help="network mode: also run the program on the RTL")
     args = p.parse_args(argv)

@@ -77,12 +77,26 @@ class Program:
 
     def conv_macs(self) -> Tuple[int, int]:
         """(nonzero MACs, dense-equivalent MACs) of one inference."""
-        sparse = dense = 0
-        for d in self.descriptors():
-            if d.op == Op.CONV:
-                sparse += d.sparse_macs()
-                dense += d.dense_macs()
-        return sparse, dense
+        descs = self.descriptors()
+        return sum(self.layer_macs(descs)), sum(d.dense_macs() for d in descs if d.op == Op.CONV)
+
+    def layer_macs(self, descs: Optional[List[Descriptor]] = None) -> List[int]:
+        """Nonzero MACs of each descriptor (Descriptor.sparse_macs: K taps a kernel). Where the compiler merged
+        residue classes (compiler/fill_rows.py, metadata "encoded") the descriptor stores K' >= K taps a kernel,
+        the extra ones zero: those layers count the model's K (metadata "K"), not K'."""
+        descs = self.descriptors() if descs is None else descs
+        macs = [d.sparse_macs() for d in descs]
+        names = [info.name.split("[band ")[0] for info in self.layers]
+        for m in (self.metadata or {}).get("layers") or []:
+            enc = m.get("encoded") if isinstance(m, dict) else None
+            try:
+                k, k_enc = int(m["K"]), int(enc["K"])
+            except (TypeError, KeyError, ValueError):
+                continue                   # no merge recorded (or metadata from elsewhere): the descriptors'
+            for j, name in enumerate(names):
+                if name == m.get("name") and descs[j].op == Op.CONV and descs[j].nnz == k_enc and 0 < k <= k_enc:
+                    macs[j] = macs[j] // k_enc * k
+        return macs
 
     def input(self, name: Optional[str] = None) -> TensorInfo:
         if name is None:

@@ -87,7 +87,8 @@ def program_layers(program: Program) -> List[LayerStats]:
         descs: List[Descriptor] = program.descriptors()
     except ValueError:
         return [LayerStats(index=j, name=info.name) for j, info in enumerate(program.layers)]
-    return [LayerStats(index=j, name=info.name, op=d.op.name, macs=d.sparse_macs(), dense_macs=d.dense_macs(),
+    macs = program.layer_macs(descs)
+    return [LayerStats(index=j, name=info.name, op=d.op.name, macs=macs[j], dense_macs=d.dense_macs(),
                        bytes=layer_traffic(d, program.hw))
             for j, (info, d) in enumerate(zip(program.layers, descs))]
 

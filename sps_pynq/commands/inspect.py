@@ -20,7 +20,9 @@ def describe(program) -> dict:
     from ..model_file import num_row_groups
     rows = program.hw.rows
     layers = []
-    for info, d in zip(program.layers, program.descriptors()):
+    descs = program.descriptors()
+    needed = program.layer_macs(descs)       # nonzero MACs (fill_rows: the model's K, not the stored K')
+    for info, d, macs in zip(program.layers, descs, needed):
         row = {"name": info.name, "op": d.op.name, "in_shape": [d.in_c, d.in_h, d.in_w],
                "out_shape": [d.out_c, d.out_h, d.out_w], "relu": d.relu, "out_scale": info.out_scale,
                "sources": info.sources}
@@ -32,7 +34,7 @@ def describe(program) -> dict:
         if d.op == Op.CONV:
             row.update(mode="pps" if d.pps else "dense", P=d.patterns, K=d.nnz,
                        masks=[f"{m:03x}" for m in d.pattern_masks],
-                       dense_macs=d.dense_macs(), sparse_macs=d.sparse_macs(),
+                       dense_macs=d.dense_macs(), sparse_macs=macs,
                        # closed form (layout.weight_bytes lists every row group)
                        weight_bytes=num_row_groups(d.out_c, d.patterns, rows) * layout.group_weight_bytes(
                            d.in_c, d.nnz, rows),
@@ -85,7 +87,7 @@ def run(args) -> int:
     cal_text = (f"{cal.get('count', '?')} {'synthetic' if cal.get('synthetic') else 'user'} inputs, "
                 f"{cal.get('method', '?')}" if cal else "?")
     print(f"source {meta.get('source', '?')}, PPS {meta.get('pps', '?')}, first layer dense "
-          f"{meta.get('first_layer_dense', '?')}, calibration: {cal_text}")
+          f"{meta.get('first_layer_dense', '?')}, fill rows {meta.get('fill_rows', False)}, calibration: {cal_text}")
     rows = []
     for r in info["layers"]:
         pk = f"{r['P']}/{r['K']}" if r["op"] == "CONV" else "-"

@@ -29,6 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                       help="project (or check) every 3x3 conv to P patterns of K taps (default 8x4)")
     mode.add_argument("--dense", action="store_true", help="no PPS: every layer dense")
     p.add_argument("--first-layer-dense", action="store_true", help="keep the first conv layer dense")
+    p.add_argument("--fill-rows", action="store_true",
+                   help="merge small PPS residue classes so that the array's rows are full, where the cycle model "
+                        "says that is faster (more weight bytes, same outputs; docs/compiler.md)")
     p.add_argument("--calib", metavar="DATA.npy",
                    help="calibration inputs, float32 [N, C, H, W]; default: seeded synthetic inputs (a warning)")
     p.add_argument("--num-calib", type=int, default=32, help="synthetic calibration inputs (default 32)")
@@ -56,8 +59,8 @@ def run(args) -> int:
     from ..model_file import check_writable
     model = args.zoo if args.zoo is not None else args.model
     options = CompileOptions(hw=args.hw, pps=None if args.dense else args.pps,
-                             first_layer_dense=args.first_layer_dense, calib=args.calib, num_calib=args.num_calib,
-                             seed=args.seed)
+                             first_layer_dense=args.first_layer_dense, fill_rows=args.fill_rows, calib=args.calib,
+                             num_calib=args.num_calib, seed=args.seed)
     if args.explain:
         from ..compiler.explain import explain
         result = explain(model, options)

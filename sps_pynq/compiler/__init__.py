@@ -2,7 +2,8 @@
 
     model -> frontend (ONNX) -> ir.import_onnx (prepare: batch 1, constants folded, opset 11..21)
           -> passes.run_pipeline -> lower.to_layers -> lower.apply_pps -> lower.fold_input_shifts
-          -> fit.check_fits -> calibrate (onnxruntime on the lowered float model) -> quantize -> emit.build_program
+          -> fill_rows.merge_classes (with fill_rows) -> fit.check_fits
+          -> calibrate (onnxruntime on the lowered float model) -> quantize -> emit.build_program
 
 `explain.explain` (sps-pynq pack --explain) runs the same stages without stopping at the first blocking node.
 
@@ -20,7 +21,7 @@ from .. import __version__
 from ..errors import CompileError, OnnxImportError, UnsupportedOpError
 from ..hw.descriptor import Op
 from ..program import Program
-from . import calibrate, emit, fit, frontend, ir, lower, passes, quantize
+from . import calibrate, emit, fill_rows, fit, frontend, ir, lower, passes, quantize
 from .options import CompileOptions
 
 __all__ = ["compile_model", "pack", "project_onnx", "import_and_lower", "CompileOptions", "CompileError",
@@ -29,7 +30,7 @@ __all__ = ["compile_model", "pack", "project_onnx", "import_and_lower", "Compile
 
 def import_and_lower(model, options: Optional[CompileOptions] = None, **kwargs):
     """(graph after the passes, float layers with their PPS decision, source name). No calibration.
-    Options: a CompileOptions and/or its fields by name (hw, pps, first_layer_dense, input_shape, seed)."""
+    Options: a CompileOptions and/or its fields by name (hw, pps, first_layer_dense, fill_rows, input_shape, seed)."""
     opts = CompileOptions.of(options, **kwargs)
     proto, source = frontend.to_onnx(model, opts.input_shape, opts.seed)
     g = ir.import_onnx(proto, source)
@@ -40,6 +41,8 @@ def import_and_lower(model, options: Optional[CompileOptions] = None, **kwargs):
     layers = lower.to_layers(g)
     lower.apply_pps(layers, opts.pps, opts.first_layer_dense, opts.hw)
     lower.fold_input_shifts(layers)      # with the final (projected) weights
+    if opts.fill_rows:
+        fill_rows.merge_classes(layers, opts.hw)
     fit.check_fits(layers, opts.hw)      # before the (slower) calibration
     return g, layers, source
 
@@ -62,7 +65,8 @@ def compile_model(model, options: Optional[CompileOptions] = None, **kwargs) -> 
 
     model: onnx.ModelProto, ONNX file path, torch.nn.Module (with input_shape=(C, H, W)) or a zoo name.
     options: a CompileOptions, and/or its fields by name: hw, pps ((P, K), "PxK", or None for an all-dense
-    program), first_layer_dense (keep the first conv dense), calib (float inputs [N, C, H, W], array or .npy path;
+    program), first_layer_dense (keep the first conv dense), fill_rows (merge small residue classes when faster,
+    compiler/fill_rows.py), calib (float inputs [N, C, H, W], array or .npy path;
     None = `num_calib` seeded standard-normal inputs, with a warning), num_calib, seed, input_shape.
     """
     t0 = time.perf_counter()
@@ -81,6 +85,7 @@ def compile_model(model, options: Optional[CompileOptions] = None, **kwargs) -> 
         "compiler": f"sps-pynq {__version__}",
         "pps": opts.pps_text,
         "first_layer_dense": bool(opts.first_layer_dense),
+        "fill_rows": bool(opts.fill_rows),
         "calibration": {"count": int(len(x)), "synthetic": bool(synthetic), "seed": opts.seed if synthetic else None,
                         "method": "max-abs"},
         "onnx_inputs": {t: list(g.onnx_shapes.get(t, ())) for t in g.inputs},

@@ -124,6 +124,10 @@ def _layer_meta(layer: Layer, placed) -> dict:
     m = {"name": layer.name, "op": layer.op.name, "inputs": list(layer.inputs), "output": layer.output,
          "in_shape": list(layer.in_shape), "out_shape": list(layer.out_shape)}
     if layer.op == Op.CONV:
-        m.update({"P": layer.P, "K": layer.K, "mode": layer.pps_how, "energy_kept": round(layer.energy_kept, 6),
-                  "masks": list(layer.masks), "weight_bytes": placed[1], "param_bytes": placed[3]})
+        table = layer.pruned_masks or layer.masks          # the model's sparsity (P, K, masks)
+        m.update({"P": len(table) if table else 1, "K": bin(table[0]).count("1") if table else layer.K,
+                  "mode": layer.pps_how, "energy_kept": round(layer.energy_kept, 6), "masks": list(table),
+                  "weight_bytes": placed[1], "param_bytes": placed[3]})
+        if layer.pruned_masks:       # fill_rows: the descriptor's table, K' >= K taps a kernel (the extra ones zero)
+            m["encoded"] = {"P": layer.P, "K": layer.K, "masks": list(layer.masks)}
     return m

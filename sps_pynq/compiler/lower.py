@@ -36,6 +36,8 @@ class Layer:
     weights: Optional[np.ndarray] = None  # float64 [O, I, kh, kw] (CONV), PPS-projected when pps
     bias: Optional[np.ndarray] = None     # float64 [O]
     masks: List[int] = field(default_factory=list)      # PPS pattern table; empty = dense
+    pruned_masks: List[int] = field(default_factory=list)   # the model's own table when fill_rows merged its
+                                                            # classes into `masks` (empty: masks is it)
     pps_how: str = "dense"                # "dense", "projected", "detected" (already PPS, kept)
     energy_kept: float = 1.0
     fc: bool = False                      # a fully connected layer (Gemm/MatMul): always dense

@@ -1,0 +1,125 @@
+"""fill_rows (compiler/fill_rows.py): merged residue classes give the same outputs bit for bit (ref, sim, rtl),
+fewer modelled cycles where classes are small, no change where rows are full, honest MAC counts, the CLI flag."""
+import json
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from sps_pynq import pps
+from sps_pynq.backends import rtl_build
+from sps_pynq.cli import main
+from sps_pynq.compiler import compile_model, import_and_lower
+from sps_pynq.compiler.fill_rows import merge_classes, merged_masks, modelled_cycles
+from sps_pynq.compiler.testing import make_model
+from sps_pynq.hw import cycles
+from sps_pynq.hw.config import get_config
+from sps_pynq.hw.descriptor import Op
+from sps_pynq.runtime.session import Session
+
+pytestmark = pytest.mark.filterwarnings("ignore:no calibration data")
+RNG = np.random.default_rng(21)
+
+
+def net(c=16, side=8):
+    """conv3x3(3->c) + relu, conv3x3(c->c) + relu, conv3x3(c->c): the last two PPS-projected."""
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+             helper.make_node("Conv", ["r1", "w2"], ["c2"], name="conv2", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+             helper.make_node("Conv", ["r2", "w3"], ["y"], name="conv3", pads=[1, 1, 1, 1])]
+    inits = {"w1": RNG.standard_normal((c, 3, 3, 3)), "w2": RNG.standard_normal((c, c, 3, 3)),
+             "w3": RNG.standard_normal((c, c, 3, 3))}
+    return make_model(nodes, [("x", [1, 3, side, side])], ["y"], inits)
+
+
+def test_merged_masks_cover_the_classes_they_merge():
+    table = [pps.mask_of(t) for t in ([0, 1, 3, 4], [1, 2, 4, 5], [3, 4, 6, 7], [4, 5, 7, 8],
+                                      [0, 2, 6, 8], [1, 3, 5, 7], [0, 2, 4, 8], [0, 2, 4, 6])]
+    assert merged_masks(table, 8) == table
+    for p in (4, 2, 1):
+        merged = merged_masks(table, p)
+        counts = {bin(m).count("1") for m in merged}
+        assert len(merged) == p and len(counts) == 1 and 4 <= counts.pop() <= 9
+        for q, m in enumerate(table):
+            assert merged[q % p] & m == m          # pattern (o + i) mod P lies inside (o + i) mod P'
+    assert merged_masks(table, 1) == [0x1ff]
+    with pytest.raises(ValueError, match="do not divide"):
+        merged_masks(table, 3)
+
+
+def test_small_classes_merge_and_give_the_same_outputs():
+    hw = get_config("zcu104")                      # R = 16: 16 filters at P = 8 fill 2 rows a group
+    model = net()
+    calib = RNG.standard_normal((4, 3, 8, 8)).astype(np.float32)
+    plain = compile_model(model, hw=hw, pps="8x4", first_layer_dense=True, calib=calib)
+    filled = compile_model(model, hw=hw, pps="8x4", first_layer_dense=True, fill_rows=True, calib=calib)
+    assert filled.metadata["fill_rows"] is True and plain.metadata["fill_rows"] is False
+    metas = {m["name"]: m for m in filled.metadata["layers"] if m["op"] == "CONV"}
+    descs = {info.name: d for info, d in zip(filled.layers, filled.descriptors())}
+    for name in ("conv2", "conv3"):
+        m, d = metas[name], descs[name]
+        assert (m["P"], m["K"]) == (8, 4)                      # the model's sparsity
+        assert m["encoded"]["P"] < 8 and (d.patterns, d.nnz) == (m["encoded"]["P"], m["encoded"]["K"])
+        assert list(d.pattern_masks) == m["encoded"]["masks"]
+    assert "encoded" not in metas["conv1"]
+    # the same integers out of every backend and both encodings
+    x = RNG.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    with Session(plain, backend="sim") as s:
+        want = s.run(x)
+    for backend in ("sim", "ref"):
+        with Session(filled, backend=backend) as s:
+            assert np.array_equal(np.asarray(s.run(x)), np.asarray(want)), backend
+    # fewer modelled cycles, the same nonzero MACs (the model's K, not the stored K')
+    total = [sum(c.total for c in cycles.program_cycles(p, cycles.ZCU104_DDR)) for p in (plain, filled)]
+    assert total[1] < total[0]
+    assert filled.conv_macs() == plain.conv_macs()
+    with Session(filled, backend="sim") as s:
+        s.run(x[:1])
+        assert s.stats()["macs"] == plain.conv_macs()[0]
+
+
+def test_full_rows_keep_their_table():
+    hw = get_config("small")                       # R = 2: 16 filters at P = 8 fill every group already
+    _, layers, _ = import_and_lower(net(), hw=hw, pps="8x4", first_layer_dense=True)
+    before = [list(layer.masks) for layer in layers]
+    merge_classes(layers, hw)
+    assert [list(layer.masks) for layer in layers] == before
+    assert all(not layer.pruned_masks for layer in layers)
+
+
+def test_the_choice_is_the_fastest_modelled_table():
+    hw = get_config("zcu104")
+    _, layers, _ = import_and_lower(net(), hw=hw, pps="8x4", first_layer_dense=True)
+    conv2 = next(layer for layer in layers if layer.name == "conv2")
+    table = list(conv2.masks)
+    best = min(modelled_cycles(conv2, merged_masks(table, p), hw) for p in (8, 4, 2, 1))
+    merge_classes(layers, hw)
+    assert conv2.pruned_masks == table and modelled_cycles(conv2, conv2.masks, hw) == best
+
+
+@pytest.mark.skipif(rtl_build.setup_verilator() is None, reason="verilator not installed")
+def test_rtl_runs_merged_classes_bit_exact():
+    hw = get_config("small")                       # R = 2: 8 filters at P = 8 fill one row of two
+    program = compile_model(net(c=8, side=6), hw=hw, pps="8x4", first_layer_dense=True, fill_rows=True,
+                            calib=RNG.standard_normal((2, 3, 6, 6)).astype(np.float32))
+    assert any("encoded" in m for m in program.metadata["layers"] if m["op"] == "CONV")
+    x = RNG.integers(-128, 128, size=(1,) + program.inputs[0].shape).astype(np.int8)
+    with Session(program, backend="sim") as sim:
+        want = sim.run_int8(x)
+    with Session(program, backend="rtl") as rtl:
+        got = rtl.run_int8(x)
+    assert np.array_equal(got, want), f"{np.count_nonzero(got != want)} of {got.size} output bytes differ"
+
+
+def test_pack_cli_flag(tmp_path, capsys):
+    src = tmp_path / "net.onnx"
+    src.write_bytes(net().SerializeToString())
+    out = tmp_path / "net.spsmodel"
+    assert main(["pack", str(src), "-o", str(out), "--first-layer-dense", "--fill-rows", "--num-calib", "2"]) == 0
+    capsys.readouterr()
+    assert main(["inspect", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["metadata"]["fill_rows"] is True
+    convs = [r for r in info["layers"] if r["op"] == Op.CONV.name]
+    assert any(r["P"] < 8 and r["mode"] == "pps" for r in convs)
