@@ -322,7 +322,7 @@ def network_report(args) -> int:
             c1, i1 = sum(r["board"] for r in conv3_s1), sum(r["ideal"] for r in conv3_s1)
             print(f"  stride 1: {i1 / c1:.1%} over {len(conv3_s1)} layers (lowest "
                   f"{min(r['ideal'] / r['board'] for r in conv3_s1):.1%}); stride 2: "
-                  f"{(i3 - i1) / (c3 - c1):.1%} over {len(conv3) - len(conv3_s1)} (bank conflicts: issue 11)")
+                  f"{(i3 - i1) / (c3 - c1):.1%} over {len(conv3) - len(conv3_s1)}")
     if measured:
         errs = [m.total / c - 1 for m, c in zip(bench, measured)]
         big = [e for e, c in zip(errs, measured) if c >= 1000]
