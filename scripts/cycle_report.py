@@ -11,8 +11,9 @@
 VGG16 mode (the default) runs the RTL; every row also shows the cycle model (sps_pynq/hw/cycles.py) and its error
 against the RTL. Network mode compiles a zoo network (or loads a .spsmodel) and prints per layer, bands merged:
 modelled cycles, ideal, utilization, MAC efficiency, DDR bytes, and the frames per second at --clock with the
-board's DDR latency *assumed* (hw/cycles.ZCU104_DDR); with --rtl it also runs the program on the `rtl` backend
-and prints the measured cycles and the model's error per layer.
+board's DDR latency *assumed* (hw/cycles.ZCU104_DDR); with --rtl it also runs the program on the `rtl` backend,
+prints the measured cycles and the model's error per layer, and checks the RTL's output against `sim`'s (unless
+--no-check).
 
 For every layer it builds a one-layer program (random int8 input, random weights; in PPS mode projected onto a
 PPS(8,4) table with sps_pynq.pps.project), runs it on the RTL, and reads the core's own counters. It prints per
@@ -265,6 +266,17 @@ def network_report(args) -> int:
             rtl.run()
         rtl_seconds = time.perf_counter() - t0
         measured = [int(layer["cycles"]) for layer in rtl.stats()["layers"]]
+        if not args.no_check:             # the RTL's outputs against the C golden model's on the same input
+            from sps_pynq.backends.sim import SimBackend
+            sim = SimBackend(hw)
+            sim.load(program)
+            sim.write(program.inputs[0].offset, x.astype(np.int8))
+            sim.run()
+            for t in program.outputs:
+                if not np.array_equal(rtl.read(t.offset, t.nbytes), sim.read(t.offset, t.nbytes)):
+                    print(f"error: output {t.name}: the RTL differs from sim", file=sys.stderr)
+                    return 1
+            print(f"RTL outputs equal sim's bit for bit ({len(program.outputs)} output(s))")
 
     needed = program.layer_macs(descs)          # nonzero MACs (the model's K where --fill-rows merged classes)
     rows: dict = {}
