@@ -21,8 +21,8 @@ def test_hw_config_refuses_what_the_rtl_refuses():
     from sps_pynq.hw.config import HwConfig
     for bad, match in ((dict(rows=3, cols=4), "rows must be a power of two"),
                        (dict(rows=32, cols=4), "rows must be a power of two in 1..16"),
-                       (dict(rows=2, cols=1), "cols must be a power of two in 2..16"),
-                       (dict(rows=2, cols=16, axi_data_bits=64), "cols must be a power of two in 2..8"),
+                       (dict(rows=2, cols=1), "cols must be a power of two in 2..32"),
+                       (dict(rows=2, cols=32, axi_data_bits=64), "cols must be a power of two in 2..16"),
                        (dict(rows=2, cols=4, act_buf_bytes=3 * 4096), "act_buf_bytes must be a power of two"),
                        (dict(rows=2, cols=4, weight_buf_bytes=1000), "weight_buf_bytes must be a whole number"),
                        (dict(rows=2, cols=4, max_patterns=17), "max_patterns")):
@@ -30,3 +30,5 @@ def test_hw_config_refuses_what_the_rtl_refuses():
             HwConfig(name="x", **bad)
     ok = HwConfig(name="x", rows=1, cols=2, axi_data_bits=64, act_buf_bytes=1024, weight_buf_bytes=1024)
     assert HwConfig.from_words(ok.fingerprint, ok.buffers_word).same_hardware(ok)
+    wide = HwConfig(name="x", rows=16, cols=32, weight_buf_bytes=147456)      # C = two 16-byte beats
+    assert HwConfig.from_words(wide.fingerprint, wide.buffers_word).same_hardware(wide)

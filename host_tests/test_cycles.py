@@ -127,21 +127,24 @@ def test_ideal_and_efficiency_helpers():
 
 
 @pytest.mark.skipif(rtl_build.setup_verilator() is None, reason="verilator not installed")
-def test_model_follows_the_rtl_counters():
-    """Random CONV (PPS, dense, FC), pools and ADDs, some cut into bands, in one RTL run on the small array."""
+@pytest.mark.parametrize("config", ["small", "small_wide"])
+def test_model_follows_the_rtl_counters(config):
+    """Random CONV (PPS, dense, FC), pools and ADDs, some cut into bands, in one RTL run on a small array (and on
+    one with more columns than an AXI beat has bytes)."""
     from sps_pynq.backends.rtl import RtlBackend
+    hw = get_config(config)
     rng = np.random.default_rng(5)
-    parts = [lf.random_layer(rng, SMALL, op=k) for k in ("pps", "dense", "fc", "maxpool", "avgpool", "add") * 2]
+    parts = [lf.random_layer(rng, hw, op=k) for k in ("pps", "dense", "fc", "maxpool", "avgpool", "add") * 2]
     arena, descs = lf.side_by_side([(a, [d]) for a, d in parts])
-    arena2, descs2 = lf.random_program(rng, SMALL, n_layers=5)
+    arena2, descs2 = lf.random_program(rng, hw, n_layers=5)
     arena, descs = lf.side_by_side([(arena, descs), (arena2, lf.in_bands(rng, descs2))])
-    rtl = RtlBackend(SMALL)
-    rtl.load(lf.as_program(arena, descs, SMALL))
+    rtl = RtlBackend(hw)
+    rtl.load(lf.as_program(arena, descs, hw))
     rtl.run()
     measured = rtl.stats()["layers"]
     assert len(measured) == len(descs)
     for d, m in zip(descs, measured):
-        model = cycles.layer_cycles(d, SMALL)
+        model = cycles.layer_cycles(d, hw)
         what = f"{d.op.name} {d.in_c}x{d.in_h}x{d.in_w} -> {d.out_c}x{d.out_h}x{d.out_w} k{d.kh} s{d.stride_h}"
         assert model.mac == m["mac_cycles"], what
         err = model.total / m["cycles"] - 1

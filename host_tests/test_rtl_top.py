@@ -1,7 +1,8 @@
 """The whole SPS core (sps_top) in cocotb on Verilator: registers, every layer kind bit-exact against
 sps_pynq.reference, a small network with statistics, AXI back-pressure, resets mid-run, error codes.
 
-The small configuration (2 x 4, 64-bit AXI) runs every test; the default zcu104 configuration (16 x 16,
+The small configuration (2 x 4, 64-bit AXI) runs every test, and so does small_wide (2 x 16: more columns than
+an AXI beat has bytes); the default zcu104 configuration (16 x 16,
 128-bit AXI) runs the registers, a few small layers, the dense weight prefetch and the stride-2 MAC cycles.
 Each configuration is built once, in build/rtl/.
 """
@@ -26,6 +27,12 @@ def _run(config: str, testcase: str, **env):
 @pytest.mark.parametrize("testcase", SMALL_TESTS)
 def test_small(testcase):
     _run("small", testcase, SPS_SEED="1", SPS_N_PER_KIND="2")
+
+
+@pytest.mark.parametrize("testcase", SMALL_TESTS)
+def test_small_wide(testcase):
+    """C = 16 columns on 8-byte beats: buffer rows written in two beats, output segments over up to three."""
+    _run("small_wide", testcase, SPS_SEED="2", SPS_N_PER_KIND="2")
 
 
 @pytest.mark.slow

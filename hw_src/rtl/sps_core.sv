@@ -420,8 +420,8 @@ module sps_core
   if (AxiDataWidth != 64 && AxiDataWidth != 128) begin : gen_bad_axi
     $error("sps_core: AxiDataWidth must be 64 or 128");
   end
-  if (Cols < 2 || (Cols & (Cols - 1)) != 0 || Cols > BeatBytes) begin : gen_bad_cols
-    $error("sps_core: Cols must be a power of two in 2..AxiDataWidth/8");
+  if (Cols < 2 || (Cols & (Cols - 1)) != 0 || Cols > 2 * BeatBytes) begin : gen_bad_cols
+    $error("sps_core: Cols must be a power of two in 2..AxiDataWidth/4");
   end
   if ((Rows & (Rows - 1)) != 0 || Rows > BeatBytes) begin : gen_bad_rows
     $error("sps_core: Rows must be a power of two in 1..AxiDataWidth/8");

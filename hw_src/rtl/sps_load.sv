@@ -57,9 +57,14 @@ module sps_load
 );
   localparam int unsigned BeatBytes = AxiDataWidth / 8;
   localparam int unsigned BeatShift = $clog2(BeatBytes);
-  localparam int unsigned ColShift  = $clog2(Cols);
   localparam int unsigned BeatWords = BeatBytes / 4;
-  localparam int unsigned ActSubs   = BeatBytes / Cols;          // buffer rows per beat
+  // The activation buffer takes WrBytes bytes a cycle: a row of C bytes (several a beat), or when C exceeds the
+  // beat a beat's worth, ActParts of them a row (banks ActParts-th by ActParts-th).
+  localparam int unsigned WrBytes   = (Cols < BeatBytes) ? Cols : BeatBytes;
+  localparam int unsigned WrShift   = $clog2(WrBytes);
+  localparam int unsigned ActSubs   = BeatBytes / WrBytes;       // buffer writes per beat
+  localparam int unsigned ActParts  = Cols / WrBytes;            // buffer writes per row
+  localparam int unsigned PartShift = $clog2(ActParts);
   localparam int unsigned WgtSubs   = BeatBytes / Rows;          // weight entries per beat
   localparam int unsigned WgtDepth  = WeightBufBytes / Rows;
   localparam int unsigned RecWords  = ParamRecordBytes / 4;      // bias, M, S, 0
@@ -69,7 +74,8 @@ module sps_load
   ld_state_e state_q, state_d;
   sps_core_pkg::ld_cmd_t cmd_q, cmd_d;   // the load in progress
   logic [31:0] left_q, left_d;           // beats still to come
-  logic [31:0] idx_q, idx_d;             // where the next beat (part) lands: beat, buffer row or weight entry
+  logic [31:0] idx_q, idx_d;             // where the next beat (part) lands: beat, weight entry, or buffer write
+                                         // (DstAct: WrBytes-byte unit, row idx / ActParts, part idx mod ActParts)
   logic [7:0] sub_q, sub_d;              // part of the beat written next (the buffers take C or R bytes a cycle)
   logic [63:0] at_q, at_d;               // DstAct: DDR byte address of the current read's first byte
   logic [31:0] pos_q, pos_d;             // DstAct: buffer byte where that byte lands
@@ -87,7 +93,7 @@ module sps_load
 
   assign act = (cmd_q.dest == DstAct);
   assign lead = at_q[BeatShift-1:0];
-  assign act_row = (pos_q - 32'(lead)) >> ColShift;
+  assign act_row = (pos_q - 32'(lead)) >> WrShift;
   always_comb begin
     req_beats = cmd_q.beats;
     if (act) req_beats = 32'((48'(lead) + cmd_q.len + 48'(BeatBytes - 1)) >> BeatShift);
@@ -218,17 +224,23 @@ module sps_load
   // ------------------------------------------------------------------------------------------------
   logic act_we, wgt_we, act_swap;
   logic [RowAw-1:0] act_wrow;
-  logic [Cols*8-1:0] act_wrow_data, act_wdata;
+  logic [31:0] act_part;
+  logic [WrBytes*8-1:0] act_wrow_data;
+  logic [Cols*8-1:0] act_wdata;
+  logic [Cols-1:0] act_bank_we;
   logic [EntryWidth-1:0] wgt_waddr;
   logic [Rows*8-1:0] wgt_wdata;
 
   assign act_we = beat_fire && cmd_q.dest == DstAct;
-  assign act_wrow = RowAw'(idx_q);
-  assign act_wrow_data = rd_beat_data_i[Cols * 8 * sub_q +: Cols * 8];
+  assign act_wrow = RowAw'(idx_q >> PartShift);
+  assign act_part = idx_q & 32'(ActParts - 1);
+  assign act_wrow_data = rd_beat_data_i[WrBytes * 8 * sub_q +: WrBytes * 8];
   assign act_swap = act_skew_i && act_wrow[0];
   for (genvar b = 0; b < Cols; b++) begin : gen_act_wdata
-    // byte j of the row goes to bank j, or to bank j ^ 1 in an odd row under the skew
-    assign act_wdata[8*b +: 8] = act_swap ? act_wrow_data[8*(b ^ 1) +: 8] : act_wrow_data[8*b +: 8];
+    // byte j of the row goes to bank j, or to bank j ^ 1 in an odd row under the skew (a pair never straddles
+    // two writes: WrBytes >= 2); the write holds bytes part * WrBytes .. + WrBytes - 1 of the row
+    assign act_wdata[8*b +: 8] = act_wrow_data[8*((act_swap ? b ^ 1 : b) % WrBytes) +: 8];
+    assign act_bank_we[b] = act_we && 32'(b / WrBytes) == act_part;
   end
   assign wgt_we = beat_fire && cmd_q.dest == DstWgt;
   assign wgt_waddr = EntryWidth'(idx_q);
@@ -237,7 +249,7 @@ module sps_load
   for (genvar b = 0; b < Cols; b++) begin : gen_act_bank
     sps_ram_1rw1r #(.Width(8), .Depth(ActBufBytes / Cols)) u_bank (
       .clk_i,
-      .we_a_i(act_we),
+      .we_a_i(act_bank_we[b]),
       .addr_a_i(act_we ? act_wrow : act_rrow_i[RowAw*b +: RowAw]),
       .wdata_a_i(act_wdata[8*b +: 8]),
       .rdata_a_o(act_rdata_o[8*b +: 8]),
@@ -268,7 +280,7 @@ module sps_load
   WeightWriteInRange: assert property (@(posedge clk_i) disable iff (!rst_ni)
       wgt_we |-> 32'(wgt_waddr) < 32'(WgtDepth));
   ActWriteInRange: assert property (@(posedge clk_i) disable iff (!rst_ni)
-      act_we |-> idx_q < 32'(ActBufBytes / Cols));
+      act_we |-> idx_q < 32'(ActBufBytes / WrBytes));
 `endif
 
 endmodule

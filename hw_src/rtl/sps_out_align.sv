@@ -1,12 +1,13 @@
 // Copyright sps-pynq contributors. Licensed under Apache-2.0.
-// Turns a segment of up to C output bytes at any byte address into one or two strobed AXI data beats.
+// Turns a segment of up to C output bytes at any byte address into the strobed AXI data beats it spans
+// (one or two when C fits a beat).
 
 `default_nettype none
 
 module sps_out_align #(
   parameter int unsigned AddrWidth = 40,
   parameter int unsigned DataWidth = 128,
-  parameter int unsigned SegBytes  = 16     // C, at most DataWidth / 8
+  parameter int unsigned SegBytes  = 16     // C
 ) (
   input  wire logic                   clk_i,
   input  wire logic                   rst_ni,
@@ -27,46 +28,43 @@ module sps_out_align #(
 );
   localparam int unsigned BeatBytes = DataWidth / 8;
   localparam int unsigned BeatShift = $clog2(BeatBytes);
+  localparam int unsigned NumBeats  = (SegBytes + BeatBytes - 1) / BeatBytes + 1;   // most beats a segment spans
 
-  logic second_q;                         // the upper beat of a segment is being sent
+  logic [7:0] part_q;                     // the beat of the segment being sent
   logic [BeatShift-1:0] off;
-  logic [2*DataWidth-1:0] wide_data;
-  logic [2*BeatBytes-1:0] wide_strb;
+  logic [NumBeats*DataWidth-1:0] wide_data;
+  logic [NumBeats*BeatBytes-1:0] wide_strb;
   logic [AddrWidth-1:0] beat0_addr;
-  logic needs_second;
+  logic [7:0] last_part;
 
   assign off = seg_addr_i[BeatShift-1:0];
-  assign wide_data = (2*DataWidth)'(seg_data_i) << {off, 3'b000};
-  assign wide_strb = (((2*BeatBytes)'(1) << seg_len_i) - (2*BeatBytes)'(1)) << off;
+  assign wide_data = (NumBeats*DataWidth)'(seg_data_i) << {off, 3'b000};
+  assign wide_strb = (((NumBeats*BeatBytes)'(1) << seg_len_i) - (NumBeats*BeatBytes)'(1)) << off;
   assign beat0_addr = {seg_addr_i[AddrWidth-1:BeatShift], BeatShift'(0)};
-  assign needs_second = wide_strb[2*BeatBytes-1:BeatBytes] != '0;
+  assign last_part = 8'((32'(off) + 32'(seg_len_i) - 32'd1) >> BeatShift);
 
   assign beat_valid_o = seg_valid_i;
-  assign beat_addr_o = second_q ? beat0_addr + AddrWidth'(BeatBytes) : beat0_addr;
-  assign beat_data_o = second_q ? wide_data[2*DataWidth-1:DataWidth] : wide_data[DataWidth-1:0];
-  assign beat_strb_o = second_q ? wide_strb[2*BeatBytes-1:BeatBytes] : wide_strb[BeatBytes-1:0];
-  assign seg_ready_o = beat_ready_i && (second_q || !needs_second);
-  assign idle_o = !second_q && !seg_valid_i;
+  assign beat_addr_o = beat0_addr + AddrWidth'(32'(part_q) * BeatBytes);
+  assign beat_data_o = wide_data[DataWidth*part_q +: DataWidth];
+  assign beat_strb_o = wide_strb[BeatBytes*part_q +: BeatBytes];
+  assign seg_ready_o = beat_ready_i && part_q == last_part;
+  assign idle_o = part_q == 8'd0 && !seg_valid_i;
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
-      second_q <= 1'b0;
+      part_q <= '0;
     end else if (clear_i) begin
-      second_q <= 1'b0;
+      part_q <= '0;
     end else if (seg_valid_i && beat_ready_i) begin
-      second_q <= !second_q && needs_second;
+      part_q <= (part_q == last_part) ? 8'd0 : part_q + 8'd1;
     end
-  end
-
-  if (SegBytes > BeatBytes) begin : gen_bad_seg
-    $error("sps_out_align: a segment (C bytes) must fit one AXI beat");
   end
 
   // Assertions (simulation only).
 `ifndef SYNTHESIS
   SegLenInRange: assert property (@(posedge clk_i) disable iff (!rst_ni)
       seg_valid_i |-> (seg_len_i >= 8'd1 && seg_len_i <= 8'(SegBytes)));
-  SegHeldDuringSecondBeat: assert property (@(posedge clk_i) disable iff (!rst_ni) second_q |-> seg_valid_i);
+  SegHeldDuringLaterBeats: assert property (@(posedge clk_i) disable iff (!rst_ni) part_q != 8'd0 |-> seg_valid_i);
 `endif
 
 endmodule

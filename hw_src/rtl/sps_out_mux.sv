@@ -39,7 +39,9 @@ module sps_out_mux
   output logic [7:0]                        seg_len_o,
   output logic [Cols*8-1:0]                 seg_data_o
 );
-  localparam int unsigned StatsSegs = StatsRecordBytes / Cols;    // segments of a record
+  // The record goes out in segments of C bytes, or in one when C is larger than the record.
+  localparam int unsigned StatsSegBytes = (Cols < StatsRecordBytes) ? Cols : StatsRecordBytes;
+  localparam int unsigned StatsSegs = StatsRecordBytes / StatsSegBytes;
 
   logic [7:0] st_idx_q, st_idx_d;    // segment of the record sent next
 
@@ -67,9 +69,9 @@ module sps_out_mux
     seg_data_o = dr_data_i;
     if (stats_valid_i) begin
       seg_valid_o = 1'b1;
-      seg_addr_o = stats_addr_i + AddrWidth'(32'(st_idx_q) * Cols);
-      seg_len_o = 8'(Cols);
-      seg_data_o = stats_record_i[Cols * 8 * st_idx_q +: Cols * 8];
+      seg_addr_o = stats_addr_i + AddrWidth'(32'(st_idx_q) * StatsSegBytes);
+      seg_len_o = 8'(StatsSegBytes);
+      seg_data_o = (Cols*8)'(stats_record_i[StatsSegBytes * 8 * st_idx_q +: StatsSegBytes * 8]);
     end else if (pk_valid_i) begin
       seg_valid_o = 1'b1;
       seg_addr_o = pk_addr_i;
@@ -81,8 +83,8 @@ module sps_out_mux
   assign pk_ready_o = !stats_valid_i && seg_ready_i;
   assign dr_ready_o = !stats_valid_i && !pk_valid_i && seg_ready_i;
 
-  if (StatsRecordBytes % Cols != 0) begin : gen_bad_cols
-    $error("sps_out_mux: the statistics record must be a whole number of C-byte segments");
+  if (StatsRecordBytes % StatsSegBytes != 0) begin : gen_bad_cols
+    $error("sps_out_mux: the statistics record must be a whole number of segments");
   end
 
   // Assertions (simulation only).

@@ -70,8 +70,8 @@ class HwConfig:
         if self.axi_data_bits not in (64, 128):
             raise bad(f"axi_data_bits must be 64 or 128, got {self.axi_data_bits}")
         beat = self.axi_data_bits // 8
-        if not (_power_of_two(self.cols) and 2 <= self.cols <= beat):
-            raise bad(f"cols must be a power of two in 2..{beat} (AXI data bytes), got {self.cols}")
+        if not (_power_of_two(self.cols) and 2 <= self.cols <= 2 * beat):
+            raise bad(f"cols must be a power of two in 2..{2 * beat} (twice the AXI data bytes), got {self.cols}")
         if not (_power_of_two(self.rows) and self.rows <= beat):
             raise bad(f"rows must be a power of two in 1..{beat} (AXI data bytes), got {self.rows}")
         if not (_power_of_two(self.act_buf_bytes) and self.act_buf_bytes % (2 * beat) == 0
@@ -138,9 +138,16 @@ CONFIGS = {
     # 128-bit x 9216 RAM; the depth need not be a power of two (9216 = 9 x 1024 fills whole BRAM cascades):
     # Yosys maps it to 34 RAMB36, where rounding up to 256 KiB would take at least 57.
     "zcu104": HwConfig(name="zcu104", rows=16, cols=16, weight_buf_bytes=147456),
+    # The same device with twice the columns (512 MACs; docs/hardware.md, "An array sized for the device"):
+    # output rows of 32 bytes span two or three 128-bit beats. Not the default: no Vivado timing run yet.
+    "zcu104_16x32": HwConfig(name="zcu104_16x32", rows=16, cols=32, weight_buf_bytes=147456),
     # Small array for fast RTL simulation in CI.
     "small": HwConfig(name="small", rows=2, cols=4, axi_data_bits=64,
                       act_buf_bytes=16384, weight_buf_bytes=8192),
+    # The small array with more columns than an AXI beat has bytes (C = 16, 8-byte beats): the RTL tests of
+    # activation rows written in several beats and output segments that span up to three beats.
+    "small_wide": HwConfig(name="small_wide", rows=2, cols=16, axi_data_bits=64,
+                           act_buf_bytes=16384, weight_buf_bytes=8192),
 }
 
 DEFAULT_CONFIG = "zcu104"

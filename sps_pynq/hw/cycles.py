@@ -145,7 +145,8 @@ def _compute(issue: np.ndarray, rows: int, d: Descriptor, hw: HwConfig, core: Co
     the tile engine moves each column's output coordinate on by C pixels, one output row (out_w) a cycle
     (sps_conv_pipe's renormalization): C - 1 pixels before the first tile, up to C + out_w - 1 per later tile,
     hidden behind the tile before unless that is shorter."""
-    drain = rows * core.tile_row + core.tile_drain
+    # an output row is one segment of C bytes: one write beat, or C / beat of them when C is wider than a beat
+    drain = rows * core.tile_row * max(1, hw.cols * 8 // hw.axi_data_bits) + core.tile_drain
     first = (hw.cols - 1) // d.out_w
     period = max(drain, (hw.cols + d.out_w - 1) // d.out_w)
     return float(first + issue[0] + np.maximum(issue[1:], period).sum() + drain)
