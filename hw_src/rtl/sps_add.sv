@@ -30,10 +30,12 @@ module sps_add
   output sps_core_pkg::ld_cmd_t          ld_cmd_o,
   input  wire logic                      ld_done_i,
 
-  // activation buffer reads: one row address for every bank, data the next cycle
-  output logic                           act_rd_o,       // the ADD drives the read address this cycle
-  output logic [RowAw-1:0]               act_row_o,
-  input  wire logic [Cols*8-1:0]         act_rdata_i,
+  // activation buffer reads: input 1's row on port 0, input 2's on port 1 (one row address for every bank of a
+  // port), data the next cycle
+  output logic                           act_rd_o,       // the ADD drives the read addresses this cycle
+  output logic [RowAw-1:0]               act_row_a_o,
+  output logic [RowAw-1:0]               act_row_b_o,
+  input  wire logic [2*Cols*8-1:0]       act_rdata_i,    // port 0 in the low half, port 1 in the high half
 
   // output segments (one buffer row of results each)
   output logic                           seg_valid_o,
@@ -42,44 +44,54 @@ module sps_add
   output logic [7:0]                     seg_len_o,
   output logic [Cols*8-1:0]              seg_data_o,
 
-  output logic                           stall_o         // results wait for the packer
+  output logic                           stall_o         // a row waits for room among the results
 );
   localparam int unsigned AW        = AxiAddrWidth;
   localparam int unsigned ColShift  = $clog2(Cols);
   localparam int unsigned HalfBytes = ActBufBytes / 2;      // input 1 in the lower half, input 2 above
+  // A row of C elements a cycle: read both inputs' rows (two ports), latch, multiply, round, into the result
+  // FIFO. A row is read only when the FIFO has room for it and for every row still in the pipeline (credits),
+  // so no stage ever has to stop; the packer empties the FIFO one segment a cycle.
+  localparam int unsigned Stages    = 4;                    // read data, latched rows, sums, results
+  localparam int unsigned ResDepth  = 8;                    // result FIFO, >= Stages for one row a cycle
+  localparam int unsigned ResWidth  = AW + 8 + Cols * 8;    // address, count, results
 
-  typedef enum logic [3:0] {
-    AdIdle, AdChunk, AdLoadA, AdIssueB, AdLoadB, AdRdA, AdRdB, AdLatch, AdMul, AdRnd, AdOut
-  } add_state_e;
+  typedef enum logic [2:0] {AdIdle, AdChunk, AdLoadA, AdIssueB, AdLoadB, AdRows, AdFinish} add_state_e;
 
   add_state_e state_q, state_d;
   logic [31:0] off_q, off_d;              // byte of the maps where the chunk starts
   logic [31:0] chunk_q, chunk_d;          // bytes in the chunk
-  logic [RowAw-1:0] row_q, row_d;         // buffer row (C elements) of the chunk
-  logic [Cols*8-1:0] a_q, a_d, b_q, b_d;  // the row of each input
-  logic [31:0] out_idx_q, out_idx_d;      // output byte of the next segment
-  logic [Cols*8-1:0] y;                   // the C results of the row
-  logic [7:0] cnt;                        // results in the row
+  logic [RowAw-1:0] row_q, row_d;         // buffer row (C elements) of the chunk read next
+  logic [7:0] cnt;                        // results in the row read now
   logic [31:0] chunk_left;
   logic [AW-1:0] ld_addr;
-  logic pk_full_q, pk_full_d, pk_take;
+  logic issue, can_issue, last_row;
+
+  logic [Stages-1:0] v_q;                 // a row in stage s (0: its data at the buffer's output)
+  logic [AW-1:0] addr_q [Stages];         // per stage: the row's output address
+  logic [7:0] cnt_q [Stages];             //            and its number of results
+  logic [Cols*8-1:0] a_q, b_q;            // stage 1: the rows of both inputs
+  logic [Cols*8-1:0] y;                   // stage 3: the C results
+
+  logic [$clog2(ResDepth):0] res_count;
+  logic res_wready, res_rvalid, res_pop;
+  logic [ResWidth-1:0] res_rdata;
 
   assign chunk_left = der_i.out_total - off_q;
   assign cnt = (chunk_q - 32'({row_q, ColShift'(0)}) >= 32'(Cols)) ? 8'(Cols)
                : 8'(chunk_q - 32'({row_q, ColShift'(0)}));
-  assign pk_take = (state_q == AdOut) && !pk_full_q;    // the packer takes the row's results
+  assign last_row = 32'({row_q, ColShift'(0)}) + 32'(Cols) >= chunk_q;
+  assign can_issue = 32'(res_count) + 32'($countones(v_q)) < 32'(ResDepth);
+  assign issue = (state_q == AdRows) && can_issue && !flush_i;
 
   // ------------------------------------------------------------------------------------------------
-  // Chunks of up to ActBufBytes / 2 bytes of both inputs; per buffer row: read both, multiply, round, pack
+  // Chunks of up to ActBufBytes / 2 bytes of both inputs, loaded one after the other; then the chunk's rows
   // ------------------------------------------------------------------------------------------------
   always_comb begin
     state_d = state_q;
     off_d = off_q;
     chunk_d = chunk_q;
     row_d = row_q;
-    a_d = a_q;
-    b_d = b_q;
-    out_idx_d = out_idx_q;
     done_o = 1'b0;
     ld_valid_o = 1'b0;
     ld_cmd_o = '0;
@@ -92,15 +104,15 @@ module sps_add
         AdIdle: begin
           if (start_i) begin
             off_d = '0;
-            out_idx_d = '0;
             state_d = AdChunk;
           end
         end
 
         AdChunk: begin
+          // Every row of the chunk before was read; the last one's data is latched this cycle, before the
+          // load asked for here can write the buffer (a request and a beat later at the earliest).
           if (off_q >= der_i.out_total) begin
-            done_o = 1'b1;
-            state_d = AdIdle;
+            state_d = AdFinish;
           end else begin
             chunk_d = (chunk_left > 32'(HalfBytes)) ? 32'(HalfBytes) : chunk_left;
             ld_valid_o = 1'b1;
@@ -128,35 +140,25 @@ module sps_add
         end
 
         AdLoadB: begin
-          if (ld_done_i) state_d = AdRdA;
+          if (ld_done_i) state_d = AdRows;
         end
 
-        AdRdA: state_d = AdRdB;
-
-        AdRdB: begin
-          a_d = act_rdata_i;
-          state_d = AdLatch;
-        end
-
-        AdLatch: begin
-          b_d = act_rdata_i;
-          state_d = AdMul;
-        end
-
-        AdMul: state_d = AdRnd;
-
-        AdRnd: state_d = AdOut;
-
-        AdOut: begin
-          if (pk_take) begin
-            out_idx_d = out_idx_q + 32'(cnt);
-            if (32'({row_q, ColShift'(0)}) + 32'(Cols) >= chunk_q) begin
+        AdRows: begin
+          if (issue) begin
+            if (last_row) begin
               off_d = off_q + 32'(HalfBytes);
               state_d = AdChunk;
             end else begin
               row_d = row_q + 1'b1;
-              state_d = AdRdA;
             end
+          end
+        end
+
+        AdFinish: begin
+          // every row handed to the packer
+          if (v_q == '0 && res_count == '0) begin
+            done_o = 1'b1;
+            state_d = AdIdle;
           end
         end
 
@@ -172,65 +174,73 @@ module sps_add
       off_q <= '0;
       chunk_q <= '0;
       row_q <= '0;
-      a_q <= '0;
-      b_q <= '0;
-      out_idx_q <= '0;
+      v_q <= '0;
     end else begin
       state_q <= state_d;
       off_q <= off_d;
       chunk_q <= chunk_d;
       row_q <= row_d;
-      a_q <= a_d;
-      b_q <= b_d;
-      out_idx_q <= out_idx_d;
+      v_q <= flush_i ? '0 : {v_q[Stages-2:0], issue};
     end
   end
 
-  // Buffer reads: input 1's row, then input 2's (one row address for every bank).
-  always_comb begin
-    act_rd_o = 1'b1;
-    act_row_o = row_q;
-    unique case (state_q)
-      AdRdA: act_row_o = row_q;
-      AdRdB: act_row_o = row_q + RowAw'(HalfBytes / Cols);
-      default: act_rd_o = 1'b0;
-    endcase
-  end
+  // Buffer reads: in the cycle a row issues, input 1's row on port 0 and input 2's on port 1.
+  assign act_rd_o = issue;
+  assign act_row_a_o = row_q;
+  assign act_row_b_o = row_q + RowAw'(HalfBytes / Cols);
 
   // ------------------------------------------------------------------------------------------------
-  // C lanes: a * M + b * M2, then round, shift, ReLU, saturate (docs/arithmetic.md)
+  // The row pipeline: latch both rows, C lanes a * M + b * M2, then round, shift, ReLU, saturate
+  // (docs/arithmetic.md); each stage's output address and count travel with it.
   // ------------------------------------------------------------------------------------------------
+  always_ff @(posedge clk_i) begin
+    addr_q[0] <= arena_i + AW'(desc_i.out_off) + AW'(off_q) + AW'({row_q, ColShift'(0)});
+    cnt_q[0] <= cnt;
+    for (int st = 1; st < Stages; st++) begin
+      addr_q[st] <= addr_q[st-1];
+      cnt_q[st] <= cnt_q[st-1];
+    end
+    if (v_q[0]) begin
+      a_q <= act_rdata_i[Cols*8-1:0];
+      b_q <= act_rdata_i[2*Cols*8-1:Cols*8];
+    end
+  end
+
   for (genvar c = 0; c < Cols; c++) begin : gen_lane
-    logic signed [ProdWidth-1:0] sum_q, sum_d;
-    logic [7:0] y_q, y_d;
-
-    always_comb begin
-      sum_d = sum_q;
-      y_d = y_q;
-      if (state_q == AdMul) begin
-        sum_d = ProdWidth'($signed(a_q[8*c +: 8])) * $signed({1'b0, desc_i.mult[30:0]})
-                + ProdWidth'($signed(b_q[8*c +: 8])) * $signed({1'b0, desc_i.mult2[30:0]});
-      end
-      if (state_q == AdRnd) begin
-        y_d = round_shift_sat(sum_q, desc_i.shift[5:0], desc_i.relu);
-      end
-    end
+    logic signed [ProdWidth-1:0] sum_q;
+    logic [7:0] y_q;
 
     always_ff @(posedge clk_i) begin
-      sum_q <= sum_d;
-      y_q <= y_d;
+      sum_q <= ProdWidth'($signed(a_q[8*c +: 8])) * $signed({1'b0, desc_i.mult[30:0]})
+               + ProdWidth'($signed(b_q[8*c +: 8])) * $signed({1'b0, desc_i.mult2[30:0]});
+      y_q <= round_shift_sat(sum_q, desc_i.shift[5:0], desc_i.relu);
     end
 
     assign y[8*c +: 8] = y_q;
   end
 
+  sps_fifo #(.Width(ResWidth), .Depth(ResDepth)) u_results (
+    .clk_i, .rst_ni,
+    .clear_i(flush_i || abort_i),
+    .wvalid_i(v_q[Stages-1]),
+    .wready_o(res_wready),
+    .wdata_i({addr_q[Stages-1], cnt_q[Stages-1], y}),
+    .rvalid_o(res_rvalid),
+    .rready_i(res_pop),
+    .rdata_o(res_rdata),
+    .count_o(res_count)
+  );
+
   // ------------------------------------------------------------------------------------------------
   // Packer: holds one segment (a C-aligned row of results; the output map is 64-byte aligned) until the output
-  // mux takes it
+  // mux takes it, and takes the next from the FIFO in the same cycle
   // ------------------------------------------------------------------------------------------------
+  logic pk_full_q, pk_full_d;
   logic [7:0] pk_cnt_q, pk_cnt_d;
   logic [AW-1:0] pk_addr_q, pk_addr_d;
   logic [Cols*8-1:0] pk_data_q, pk_data_d;
+
+  assign res_pop = res_rvalid && (!pk_full_q || seg_ready_i) && !abort_i;
 
   always_comb begin
     pk_full_d = pk_full_q;
@@ -240,16 +250,15 @@ module sps_add
     if (abort_i) begin
       pk_full_d = 1'b0;
       pk_cnt_d = '0;
-    end else if (pk_full_q) begin
-      if (seg_ready_i) begin
+    end else begin
+      if (pk_full_q && seg_ready_i) begin
         pk_full_d = 1'b0;
         pk_cnt_d = '0;
       end
-    end else if (pk_take) begin
-      pk_addr_d = arena_i + AW'(desc_i.out_off) + AW'(out_idx_q);
-      pk_data_d = y;
-      pk_cnt_d = cnt;
-      pk_full_d = 1'b1;
+      if (res_pop) begin
+        {pk_addr_d, pk_cnt_d, pk_data_d} = res_rdata;
+        pk_full_d = 1'b1;
+      end
     end
   end
 
@@ -271,7 +280,7 @@ module sps_add
   assign seg_addr_o = pk_addr_q;
   assign seg_len_o = pk_cnt_q;
   assign seg_data_o = pk_data_q;
-  assign stall_o = (state_q == AdOut) && pk_full_q;
+  assign stall_o = (state_q == AdRows) && !can_issue;
 
   // Fields of the descriptor the ADD does not read (the sign bits of M, M2 and the top bits of S are zero).
   logic unused;
@@ -280,6 +289,8 @@ module sps_add
   // Assertions (simulation only).
 `ifndef SYNTHESIS
   StartWhenIdle: assert property (@(posedge clk_i) disable iff (!rst_ni) start_i |-> state_q == AdIdle);
+  // The credits keep room for every row in flight.
+  ResultsHaveRoom: assert property (@(posedge clk_i) disable iff (!rst_ni) v_q[Stages-1] |-> res_wready);
 `endif
 
 endmodule

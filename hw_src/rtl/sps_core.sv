@@ -111,7 +111,7 @@ module sps_core
   // ADD
   logic add_done, add_ld_valid, add_act_rd, add_stall;
   sps_core_pkg::ld_cmd_t add_ld_cmd;
-  logic [RowAw-1:0] add_act_row;
+  logic [RowAw-1:0] add_act_row_a, add_act_row_b;
   logic add_seg_valid, add_seg_ready;
   logic [AW-1:0] add_seg_addr;
   logic [7:0] add_seg_len;
@@ -193,12 +193,12 @@ module sps_core
     if (add_ld_valid) ld_cmd = add_ld_cmd;
   end
 
-  // The activation buffer is read by the tile engine (both ports), or by the ADD (port 0, one row address for
-  // every bank).
+  // The activation buffer is read by the tile engine (both ports), or by the ADD (one row address for every
+  // bank of a port: input 1's row on port 0, input 2's on port 1).
   for (genvar b = 0; b < Cols; b++) begin : gen_act_rrow
-    assign act_rrow[RowAw*b +: RowAw] = add_act_rd ? add_act_row : pipe_act_row[RowAw*b +: RowAw];
+    assign act_rrow[RowAw*b +: RowAw] = add_act_rd ? add_act_row_a : pipe_act_row[RowAw*b +: RowAw];
+    assign act_rrow[RowAw*(Cols+b) +: RowAw] = add_act_rd ? add_act_row_b : pipe_act_row[RowAw*(Cols+b) +: RowAw];
   end
-  assign act_rrow[2*Cols*RowAw-1:Cols*RowAw] = pipe_act_row[2*Cols*RowAw-1:Cols*RowAw];
 
   sps_load #(
     .Rows(Rows), .Cols(Cols), .AxiDataWidth(AxiDataWidth), .AxiAddrWidth(AxiAddrWidth),
@@ -329,8 +329,9 @@ module sps_core
     .ld_cmd_o(add_ld_cmd),
     .ld_done_i(ld_done),
     .act_rd_o(add_act_rd),
-    .act_row_o(add_act_row),
-    .act_rdata_i(act_rdata[Cols*8-1:0]),
+    .act_row_a_o(add_act_row_a),
+    .act_row_b_o(add_act_row_b),
+    .act_rdata_i(act_rdata),
     .seg_valid_o(add_seg_valid),
     .seg_ready_i(add_seg_ready),
     .seg_addr_o(add_seg_addr),

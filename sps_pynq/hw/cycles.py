@@ -13,7 +13,8 @@ sps_conv_drain, sps_add):
   `tap_multiplicity`, exact; the bank of a byte is `act_bank`, skewed for even strides), and a tile
   cannot finish before the drain has written the previous tile's R rows;
 * pools: one channel at a time, kh*kw steps per tile, the same bank rule;
-* ADD: chunks of half the activation buffer, both inputs loaded, then a fixed number of cycles per buffer row.
+* ADD: chunks of half the activation buffer, both inputs loaded, then one buffer row a cycle (pipelined; a row
+  whose segment is wider than a beat takes a cycle per beat).
 
 The MAC-issue cycles (`mac`) are exact: they equal the core's MAC counter on every layer measured. The other
 parts use constants fitted to the RTL running against the `rtl` backend's testbench memory (cocotbext-axi's
@@ -60,8 +61,8 @@ class CoreTiming:
     tile_row: float = 0.93        # drain cycles per output row of a tile (one segment a cycle)
     tile_drain: float = 5.3       # drain cycles per tile besides its rows (requantizer stages, FIFO)
     pool_channel: float = 5.8     # pools: per channel besides its tiles
-    add_chunk: float = 12.7       # ADD: per chunk besides its two loads
-    add_row: float = 5.94         # ADD: per buffer row (C elements) of a chunk
+    add_chunk: float = 11.8       # ADD: per chunk besides its two loads (pipeline fill and drain)
+    add_row: float = 1.0          # ADD: per buffer row (C elements) of a chunk and write beat of its segment
 
 
 CORE = CoreTiming()
@@ -170,7 +171,7 @@ def layer_cycles(d: Descriptor, hw: HwConfig, mem: Memory = TESTBENCH, core: Cor
         for start in range(0, total, half):
             n = min(half, total - start)
             loads += 2 * _read(_ceil_div(n, beat), mem, core, act_subs)
-            add += core.add_chunk + _ceil_div(n, hw.cols) * core.add_row
+            add += core.add_chunk + _ceil_div(n, hw.cols) * core.add_row * max(1, hw.cols // beat)
         parts["act_load"], parts["compute"] = loads, add
         load = loads
     else:
