@@ -22,7 +22,6 @@ Torch- and onnx-free: this module runs on the board.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import threading

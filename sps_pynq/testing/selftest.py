@@ -166,7 +166,7 @@ class SelfTest:
         from ..runtime.preprocess import apply_preprocess, quantize
         from ..runtime.session import Session
         images, labels = demo.digits(self.digits)
-        outs, predictions = {}, {}
+        outs = {}
         for name, options in ((self.backend, self.options), (self.reference, {})):
             with Session(demo.MODEL, backend=name, **options) as s:
                 q = quantize(apply_preprocess(images, s.preprocess), s.inputs[0].scale)
