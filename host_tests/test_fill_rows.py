@@ -79,6 +79,21 @@ def test_small_classes_merge_and_give_the_same_outputs():
         assert s.stats()["macs"] == plain.conv_macs()[0]
 
 
+def test_mac_counts_survive_odd_metadata():
+    """.spsmodel metadata is untrusted: a mangled `encoded` record or `layers` list leaves the descriptors' counts."""
+    hw = get_config("zcu104")
+    program = compile_model(net(), hw=hw, pps="8x4", first_layer_dense=True, fill_rows=True, num_calib=2)
+    want = program.layer_macs()
+    stored = [d.sparse_macs() for d in program.descriptors()]
+    assert want != stored                          # merged layers count the model's K, not K'
+    for layers in (5, "x", [5, None], [{"name": "conv2", "K": "four", "encoded": {"K": 9}}],
+                   [{"name": "conv2", "K": float("inf"), "encoded": {"K": 9}}], [{"name": "conv2", "encoded": 3}]):
+        program.metadata["layers"] = layers
+        assert program.layer_macs() == stored, layers
+    program.metadata = None
+    assert program.layer_macs() == stored
+
+
 def test_full_rows_keep_their_table():
     hw = get_config("small")                       # R = 2: 16 filters at P = 8 fill every group already
     _, layers, _ = import_and_lower(net(), hw=hw, pps="8x4", first_layer_dense=True)

@@ -87,12 +87,14 @@ class Program:
         descs = self.descriptors() if descs is None else descs
         macs = [d.sparse_macs() for d in descs]
         names = [info.name.split("[band ")[0] for info in self.layers]
-        for m in (self.metadata or {}).get("layers") or []:
+        # The metadata comes from a file (untrusted): anything but the compiler's shape leaves the descriptors'.
+        layers = self.metadata.get("layers") if isinstance(self.metadata, dict) else None
+        for m in layers if isinstance(layers, list) else []:
             enc = m.get("encoded") if isinstance(m, dict) else None
             try:
                 k, k_enc = int(m["K"]), int(enc["K"])
-            except (TypeError, KeyError, ValueError):
-                continue                   # no merge recorded (or metadata from elsewhere): the descriptors'
+            except (TypeError, KeyError, ValueError, OverflowError):
+                continue                   # no merge recorded
             for j, name in enumerate(names):
                 if name == m.get("name") and descs[j].op == Op.CONV and descs[j].nnz == k_enc and 0 < k <= k_enc:
                     macs[j] = macs[j] // k_enc * k
