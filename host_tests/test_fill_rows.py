@@ -138,3 +138,20 @@ def test_pack_cli_flag(tmp_path, capsys):
     assert info["metadata"]["fill_rows"] is True
     convs = [r for r in info["layers"] if r["op"] == Op.CONV.name]
     assert any(r["P"] < 8 and r["mode"] == "pps" for r in convs)
+
+
+def test_idle_rows_script_compares_the_designs():
+    """scripts/idle_rows.py: the four designs, merged classes between the core as it is and the full-rows bound."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = Path(__file__).resolve().parents[1] / "scripts" / "idle_rows.py"
+    out = subprocess.run([sys.executable, str(script), "--network", "resnet20"], capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = (re.match(r"(now|fill_rows|2 pixel sets|full rows)\s+([\d,]+)\s", line) for line in out.stdout.splitlines())
+    cycles_of = {m[1]: int(m[2].replace(",", "")) for m in rows if m}
+    assert set(cycles_of) == {"now", "fill_rows", "2 pixel sets", "full rows"}, out.stdout
+    assert cycles_of["full rows"] < cycles_of["fill_rows"] < cycles_of["now"]
+    assert "modelled" in out.stdout and "bound" in out.stdout
