@@ -137,7 +137,8 @@ def test_pack_cli_flag(tmp_path, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["metadata"]["fill_rows"] is True
     convs = [r for r in info["layers"] if r["op"] == Op.CONV.name]
-    assert any(r["P"] < 8 and r["mode"] == "pps" for r in convs)
+    assert any(r["P"] < 8 and r["mode"] == "pps-merged" for r in convs)
+    assert all(r["sparse_macs"] < r["dense_macs"] for r in convs if r["mode"] == "pps-merged")
 
 
 def test_idle_rows_script_compares_the_designs():

@@ -32,7 +32,9 @@ def describe(program) -> dict:
             row.update(kernel=[d.kh, d.kw], stride=[d.stride_h, d.stride_w],
                        pads=[d.pad_top, d.pad_left, d.pad_bottom, d.pad_right])
         if d.op == Op.CONV:
-            row.update(mode="pps" if d.pps else "dense", P=d.patterns, K=d.nnz,
+            # "pps-merged": fill_rows stored merged residue classes (P', K' below; the model's K counts the MACs)
+            mode = ("pps-merged" if macs != d.sparse_macs() else "pps") if d.pps else "dense"
+            row.update(mode=mode, P=d.patterns, K=d.nnz,
                        masks=[f"{m:03x}" for m in d.pattern_masks],
                        dense_macs=d.dense_macs(), sparse_macs=macs,
                        # closed form (layout.weight_bytes lists every row group)
