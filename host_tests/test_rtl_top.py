@@ -39,3 +39,10 @@ def test_small_wide(testcase):
 @pytest.mark.parametrize("testcase", ["test_registers", "test_layers", "test_dense_prefetch", "test_stride_2"])
 def test_zcu104(testcase):
     _run("zcu104", testcase, SPS_SEED="3", SPS_N_PER_KIND="1")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("testcase", ["test_registers", "test_layers", "test_stride_2"])
+def test_zcu104_16x32(testcase):
+    """The 512-MAC configuration: 32-byte rows over 16-byte beats at the zcu104's buffer sizes."""
+    _run("zcu104_16x32", testcase, SPS_SEED="4", SPS_N_PER_KIND="1")

@@ -221,7 +221,9 @@ async def test_stride_2(dut):
                  dict(op="avgpool", kh=3, kw=3, stride=2, pad=0, in_c=2, in_h=9, in_w=9)]
     conflicts = [dict(op="dense", kh=3, kw=3, stride=2, pad=0, in_c=3, in_h=7, in_w=4),
                  dict(op="dense", kh=1, kw=1, stride=4, pad=0, in_c=2, in_h=9, in_w=2),
-                 dict(op="dense", kh=3, kw=3, stride=2, pad=0, in_c=2, in_h=11, in_w=8)]
+                 dict(op="dense", kh=3, kw=3, stride=2, pad=0, in_c=2, in_h=11, in_w=8),
+                 # one output column of 33 rows: a tile's bytes 8 apart, several a bank at any C up to 32
+                 dict(op="dense", kh=3, kw=3, stride=2, pad=0, in_c=2, in_h=67, in_w=4)]
     above_ideal = 0
     for n, case in enumerate(one_cycle + conflicts):
         arena, d = lf.random_layer(rng, HW, **case)
