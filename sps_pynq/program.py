@@ -95,8 +95,8 @@ class Program:
                 k, k_enc = int(m["K"]), int(enc["K"])
             except (TypeError, KeyError, ValueError, OverflowError):
                 continue                   # no merge recorded
-            for j, name in enumerate(names):
-                if name == m.get("name") and descs[j].op == Op.CONV and descs[j].nnz == k_enc and 0 < k <= k_enc:
+            for j, (name, d) in enumerate(zip(names, descs)):
+                if name == m.get("name") and d.op == Op.CONV and d.nnz == k_enc and 0 < k <= k_enc:
                     macs[j] = macs[j] // k_enc * k
         return macs
 
