@@ -80,7 +80,9 @@ module sps_axi_rd #(
   assign beat_data_o = m_axi_rdata;
   assign r_fire = m_axi_rvalid && m_axi_rready;
 
-  assign req_ready_o = (ar_left_q == '0) && (r_left_q == '0) && !draining_q;
+  // A new request is taken once every burst of the one before is on AR, while its beats may still be due: the
+  // slave returns them in order (one ID), so a loader can keep the next read's latency behind the current beats.
+  assign req_ready_o = (ar_left_q == '0) && !draining_q;
   assign idle_o = (ar_left_q == '0) && (r_left_q == '0);
   assign err_o = err_q;
 
@@ -95,15 +97,12 @@ module sps_axi_rd #(
       if (req_valid_i && req_ready_o) begin
         ar_addr_q <= req_addr_i;
         ar_left_q <= req_beats_i;
-        r_left_q <= req_beats_i;
       end else if (ar_fire) begin
         ar_addr_q <= ar_addr_q + (AddrWidth'(burst_beats) << BeatShift);
         ar_left_q <= ar_left_q - burst_beats;
       end
-      if (r_fire) begin
-        r_left_q <= r_left_q - 32'd1;
-        if (m_axi_rresp[1]) err_q <= 1'b1;
-      end
+      r_left_q <= r_left_q + ((req_valid_i && req_ready_o) ? req_beats_i : 32'd0) - (r_fire ? 32'd1 : 32'd0);
+      if (r_fire && m_axi_rresp[1]) err_q <= 1'b1;
       if (abort_i) begin
         // Beats already requested must still be accepted; the rest is never requested.
         draining_q <= 1'b1;

@@ -80,16 +80,21 @@ module sps_load
   logic [63:0] at_q, at_d;               // DstAct: DDR byte address of the current read's first byte
   logic [31:0] pos_q, pos_d;             // DstAct: buffer byte where that byte lands
   logic [15:0] chans_q, chans_d;         // DstAct: reads left, the current one included
+  logic [63:0] rq_at_q, rq_at_d;         // DstAct: DDR address of the next plane to request
+  logic [15:0] rq_chans_q, rq_chans_d;   // DstAct: planes not yet requested
   logic last_sub, beat_fire, beat_done;
 
   // ------------------------------------------------------------------------------------------------
   // Read requests: one per load, at the command's address; an activation load (DstAct) one per channel plane
   // (one in all for a whole map), each from the beat below its first byte, landing `lead` bytes before that
-  // byte's buffer position (a beat boundary: hw/bands.py chooses the buffer stride so).
+  // byte's buffer position (a beat boundary: hw/bands.py chooses the buffer stride so). A band's later planes
+  // are requested while the plane before still arrives (the read engine takes a request once the one before is
+  // on AR), so a plane's read latency hides behind the beats of the one before.
   // ------------------------------------------------------------------------------------------------
-  logic act;
-  logic [BeatShift-1:0] lead;
-  logic [31:0] req_beats, act_row;
+  logic act, early_req;
+  logic [BeatShift-1:0] lead, rq_lead, nxt_lead;
+  logic [31:0] req_beats, act_row, rq_beats, nxt_beats, nxt_row;
+  logic [63:0] nxt_at;
 
   assign act = (cmd_q.dest == DstAct);
   assign lead = at_q[BeatShift-1:0];
@@ -98,9 +103,25 @@ module sps_load
     req_beats = cmd_q.beats;
     if (act) req_beats = 32'((48'(lead) + cmd_q.len + 48'(BeatBytes - 1)) >> BeatShift);
   end
-  assign rd_req_valid_o = (state_q == LdReq);
-  assign rd_req_addr_o  = act ? {at_q[AxiAddrWidth-1:BeatShift], BeatShift'(0)} : cmd_q.addr[AxiAddrWidth-1:0];
-  assign rd_req_beats_o = req_beats;
+  // the next plane of the data side: where its beats land, how many there are
+  assign nxt_at = at_q + 64'(cmd_q.ddr_stride);
+  assign nxt_lead = nxt_at[BeatShift-1:0];
+  assign nxt_beats = 32'((48'(nxt_lead) + cmd_q.len + 48'(BeatBytes - 1)) >> BeatShift);
+  assign nxt_row = (pos_q + cmd_q.buf_stride - 32'(nxt_lead)) >> WrShift;
+  // the request side's next plane
+  assign rq_lead = rq_at_q[BeatShift-1:0];
+  assign rq_beats = 32'((48'(rq_lead) + cmd_q.len + 48'(BeatBytes - 1)) >> BeatShift);
+  assign early_req = (state_q == LdData) && act && rq_chans_q != '0;
+
+  assign rd_req_valid_o = (state_q == LdReq) || early_req;
+  always_comb begin
+    rd_req_addr_o = act ? {at_q[AxiAddrWidth-1:BeatShift], BeatShift'(0)} : cmd_q.addr[AxiAddrWidth-1:0];
+    rd_req_beats_o = req_beats;
+    if (early_req) begin
+      rd_req_addr_o = {rq_at_q[AxiAddrWidth-1:BeatShift], BeatShift'(0)};
+      rd_req_beats_o = rq_beats;
+    end
+  end
 
   // ------------------------------------------------------------------------------------------------
   // Beats: a whole beat at once into the descriptor or parameter registers; into the buffers C (or R) bytes
@@ -126,6 +147,8 @@ module sps_load
     at_d = at_q;
     pos_d = pos_q;
     chans_d = chans_q;
+    rq_at_d = rq_at_q;
+    rq_chans_d = rq_chans_q;
     done_o = 1'b0;
     unique case (state_q)
       LdIdle: ;
@@ -133,9 +156,19 @@ module sps_load
         left_d = req_beats;
         sub_d = '0;
         if (act) idx_d = act_row;
-        if (rd_req_ready_i) state_d = LdData;
+        if (rd_req_ready_i) begin
+          state_d = LdData;
+          if (act) begin                        // the band's other planes: requested from LdData on
+            rq_at_d = at_q + 64'(cmd_q.ddr_stride);
+            rq_chans_d = chans_q - 16'd1;
+          end
+        end
       end
       LdData: begin
+        if (early_req && rd_req_ready_i) begin
+          rq_at_d = rq_at_q + 64'(cmd_q.ddr_stride);
+          rq_chans_d = rq_chans_q - 16'd1;
+        end
         if (beat_fire) begin
           idx_d = idx_q + 32'd1;
           sub_d = last_sub ? 8'd0 : sub_q + 8'd1;
@@ -143,10 +176,11 @@ module sps_load
         if (beat_done) begin
           left_d = left_q - 32'd1;
           if (left_q == 32'd1 && act && chans_q > 16'd1) begin
-            chans_d = chans_q - 16'd1;          // the next channel plane of a band
-            at_d = at_q + 64'(cmd_q.ddr_stride);
+            chans_d = chans_q - 16'd1;          // the next channel plane of a band (already requested)
+            at_d = nxt_at;
             pos_d = pos_q + cmd_q.buf_stride;
-            state_d = LdReq;
+            left_d = nxt_beats;
+            idx_d = nxt_row;
           end else if (left_q == 32'd1) begin
             done_o = 1'b1;
             state_d = LdIdle;
@@ -161,10 +195,12 @@ module sps_load
       at_d = cmd_i.addr;
       pos_d = cmd_i.buf_pos;
       chans_d = cmd_i.chans;
+      rq_chans_d = '0;
       state_d = LdReq;
     end
     if (flush_i) begin
       state_d = LdIdle;
+      rq_chans_d = '0;
     end
   end
 
@@ -178,6 +214,8 @@ module sps_load
       at_q <= '0;
       pos_q <= '0;
       chans_q <= '0;
+      rq_at_q <= '0;
+      rq_chans_q <= '0;
     end else begin
       state_q <= state_d;
       cmd_q <= cmd_d;
@@ -187,6 +225,8 @@ module sps_load
       at_q <= at_d;
       pos_q <= pos_d;
       chans_q <= chans_d;
+      rq_at_q <= rq_at_d;
+      rq_chans_q <= rq_chans_d;
     end
   end
 
@@ -270,7 +310,7 @@ module sps_load
 
   // Address bits above the AXI address width are zero.
   logic unused;
-  assign unused = ^{cmd_q.addr[63:AxiAddrWidth], at_q[63:AxiAddrWidth], act_row[31:RowAw]};
+  assign unused = ^{cmd_q.addr[63:AxiAddrWidth], at_q[63:AxiAddrWidth], rq_at_q[63:AxiAddrWidth], act_row[31:RowAw]};
 
   // Assertions (simulation only).
 `ifndef SYNTHESIS

@@ -4,7 +4,8 @@ The model follows the core's structure (hw_src/rtl: sps_sequencer, sps_load, sps
 sps_conv_drain, sps_add):
 
 * control: descriptor fetch (one read of DESC_BYTES), decode/derive/check, the layer's end;
-* input load (CONV, pools): `bands.act_load`'s read requests and beats, ActSubs = beat / C buffer rows a beat;
+* input load (CONV, pools): one read latency, then `bands.act_load`'s beats (ActSubs = beat / C buffer rows a
+  beat): a band's later planes are requested while the one before arrives, so their latency is hidden;
 * CONV, per row group (`layout.row_groups`): the first group's weights and parameters are loaded before it runs;
   a later group's are prefetched while the previous group computes when a group fits half the weight buffer
   (the RTL's `dbuf`), else loaded in between; a group's compute is its tiles of C output pixels, each tile one
@@ -176,7 +177,8 @@ def layer_cycles(d: Descriptor, hw: HwConfig, mem: Memory = TESTBENCH, core: Cor
         load = loads
     else:
         al = act_load(d, hw)
-        parts["act_load"] = al.requests * (mem.read_latency + core.request) + al.beats * act_subs
+        # one read latency: a band's later planes are requested while the plane before arrives (sps_load)
+        parts["act_load"] = mem.read_latency + core.request + al.beats * act_subs
         load = parts["act_load"]
         mult = tap_multiplicity(d, hw)
         tiles = mult.shape[0]
