@@ -52,7 +52,8 @@ def unit_sources(module: str) -> List[Path]:
     return [rtl / "sps_if_pkg.sv", rtl / "sps_core_pkg.sv"] + \
         ([rtl / "sps_index_unit.sv"] if module == "sps_index_unit" else []) + \
         ([rtl / "sps_pe_array.sv"] if module == "sps_pe_array" else []) + \
-        ([rtl / "sps_requant.sv"] if module == "sps_requant" else [])
+        ([rtl / "sps_requant.sv"] if module == "sps_requant" else []) + \
+        ([rtl / "sps_out_align.sv"] if module == "sps_out_align" else [])
 
 
 def top_parameters(hw) -> Dict[str, int]:
