@@ -303,6 +303,17 @@ async def test_errors(dut):
     await expect_error(tb, arena, [good], ErrorCode.AXI_ERROR)
     tb.poison = None
 
+    # SLVERR in the third plane of a band's input, whose later planes are requested while earlier ones arrive:
+    # the error, the beats already requested swallowed, then the same band runs clean
+    from sps_pynq.hw import bands
+    arena_b, conv = lf.random_layer(rng, HW, op="dense", kh=3, kw=3, stride=1, pad=1, in_c=5, in_h=12, in_w=12)
+    band = bands.row_band(conv, 2, 6)                    # input rows 1..6 of every plane
+    bad_byte = ARENA_BASE + conv.in_offset + 2 * conv.in_h * conv.in_w + 3 * conv.in_w + 5
+    tb.poison = (bad_byte, bad_byte + 1)
+    await expect_error(tb, arena_b, [band], ErrorCode.AXI_ERROR)
+    tb.poison = None
+    await check_layer(tb, arena_b, [band], "a band after a read error in its input")
+
     # two good layers after a failing one: the failing index is reported, the clean run works
     out = await tb.run(arena, [good, shape])
     assert out["error_code"] == ErrorCode.BAD_SHAPE and out["cur_layer"] == 1
