@@ -159,7 +159,7 @@ module sps_load
         if (rd_req_ready_i) begin
           state_d = LdData;
           if (act) begin                        // the band's other planes: requested from LdData on
-            rq_at_d = at_q + 64'(cmd_q.ddr_stride);
+            rq_at_d = nxt_at;
             rq_chans_d = chans_q - 16'd1;
           end
         end

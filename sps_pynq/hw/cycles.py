@@ -142,13 +142,17 @@ def _tile_issue(d: Descriptor, mult: np.ndarray) -> List[np.ndarray]:
     return out
 
 
+def _segment_beats(hw: HwConfig) -> int:
+    """Write beats of one output segment of C bytes: one, or C / beat when C is wider than a beat."""
+    return max(1, hw.cols * 8 // hw.axi_data_bits)
+
+
 def _compute(issue: np.ndarray, rows: int, d: Descriptor, hw: HwConfig, core: CoreTiming) -> float:
     """A row group's tiles. A tile's last step waits for the drain of the tile before it. Before a tile starts,
     the tile engine moves each column's output coordinate on by C pixels, one output row (out_w) a cycle
     (sps_conv_pipe's renormalization): C - 1 pixels before the first tile, up to C + out_w - 1 per later tile,
     hidden behind the tile before unless that is shorter."""
-    # an output row is one segment of C bytes: one write beat, or C / beat of them when C is wider than a beat
-    drain = rows * core.tile_row * max(1, hw.cols * 8 // hw.axi_data_bits) + core.tile_drain
+    drain = rows * core.tile_row * _segment_beats(hw) + core.tile_drain     # an output row is one segment
     first = (hw.cols - 1) // d.out_w
     period = max(drain, (hw.cols + d.out_w - 1) // d.out_w)
     return float(first + issue[0] + np.maximum(issue[1:], period).sum() + drain)
@@ -172,7 +176,7 @@ def layer_cycles(d: Descriptor, hw: HwConfig, mem: Memory = TESTBENCH, core: Cor
         for start in range(0, total, half):
             n = min(half, total - start)
             loads += 2 * _read(_ceil_div(n, beat), mem, core, act_subs)
-            add += core.add_chunk + _ceil_div(n, hw.cols) * core.add_row * max(1, hw.cols // beat)
+            add += core.add_chunk + _ceil_div(n, hw.cols) * core.add_row * _segment_beats(hw)
         parts["act_load"], parts["compute"] = loads, add
         load = loads
     else:
