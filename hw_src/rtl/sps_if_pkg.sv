@@ -13,7 +13,7 @@ package sps_if_pkg;
   localparam int unsigned DefaultActBufBytes = 131072;
   localparam int unsigned DefaultWeightBufBytes = 147456;
   localparam int unsigned MaxPatterns = 16;
-  localparam int unsigned FormatVersion = 2;
+  localparam int unsigned FormatVersion = 3;
   localparam logic [31:0] HwIdMagic = 32'h31535053;
 
   // Descriptor: DescWords 32-bit words, byte offsets are relative to the arena base.
@@ -21,6 +21,7 @@ package sps_if_pkg;
   localparam int unsigned DescBytes = 128;
   localparam int unsigned ParamRecordBytes = 16;
   localparam int unsigned GroupAlign = 16;
+  localparam int unsigned ActLanes = 8;
   localparam int unsigned BufferAlign = 64;
 
   // Per-layer statistics record at STATS_OFFSET + layer * StatsRecordBytes: 32-bit words, in order.
@@ -64,6 +65,12 @@ package sps_if_pkg;
   localparam int unsigned DescPpsWord = 0;  // CONV: PPS mode (pattern table) instead of dense
   localparam int unsigned DescPpsLsb = 9;
   localparam int unsigned DescPpsWidth = 1;
+  localparam int unsigned DescShareWord = 0;  // PPS CONV: residue classes share row groups in slots of 2^slot_shift rows (layout.py)
+  localparam int unsigned DescShareLsb = 10;
+  localparam int unsigned DescShareWidth = 1;
+  localparam int unsigned DescSlotShiftWord = 0;  // PPS CONV with share: log2 of the rows of a slot (filters of one class in a group)
+  localparam int unsigned DescSlotShiftLsb = 12;
+  localparam int unsigned DescSlotShiftWidth = 3;
   localparam int unsigned DescInOffsetWord = 1;  // input feature map, int8 CHW, byte offset in the arena
   localparam int unsigned DescInOffsetLsb = 0;
   localparam int unsigned DescInOffsetWidth = 32;

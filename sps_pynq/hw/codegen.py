@@ -69,6 +69,7 @@ def sv_package() -> str:
         f"  localparam int unsigned DescBytes = {descriptor.DESC_BYTES};",
         f"  localparam int unsigned ParamRecordBytes = {descriptor.PARAM_RECORD_BYTES};",
         f"  localparam int unsigned GroupAlign = {layout.GROUP_ALIGN};",
+        f"  localparam int unsigned ActLanes = {layout.ACT_LANES};",
         f"  localparam int unsigned BufferAlign = {descriptor.ALIGN};",
         "",
         "  // Per-layer statistics record at STATS_OFFSET + layer * StatsRecordBytes: 32-bit words, in order.",
@@ -129,6 +130,7 @@ def c_header() -> str:
         f"#define SPS_DESC_BYTES {descriptor.DESC_BYTES}",
         f"#define SPS_PARAM_RECORD_BYTES {descriptor.PARAM_RECORD_BYTES}",
         f"#define SPS_GROUP_ALIGN {layout.GROUP_ALIGN}",
+        f"#define SPS_ACT_LANES {layout.ACT_LANES}",
         f"#define SPS_BUFFER_ALIGN {descriptor.ALIGN}",
         f"#define SPS_STATS_RECORD_BYTES {descriptor.STATS_RECORD_BYTES}",
     ]

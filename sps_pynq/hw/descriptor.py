@@ -54,6 +54,8 @@ FIELDS = [
     ("op",          0, 0, 4, "operation, one of Op"),
     ("relu",        0, 8, 1, "apply ReLU before saturation"),
     ("pps",         0, 9, 1, "CONV: PPS mode (pattern table) instead of dense"),
+    ("share",       0, 10, 1, "PPS CONV: residue classes share row groups in slots of 2^slot_shift rows (layout.py)"),
+    ("slot_shift",  0, 12, 3, "PPS CONV with share: log2 of the rows of a slot (filters of one class in a group)"),
     ("in_offset",   1, 0, 32, "input feature map, int8 CHW, byte offset in the arena"),
     ("in_c",        2, 0, 32, "input channels"),
     ("in_h",        3, 0, 16, "input height"),
@@ -109,6 +111,8 @@ class Descriptor:
     pad_right: int = 0
     relu: bool = False
     pps: bool = False
+    share: bool = False       # residue classes share row groups (layout.py, "Shared classes")
+    slot_shift: int = 0       # with share: a slot holds 2^slot_shift rows
     patterns: int = 1
     nnz: int = 1
     weight_offset: int = 0
@@ -146,7 +150,7 @@ class Descriptor:
             values[name] = (words[word] >> lo) & ((1 << width) - 1)
         masks = [values.pop(f"pattern{j}") for j in range(MAX_PATTERNS)]
         d = cls(op=Op(values.pop("op")), **{k: v for k, v in values.items()})
-        d.relu, d.pps = bool(d.relu), bool(d.pps)
+        d.relu, d.pps, d.share = bool(d.relu), bool(d.pps), bool(d.share)
         d.pattern_masks = masks[: d.patterns] if d.pps else []
         return d
 

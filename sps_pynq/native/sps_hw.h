@@ -3,7 +3,7 @@
 #ifndef SPS_HW_H
 #define SPS_HW_H
 
-#define SPS_FORMAT_VERSION 2
+#define SPS_FORMAT_VERSION 3
 #define SPS_HW_ID_MAGIC 0x31535053u
 #define SPS_DEFAULT_ROWS 16
 #define SPS_DEFAULT_COLS 16
@@ -12,6 +12,7 @@
 #define SPS_DESC_BYTES 128
 #define SPS_PARAM_RECORD_BYTES 16
 #define SPS_GROUP_ALIGN 16
+#define SPS_ACT_LANES 8
 #define SPS_BUFFER_ALIGN 64
 #define SPS_STATS_RECORD_BYTES 16
 #define SPS_STATS_CYCLES_WORD 0
@@ -34,6 +35,12 @@
 #define SPS_D_PPS_WORD 0  /* CONV: PPS mode (pattern table) instead of dense */
 #define SPS_D_PPS_LSB 9
 #define SPS_D_PPS_WIDTH 1
+#define SPS_D_SHARE_WORD 0  /* PPS CONV: residue classes share row groups in slots of 2^slot_shift rows (layout.py) */
+#define SPS_D_SHARE_LSB 10
+#define SPS_D_SHARE_WIDTH 1
+#define SPS_D_SLOT_SHIFT_WORD 0  /* PPS CONV with share: log2 of the rows of a slot (filters of one class in a group) */
+#define SPS_D_SLOT_SHIFT_LSB 12
+#define SPS_D_SLOT_SHIFT_WIDTH 3
 #define SPS_D_IN_OFFSET_WORD 1  /* input feature map, int8 CHW, byte offset in the arena */
 #define SPS_D_IN_OFFSET_LSB 0
 #define SPS_D_IN_OFFSET_WIDTH 32
