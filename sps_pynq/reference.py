@@ -105,8 +105,12 @@ def unpack_conv(arena: np.ndarray, d: Descriptor, hw: HwConfig):
     mult = np.zeros(O, dtype=np.int64)
     shift = np.zeros(O, dtype=np.int64)
     wbytes = layout.group_weight_bytes(I, K, R)
-    i_idx = np.arange(I)[:, None]
-    for g, grp in enumerate(layout.row_groups(O, P, R)):
+    slot_shift = layout.desc_slot_shift(d)
+    if slot_shift is not None and (not d.pps or layout.ACT_LANES % P or I % layout.ACT_LANES):
+        raise ValueError(f"shared classes need PPS with P dividing {layout.ACT_LANES} and input channels a multiple "
+                         f"of {layout.ACT_LANES}, got P={P if d.pps else 'dense'}, I={I}")
+    chans = np.arange(I)
+    for g, grp in enumerate(layout.row_groups(O, P, R, slot_shift)):
         start = d.weight_offset + g * wbytes
         block = arena[start:start + I * K * R].view(np.int8).reshape(I, K, R)
         pstart = d.param_offset + g * R * PARAM_RECORD_BYTES
@@ -114,8 +118,12 @@ def unpack_conv(arena: np.ndarray, d: Descriptor, hw: HwConfig):
         if block.shape != (I, K, R) or records.shape != (R, 4):
             raise ValueError(f"row group {g} of the conv lies outside the arena of {arena.size} bytes")
         for row, o in enumerate(grp.filters):
-            taps = np.array([tap_lists[(o + i) % P] for i in range(I)], dtype=np.int64)   # [I][K]
-            W[o, i_idx, taps] = block[:, :, row]
+            if o < 0:                       # an idle row of a shared group
+                continue
+            if slot_shift is not None:      # step i of slot d reads channel c_d(i) (layout.py, "Shared classes")
+                chans = np.array([layout.shared_channel(i, row >> slot_shift) for i in range(I)])
+            taps = np.array([tap_lists[(o + c) % P] for c in chans], dtype=np.int64)   # [I][K]
+            W[o, chans[:, None], taps] = block[:, :, row]
             bias[o], mult[o], shift[o] = records[row, 0], records[row, 1], records[row, 2]
     return W, bias, mult, shift
 

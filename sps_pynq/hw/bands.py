@@ -15,6 +15,10 @@ The load, per `act_load` below (the RTL, the C golden model and this module comp
   (mod beat), so every request starts on a beat boundary of the buffer and no request overwrites the data of
   the channel before it.
 The buffer holds the layer when `end = roundup(lead + (in_c - 1) * chan_stride + in_h * in_w, beat)` fits.
+A CONV with shared classes (layout.py) loads one request per plane as a band does, whatever its stride; the
+buffer is then ACT_LANES slices of act_buf_bytes / ACT_LANES bytes, channel c in slice c mod ACT_LANES at
+`lead + (c div ACT_LANES) * chan_stride`: it fits when
+`end = roundup(lead + (in_c / ACT_LANES - 1) * chan_stride + in_h * in_w, beat)` fits one slice.
 Torch- and onnx-free: this module runs on the board.
 """
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import List
 
 from .config import HwConfig
 from .descriptor import Descriptor, Op
+from .layout import ACT_LANES
 
 
 @dataclass(frozen=True)
@@ -33,7 +38,8 @@ class ActLoad:
     chan_stride: int      # buffer bytes between channel planes
     requests: int         # AXI read requests: 1 for a whole map, in_c for a band
     beats: int            # beats read in all (whole beats: up to beat - 1 bytes more on each side of a plane)
-    end: int              # buffer bytes in use (a multiple of the beat): must be <= act_buf_bytes
+    end: int              # buffer bytes in use (a multiple of the beat): must be <= act_buf_bytes / slices
+    slices: int = 1       # ACT_LANES for a CONV with shared classes (`end` is then the fullest slice's)
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -46,19 +52,24 @@ def act_load(d: Descriptor, hw: HwConfig) -> ActLoad:
     plane = d.in_h * d.in_w
     ddr_stride = d.in_chan_stride
     lead = d.in_offset % beat
-    if ddr_stride == plane:                       # the whole map: one contiguous read
+    shared = d.op == Op.CONV and d.share
+    if ddr_stride == plane and not shared:        # the whole map: one contiguous read
         beats = _ceil_div(lead + d.in_c * plane, beat)
         return ActLoad(lead, plane, 1, beats, beats * beat)
     stride = plane + beat - 1
     stride += (ddr_stride - stride) % beat        # same residue mod beat as the DDR plane stride
     beats = sum(_ceil_div((d.in_offset + c * ddr_stride) % beat + plane, beat) for c in range(d.in_c))
+    if shared:
+        end = _ceil_div(lead + (_ceil_div(d.in_c, ACT_LANES) - 1) * stride + plane, beat) * beat
+        return ActLoad(lead, stride, d.in_c, beats, end, ACT_LANES)
     end = _ceil_div(lead + (d.in_c - 1) * stride + plane, beat) * beat
     return ActLoad(lead, stride, d.in_c, beats, end)
 
 
 def fits(d: Descriptor, hw: HwConfig) -> bool:
     """True when the input of `d` (CONV or pool) fits the activation buffer."""
-    return act_load(d, hw).end <= hw.act_buf_bytes
+    al = act_load(d, hw)
+    return al.end <= hw.act_buf_bytes // al.slices
 
 
 def row_band(d: Descriptor, y0: int, y1: int) -> Descriptor:

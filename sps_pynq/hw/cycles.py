@@ -13,6 +13,9 @@ sps_conv_drain, sps_add):
   the same bank of the C-banked buffer are served two a bank and cycle, the rest in the cycles after:
   `tap_multiplicity`, exact; the bank of a byte is `act_bank`, skewed for even strides), and a tile
   cannot finish before the drain has written the previous tile's R rows;
+* CONV with shared classes (layout.py): P / S row groups; each step reads its ACT_LANES channels from the
+  buffer's slices in one access, so a tile is exactly I * K issue cycles (no bank conflicts); the input is
+  loaded one request per plane (`bands.act_load`), later planes requested ahead as for a band;
 * pools: one channel at a time, kh*kw steps per tile, the same bank rule;
 * ADD: chunks of half the activation buffer, both inputs loaded, then one buffer row a cycle (pipelined; a row
   whose segment is wider than a beat takes a cycle per beat).
@@ -186,10 +189,14 @@ def layer_cycles(d: Descriptor, hw: HwConfig, mem: Memory = TESTBENCH, core: Cor
         load = parts["act_load"]
         mult = tap_multiplicity(d, hw)
         tiles = mult.shape[0]
-        issue_by_class = _tile_issue(d, mult)
+        slot_shift = layout.desc_slot_shift(d) if d.op == Op.CONV else None
+        if slot_shift is not None:               # one cycle per (i, k) step, every group alike
+            issue_by_class = [np.full(tiles, d.in_c * d.nnz, dtype=np.int64)] * max(1, d.patterns)
+        else:
+            issue_by_class = _tile_issue(d, mult)
         if d.op == Op.CONV:
             P = d.patterns if d.pps else 1
-            grps = layout.row_groups(d.out_c, P, hw.rows)
+            grps = layout.row_groups(d.out_c, P, hw.rows, slot_shift)
             groups = len(grps)
             gbeats = layout.group_weight_bytes(d.in_c, d.nnz, hw.rows) // beat
             group_load = (_read(gbeats, mem, core, wgt_subs)
@@ -200,7 +207,7 @@ def layer_cycles(d: Descriptor, hw: HwConfig, mem: Memory = TESTBENCH, core: Cor
             for j, g in enumerate(grps):
                 issue = issue_by_class[g.residue if d.pps else 0]
                 mac += int(issue.sum())
-                comp = _compute(issue, len(g.filters), d, hw, core)
+                comp = _compute(issue, sum(o >= 0 for o in g.filters), d, hw, core)
                 last = j == len(grps) - 1
                 if prefetch:
                     hidden = 0.0 if last else group_load
@@ -233,7 +240,7 @@ def ideal_cycles(d: Descriptor, hw: HwConfig) -> int:
     pools: kh*kw steps per tile and channel; ADD: 0)."""
     if d.op == Op.CONV:
         return layout.ideal_conv_cycles(d.out_c, d.in_c, d.nnz, d.patterns if d.pps else 1, d.out_h * d.out_w,
-                                        hw.rows, hw.cols)
+                                        hw.rows, hw.cols, layout.desc_slot_shift(d))
     if d.op == Op.ADD:
         return 0
     return d.out_c * _ceil_div(d.out_h * d.out_w, hw.cols) * d.kh * d.kw

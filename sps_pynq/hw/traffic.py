@@ -32,8 +32,9 @@ def layer_traffic(d: Descriptor, hw: HwConfig) -> Dict[str, int]:
     out["act_read"] = act_load(d, hw).beats * beat
     if d.op == Op.CONV:
         P = d.patterns if d.pps else 1
-        out["weights"] = layout.weight_bytes(d.out_c, d.in_c, d.nnz, P, hw.rows)
-        out["params"] = layout.param_bytes(d.out_c, P, hw.rows)
+        ss = layout.desc_slot_shift(d)
+        out["weights"] = layout.weight_bytes(d.out_c, d.in_c, d.nnz, P, hw.rows, ss)
+        out["params"] = layout.param_bytes(d.out_c, P, hw.rows, ss)
     return out
 
 

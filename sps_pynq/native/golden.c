@@ -31,7 +31,7 @@
 #define PAR_MIN_WORK (1 << 20)  /* below ~1M operations a layer runs on one thread: starting one costs more */
 
 typedef struct {
-    uint32_t op, relu, pps;
+    uint32_t op, relu, pps, share, slot_shift;
     uint64_t in_off, out_off, w_off, p_off, in2_off;
     uint32_t in_c, in_h, in_w, out_c, out_h, out_w;
     uint32_t in_map_h, out_map_h;
@@ -41,6 +41,9 @@ typedef struct {
     uint32_t mult, mult2, shift;
     uint32_t masks[SPS_MAX_PATTERNS];
     uint32_t words[SPS_DESC_WORDS];   /* the raw descriptor (the key of the prepared-weights cache) */
+    /* CONV: the row groups' weights and parameter records in the plain layout (layout.py): the arena at
+     * w_off / p_off, or for shared classes a copy converted by unshare() (set by run_conv). */
+    const uint8_t *wsrc, *psrc;
 } layer_t;
 
 static const int mask_word[SPS_MAX_PATTERNS] = {
@@ -69,6 +72,8 @@ static void decode(const uint8_t *p, layer_t *L) {
     L->op = SPS_DESC_GET(w, OP);
     L->relu = SPS_DESC_GET(w, RELU);
     L->pps = SPS_DESC_GET(w, PPS);
+    L->share = SPS_DESC_GET(w, SHARE);
+    L->slot_shift = SPS_DESC_GET(w, SLOT_SHIFT);
     L->in_off = SPS_DESC_GET(w, IN_OFFSET);
     L->in_c = SPS_DESC_GET(w, IN_C);
     L->in_h = SPS_DESC_GET(w, IN_H);
@@ -95,6 +100,7 @@ static void decode(const uint8_t *p, layer_t *L) {
     L->out_map_h = SPS_DESC_GET(w, OUT_MAP_H);
     L->in_cs = (uint64_t)(L->in_map_h ? L->in_map_h : L->in_h) * L->in_w;
     L->out_cs = (uint64_t)(L->out_map_h ? L->out_map_h : L->out_h) * L->out_w;
+    L->wsrc = L->psrc = NULL;
     for (int j = 0; j < SPS_MAX_PATTERNS; j++)
         L->masks[j] = (w[mask_word[j]] >> mask_lsb[j]) & ((1u << SPS_D_PATTERN0_WIDTH) - 1u);
 }
@@ -177,6 +183,20 @@ static uint64_t num_groups(uint32_t O, uint32_t P, uint32_t R) {
     return n;
 }
 
+/* S: the classes one shared row group holds (layout.share_slots). */
+static uint32_t share_slots(uint32_t P, uint32_t R, uint32_t slot_shift) {
+    uint32_t s = R >> slot_shift;
+    if (s > P) s = P;
+    return s ? s : 1;
+}
+
+/* Row groups the layer stores: P / S with shared classes, else num_groups. */
+static uint64_t layer_groups(const layer_t *L, uint32_t R) {
+    const uint32_t P = L->pps ? L->P : 1;
+    if (L->op == SPS_OP_CONV && L->share) return P / share_slots(P, R, L->slot_shift);
+    return num_groups(L->out_c, P, R);
+}
+
 static uint64_t group_weight_bytes(uint32_t I, uint32_t K, uint32_t R) {
     uint64_t n = (uint64_t)I * K * R;
     return (n + SPS_GROUP_ALIGN - 1) / SPS_GROUP_ALIGN * SPS_GROUP_ALIGN;
@@ -194,6 +214,42 @@ static uint64_t act_buffer_end(const layer_t *L, uint32_t beat) {
     }
     const uint64_t end = lead + (uint64_t)(L->in_c - 1) * stride + plane;
     return (end + beat - 1) / beat * beat;
+}
+
+/* Shared classes: channel ch lands in slice ch mod ACT_LANES of the activation buffer at lead + (ch / ACT_LANES) *
+ * stride, one read per plane (stride = the band rule's). The bytes of the fullest slice. */
+static uint64_t act_slice_end(const layer_t *L, uint32_t beat) {
+    const uint64_t plane = (uint64_t)L->in_h * L->in_w, lead = L->in_off % beat;
+    uint64_t stride = plane + beat - 1;
+    stride += (L->in_cs % beat + beat - stride % beat) % beat;
+    const uint64_t end = lead + (uint64_t)(L->in_c / SPS_ACT_LANES - 1) * stride + plane;
+    return (end + beat - 1) / beat * beat;
+}
+
+/* Why a CONV with `share` cannot share classes (layout.share_problem, the same rules in the same order), or
+ * NULL. `why` receives the message. */
+static const char *share_problem(const layer_t *L, const sps_golden_config *cfg, uint32_t beat, char *why,
+                                 size_t n) {
+    if (!L->pps || L->P < 1 || SPS_ACT_LANES % L->P) {
+        if (L->pps) snprintf(why, n, "needs PPS with P dividing %d (P=%u)", SPS_ACT_LANES, L->P);
+        else snprintf(why, n, "needs PPS with P dividing %d (P=dense)", SPS_ACT_LANES);
+    } else if (L->in_c % SPS_ACT_LANES) {
+        snprintf(why, n, "needs input channels a multiple of %d (I=%u)", SPS_ACT_LANES, L->in_c);
+    } else if (L->sh != 1 || L->sw != 1 || L->out_w != L->in_w) {
+        snprintf(why, n, "needs stride 1 and out_w == in_w (stride %ux%u, width %u -> %u)", L->sh, L->sw,
+                 L->in_w, L->out_w);
+    } else if (L->in_cs % beat) {
+        snprintf(why, n, "needs input channel planes a multiple of %u bytes apart (%llu)", beat,
+                 (unsigned long long)L->in_cs);
+    } else {
+        const uint64_t slot = (uint64_t)1 << L->slot_shift, cls = (L->out_c + (uint64_t)L->P - 1) / L->P;
+        if (slot > (uint64_t)cfg->rows || cls > slot)
+            snprintf(why, n, "slot of %llu rows cannot hold a class of %llu filters on %d rows",
+                     (unsigned long long)slot, (unsigned long long)cls, cfg->rows);
+        else
+            return NULL;
+    }
+    return why;
 }
 
 static int check_layer(ctx_t *c, const layer_t *L) {
@@ -232,11 +288,25 @@ static int check_layer(ctx_t *c, const layer_t *L) {
     if ((L->in_map_h && L->in_map_h < L->in_h) || (L->out_map_h && L->out_map_h < L->out_h))
         return fail(c, SPS_ERR_BAD_SHAPE, "%s band of %u input / %u output rows in maps of %u / %u rows (a band "
                     "cannot be higher than its map)", name, L->in_h, L->out_h, L->in_map_h, L->out_map_h);
-    uint64_t act_end = act_buffer_end(L, cfg->beat_bytes > 0 ? (uint32_t)cfg->beat_bytes : 16);
-    if (cfg->act_buf_bytes && act_end > cfg->act_buf_bytes)
-        return fail(c, SPS_ERR_ACT_BUF_OVERFLOW, "%s input %ux%ux%u (planes %llu bytes apart) takes %llu bytes of "
-                    "the activation buffer of %u bytes", name, L->in_c, L->in_h, L->in_w,
-                    (unsigned long long)L->in_cs, (unsigned long long)act_end, cfg->act_buf_bytes);
+    const uint32_t beat = cfg->beat_bytes > 0 ? (uint32_t)cfg->beat_bytes : 16;
+    const int shared = L->op == SPS_OP_CONV && L->share;
+    if (shared) {
+        char why[200];
+        if (share_problem(L, cfg, beat, why, sizeof why))
+            return fail(c, SPS_ERR_BAD_SHAPE, "CONV with shared classes (slot_shift %u) %s", L->slot_shift, why);
+        const uint64_t slice = cfg->act_buf_bytes / SPS_ACT_LANES, end = act_slice_end(L, beat);
+        if (cfg->act_buf_bytes && end > slice)
+            return fail(c, SPS_ERR_ACT_BUF_OVERFLOW, "CONV with shared classes: input %ux%ux%u (planes %llu bytes "
+                        "apart) takes %llu bytes of each activation-buffer slice of %llu bytes (%d slices)",
+                        L->in_c, L->in_h, L->in_w, (unsigned long long)L->in_cs, (unsigned long long)end,
+                        (unsigned long long)slice, SPS_ACT_LANES);
+    } else {
+        uint64_t act_end = act_buffer_end(L, beat);
+        if (cfg->act_buf_bytes && act_end > cfg->act_buf_bytes)
+            return fail(c, SPS_ERR_ACT_BUF_OVERFLOW, "%s input %ux%ux%u (planes %llu bytes apart) takes %llu bytes "
+                        "of the activation buffer of %u bytes", name, L->in_c, L->in_h, L->in_w,
+                        (unsigned long long)L->in_cs, (unsigned long long)act_end, cfg->act_buf_bytes);
+    }
     int e;
     if ((e = check_region(c, "input", L->in_off, (uint64_t)(L->in_c - 1) * L->in_cs + (uint64_t)L->in_h * L->in_w,
                           0))) return e;
@@ -269,7 +339,7 @@ static int check_layer(ctx_t *c, const layer_t *L) {
         return fail(c, SPS_ERR_WEIGHT_BUF_OVERFLOW, "CONV row group of %u x %u x %u = %llu bytes exceeds the weight "
                     "buffer of %u bytes", L->in_c, L->K, R, (unsigned long long)L->in_c * L->K * R,
                     cfg->weight_buf_bytes);
-    uint64_t groups = num_groups(L->out_c, L->P, R);
+    uint64_t groups = layer_groups(L, R);
     if ((e = check_region(c, "weights", L->w_off, groups * group_weight_bytes(L->in_c, L->K, R), 1))) return e;
     if ((e = check_region(c, "params", L->p_off, groups * R * SPS_PARAM_RECORD_BYTES, 1))) return e;
     return 0;
@@ -548,8 +618,8 @@ static void dot_group_item(void *arg, int64_t g, void **scratch) {
     const layer_t *L = jb->L;
     (void)scratch;
     const uint32_t r = jb->grp[3 * g], m0 = jb->grp[3 * g + 1], nrows = jb->grp[3 * g + 2], R = jb->R;
-    const int8_t *wg = (const int8_t *)jb->arena + L->w_off + (uint64_t)g * jb->gw;
-    const uint8_t *pg = jb->arena + L->p_off + (uint64_t)g * R * SPS_PARAM_RECORD_BYTES;
+    const int8_t *wg = (const int8_t *)L->wsrc + (uint64_t)g * jb->gw;
+    const uint8_t *pg = L->psrc + (uint64_t)g * R * SPS_PARAM_RECORD_BYTES;
     const int16_t *z = jb->zv + (uint64_t)r * jb->pix * jb->n;
     const uint64_t J = jb->J, n = jb->n;
     const int npix = (int)jb->pix;
@@ -618,7 +688,7 @@ static int run_conv_direct(ctx_t *c, uint8_t *arena, const layer_t *L) {
             const uint32_t nrows = members - m0 < R ? members - m0 : R;
             grp[3 * gi] = r; grp[3 * gi + 1] = m0; grp[3 * gi + 2] = nrows;
             for (uint32_t row = 0; row < nrows; row++) {     /* parameter records checked before any write */
-                const uint8_t *rec = arena + L->p_off + (gi * R + row) * SPS_PARAM_RECORD_BYTES;
+                const uint8_t *rec = L->psrc + (gi * R + row) * SPS_PARAM_RECORD_BYTES;
                 const int32_t mult = (int32_t)rd32(rec + 4), shift = (int32_t)rd32(rec + 8);
                 if (mult < 0 || shift < 0 || shift > 63) {
                     fail(c, SPS_ERR_BAD_SHAPE, "CONV filter %u has multiplier %d, shift %d (needs 0..2^31-1, "
@@ -658,7 +728,7 @@ static void free_prep(conv_prep_t *pr) {
 }
 
 /* Returns 0, 1 (out of memory) or 2 (bad parameter record, status set). */
-static int prepare_conv(ctx_t *c, const uint8_t *arena, const layer_t *L, conv_prep_t *pr) {
+static int prepare_conv(ctx_t *c, const layer_t *L, conv_prep_t *pr) {
     const uint32_t R = (uint32_t)c->cfg->rows, P = L->pps ? L->P : 1, K = L->K, O = L->out_c;
     const conv_geom_t g = conv_geometry(L);
     const uint64_t J = g.J, JP = g.JP;
@@ -681,8 +751,8 @@ static int prepare_conv(ctx_t *c, const uint8_t *arena, const layer_t *L, conv_p
         if (J < JP * 2) C->src[J] = -1;
         for (uint32_t b = 0; b < C->mpad; b++) C->f[b].o = -1;
         for (uint32_t m0 = 0; m0 < C->members; m0 += R, gidx++) {
-            const int8_t *wg = (const int8_t *)arena + L->w_off + gidx * gw;
-            const uint8_t *pg = arena + L->p_off + gidx * R * SPS_PARAM_RECORD_BYTES;
+            const int8_t *wg = (const int8_t *)L->wsrc + gidx * gw;
+            const uint8_t *pg = L->psrc + gidx * R * SPS_PARAM_RECORD_BYTES;
             const uint32_t nrows = C->members - m0 < R ? C->members - m0 : R;
             for (uint32_t row = 0; row < nrows; row++) {
                 const uint8_t *rec = pg + row * SPS_PARAM_RECORD_BYTES;
@@ -780,7 +850,7 @@ void sps_golden_cache_free(sps_golden_cache *cache) {
     free(cache);
 }
 
-static int run_conv(ctx_t *c, uint8_t *arena, const layer_t *L, sps_golden_cache *cache) {
+static int run_conv_plain(ctx_t *c, uint8_t *arena, const layer_t *L, sps_golden_cache *cache) {
     if (conv_geometry(L).dot) return run_conv_direct(c, arena, L);
     const uint32_t R = (uint32_t)c->cfg->rows, P = L->pps ? L->P : 1;
     const uint64_t groups = num_groups(L->out_c, P, R);
@@ -802,12 +872,12 @@ static int run_conv(ctx_t *c, uint8_t *arena, const layer_t *L, sps_golden_cache
     }
     /* A cached preparation is used only if the descriptor and every weight/param byte are unchanged. */
     if (ce && ce->valid && ce->rows == (int32_t)R && ce->w_len == w_len && ce->p_len == p_len &&
-        !memcmp(ce->words, L->words, sizeof ce->words) && !memcmp(ce->raw, arena + L->w_off, w_len) &&
-        !memcmp(ce->raw + w_len, arena + L->p_off, p_len)) {
+        !memcmp(ce->words, L->words, sizeof ce->words) && !memcmp(ce->raw, L->wsrc, w_len) &&
+        !memcmp(ce->raw + w_len, L->psrc, p_len)) {
         err = execute_conv(c, arena, L, &ce->prep);
     } else {
         conv_prep_t prep = {0, NULL};
-        err = prepare_conv(c, arena, L, &prep);
+        err = prepare_conv(c, L, &prep);
         if (!err) err = execute_conv(c, arena, L, &prep);
         if (ce) {
             free(ce->raw);
@@ -815,8 +885,8 @@ static int run_conv(ctx_t *c, uint8_t *arena, const layer_t *L, sps_golden_cache
             ce->valid = 0;
             ce->raw = err ? NULL : malloc(w_len + p_len + 1);
             if (ce->raw) {
-                memcpy(ce->raw, arena + L->w_off, w_len);
-                memcpy(ce->raw + w_len, arena + L->p_off, p_len);
+                memcpy(ce->raw, L->wsrc, w_len);
+                memcpy(ce->raw + w_len, L->psrc, p_len);
                 memcpy(ce->words, L->words, sizeof ce->words);
                 ce->rows = (int32_t)R;
                 ce->w_len = w_len;
@@ -831,6 +901,59 @@ static int run_conv(ctx_t *c, uint8_t *arena, const layer_t *L, sps_golden_cache
     if (err == 1) return fail(c, SPS_ERR_BAD_SHAPE, "CONV %ux%ux%u -> %ux%ux%u: out of host memory", L->in_c,
                               L->in_h, L->in_w, L->out_c, L->out_h, L->out_w);
     return err ? c->st->error : 0;
+}
+
+/* Shared classes (layout.py): the same products as the plain layout, only stored differently. Row d * n + j of
+ * shared group g is filter o = g * S + d + P * j, whose weight at step (i, k) is tap k of kernel (o, c_d(i)); the
+ * plain layout holds class r = g * S + d (one group: it has at most n <= R filters) with its weight for channel
+ * c at (c, k). Converting the weights and parameter records once and running the plain path gives the bytes
+ * the core computes (int32 sums do not depend on their order). Returns 0 or 1 (out of host memory). */
+static int unshare(const uint8_t *arena, const layer_t *L, uint32_t R, uint8_t **wout, uint8_t **pout) {
+    const uint32_t P = L->P, O = L->out_c, K = L->K, I = L->in_c, n = 1u << L->slot_shift;
+    const uint32_t S = share_slots(P, R, L->slot_shift);
+    const uint64_t gw = group_weight_bytes(I, K, R), groups = num_groups(O, P, R);
+    uint8_t *w = calloc(groups * gw + 1, 1), *pp = calloc(groups * R * SPS_PARAM_RECORD_BYTES + 1, 1);
+    *wout = w;
+    *pout = pp;
+    if (!w || !pp) return 1;
+    uint64_t gi = 0;
+    for (uint32_t r = 0; r < P; r++) {
+        const uint32_t members = (uint32_t)class_size(O, P, r), g = r / S, d = r % S;
+        if (!members) continue;
+        const uint8_t *sw = arena + L->w_off + (uint64_t)g * gw;
+        const uint8_t *sp = arena + L->p_off + (uint64_t)g * R * SPS_PARAM_RECORD_BYTES;
+        uint8_t *dw = w + gi * gw;
+        for (uint32_t i = 0; i < I; i++) {
+            const uint32_t ch = SPS_ACT_LANES * (i / SPS_ACT_LANES) +
+                                (i % SPS_ACT_LANES + SPS_ACT_LANES - d % SPS_ACT_LANES) % SPS_ACT_LANES;
+            for (uint32_t k = 0; k < K; k++)
+                memcpy(dw + ((uint64_t)ch * K + k) * R, sw + ((uint64_t)i * K + k) * R + (uint64_t)d * n, members);
+        }
+        memcpy(pp + gi * R * SPS_PARAM_RECORD_BYTES, sp + (uint64_t)d * n * SPS_PARAM_RECORD_BYTES,
+               (uint64_t)members * SPS_PARAM_RECORD_BYTES);
+        gi++;
+    }
+    return 0;
+}
+
+static int run_conv(ctx_t *c, uint8_t *arena, const layer_t *L0, sps_golden_cache *cache) {
+    layer_t L = *L0;
+    L.wsrc = arena + L.w_off;
+    L.psrc = arena + L.p_off;
+    if (!L.share) return run_conv_plain(c, arena, &L, cache);
+    uint8_t *w, *pp;
+    int err = unshare(arena, &L, (uint32_t)c->cfg->rows, &w, &pp);
+    if (!err) {
+        L.wsrc = w;
+        L.psrc = pp;
+        err = run_conv_plain(c, arena, &L, cache);
+    } else {
+        err = fail(c, SPS_ERR_BAD_SHAPE, "CONV %ux%ux%u -> %ux%ux%u: out of host memory", L.in_c, L.in_h, L.in_w,
+                   L.out_c, L.out_h, L.out_w);
+    }
+    free(w);
+    free(pp);
+    return err;
 }
 
 /* ---------------------------------------------------------------- pools and ADD */
@@ -948,7 +1071,7 @@ int sps_golden_threads(void) {
 static uint64_t ideal_mac_cycles(const layer_t *L, const sps_golden_config *cfg) {
     if (L->op != SPS_OP_CONV) return 0;
     uint64_t pix = (uint64_t)L->out_h * L->out_w, tiles = (pix + cfg->cols - 1) / cfg->cols;
-    return num_groups(L->out_c, L->pps ? L->P : 1, (uint32_t)cfg->rows) * tiles * L->in_c * L->K;
+    return layer_groups(L, (uint32_t)cfg->rows) * tiles * L->in_c * L->K;
 }
 
 int sps_golden_run(uint8_t *arena, uint64_t arena_size, uint64_t prog_offset, uint32_t num_layers,

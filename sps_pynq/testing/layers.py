@@ -9,7 +9,9 @@ the tests (host_tests/layer_factory.py re-exports this module), the cocotb testb
 `op` is one of "pps", "dense", "fc", "maxpool", "avgpool", "gap", "add", an `Op` (CONV picks among pps, dense
 and fc) or None (any). Any Descriptor field can be overridden by keyword (in_c, in_h, in_w, out_c, kh, kw,
 stride_h, stride_w, pad_top, pad_left, patterns, nnz, relu, ...); strides and pads given once (`stride=2`,
-`pad=1`) apply to both axes. Everything the layer does not write is filled with random bytes, so a model that
+`pad=1`) apply to both axes. `slot_shift=n` (pps only) makes a CONV with shared residue classes (descriptor
+share, weights and parameters packed in shared groups: hw/layout.py); the caller picks a shape the rules allow
+(layout.share_problem). Everything the layer does not write is filled with random bytes, so a model that
 reads or writes the wrong place shows it. Requantization factors are drawn around the value that maps the
 accumulator's spread onto the int8 range, so outputs are spread out and only partly saturated.
 """
@@ -142,8 +144,11 @@ def _conv(rng, hw: HwConfig, builder, x: _Tensor, kind: str, ov: dict) -> Descri
     ms = [_mult_shift(rng, 50.0 / acc_std) for _ in range(out_c)]
     mult = np.array([m for m, _ in ms])
     shift = np.array([s for _, s in ms])
-    wdata = layout.pack_weights(w, hw.rows, d.pattern_masks or None)
-    pdata = layout.pack_params(bias, mult, shift, hw.rows, P)
+    slot_shift = ov.get("slot_shift") if kind == "pps" else None
+    if slot_shift is not None:
+        d.share, d.slot_shift = True, slot_shift
+    wdata = layout.pack_weights(w, hw.rows, d.pattern_masks or None, slot_shift)
+    pdata = layout.pack_params(bias, mult, shift, hw.rows, P, slot_shift)
     d.weight_offset = builder.alloc(len(wdata), wdata)
     d.param_offset = builder.alloc(len(pdata), pdata)
     d.relu = ov.get("relu", bool(rng.integers(0, 2)))

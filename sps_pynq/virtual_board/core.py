@@ -94,6 +94,8 @@ def _check(d: Descriptor, hw: HwConfig, size: int, j: int) -> None:
         raise _Fail(ErrorCode.BAD_SHAPE, j)
     if d.op == Op.CONV and d.pps and not (1 <= d.patterns <= hw.max_patterns and 1 <= d.nnz <= 9):
         raise _Fail(ErrorCode.BAD_SHAPE, j)
+    if d.op == Op.CONV and d.share and layout.share_problem(d, hw):
+        raise _Fail(ErrorCode.BAD_SHAPE, j)
     if d.op == Op.ADD:
         in_bytes = d.in_c * d.in_h * d.in_w
         inside(d.in2_offset, in_bytes)
@@ -105,8 +107,9 @@ def _check(d: Descriptor, hw: HwConfig, size: int, j: int) -> None:
         P = d.patterns if d.pps else 1
         if layout.group_weight_bytes(d.in_c, d.nnz, hw.rows) > hw.weight_buf_bytes:
             raise _Fail(ErrorCode.WEIGHT_BUF_OVERFLOW, j)
-        inside(d.weight_offset, layout.weight_bytes(d.out_c, d.in_c, d.nnz, P, hw.rows))
-        inside(d.param_offset, layout.param_bytes(d.out_c, P, hw.rows))
+        ss = layout.desc_slot_shift(d)
+        inside(d.weight_offset, layout.weight_bytes(d.out_c, d.in_c, d.nnz, P, hw.rows, ss))
+        inside(d.param_offset, layout.param_bytes(d.out_c, P, hw.rows, ss))
 
 
 def model_counters(d: Descriptor, hw: HwConfig) -> Dict[str, int]:
