@@ -54,6 +54,8 @@ module sps_conv_drain
   // Row walk: rows 0.. of the shadow bank, filters o_first, o_first + P, ... (pools: row 0 only), each one
   // segment of min(C, pixels left) bytes at group_addr + pixel + row * chan_step. A row is issued when the FIFO
   // has room for it and the rows still in the two requantizer stages (credits).
+  // Shared classes: row d * n + j (slot d, n = 2^slot_shift) is filter o_first + d + P * j, one plane further
+  // for each slot; rows up to rows_used, those past the last filter (o >= out_c) write nothing.
   // ------------------------------------------------------------------------------------------------
   logic active_q, active_d;
   logic [RowSel-1:0] row_q, row_d;
@@ -64,10 +66,19 @@ module sps_conv_drain
   logic [AddrWidth-1:0] a1_q, a1_d, a2_q, a2_d;
   logic [7:0] n1_q, n1_d, n2_q, n2_d;
   logic [$clog2(SegDepth):0] seg_count;
+  logic [7:0] j_q, j_d;                     // shared classes: the row's place in its slot
+  logic [31:0] slot_o_q, slot_o_d;          // and the slot's first filter
+  logic [AddrWidth-1:0] slot_addr_q, slot_addr_d;
+  logic slot_end, skip;
 
   assign pool = (desc_i.op == 4'(OpMaxpool)) || (desc_i.op == 4'(OpAvgpool));
   assign issue = active_q && (32'(seg_count) + 32'(v1_q) + 32'(v2_q) < 32'(SegDepth));
-  assign last = pool || (32'(row_q) == 32'(Rows - 1)) || (o_q + 32'(der_i.p_eff) >= desc_i.out_c);
+  assign slot_end = j_q == 8'((1 << desc_i.slot_shift) - 1);
+  assign skip = der_i.share && o_q >= desc_i.out_c;
+  always_comb begin
+    if (der_i.share) last = 32'(row_q) + 32'd1 == 32'(der_i.rows_used);
+    else last = pool || (32'(row_q) == 32'(Rows - 1)) || (o_q + 32'(der_i.p_eff) >= desc_i.out_c);
+  end
   assign shadow_release_o = issue && last;
 
   always_comb begin
@@ -82,6 +93,9 @@ module sps_conv_drain
     v2_d = v2_q;
     a2_d = a2_q;
     n2_d = n2_q;
+    j_d = j_q;
+    slot_o_d = slot_o_q;
+    slot_addr_d = slot_addr_q;
     if (abort_i) begin
       active_d = 1'b0;
       v1_d = 1'b0;
@@ -93,13 +107,24 @@ module sps_conv_drain
         o_d = o_first_i;
         addr_d = group_addr_i + AddrWidth'(shadow_base_i);
         n_d = (der_i.out_pixels - shadow_base_i >= 32'(Cols)) ? 8'(Cols) : 8'(der_i.out_pixels - shadow_base_i);
+        j_d = '0;
+        slot_o_d = o_first_i;
+        slot_addr_d = group_addr_i + AddrWidth'(shadow_base_i);
       end else if (issue) begin
         active_d = !last;
         row_d = row_q + 1'b1;
         o_d = o_q + 32'(der_i.p_eff);
         addr_d = addr_q + AddrWidth'(chan_step_i);
+        j_d = j_q + 8'd1;
+        if (der_i.share && slot_end) begin
+          j_d = '0;
+          slot_o_d = slot_o_q + 32'd1;
+          slot_addr_d = slot_addr_q + AddrWidth'(der_i.out_cs);
+          o_d = slot_o_q + 32'd1;
+          addr_d = slot_addr_q + AddrWidth'(der_i.out_cs);
+        end
       end
-      v1_d = issue;
+      v1_d = issue && !skip;
       a1_d = addr_q;
       n1_d = n_q;
       v2_d = v1_q;
@@ -121,6 +146,9 @@ module sps_conv_drain
       v2_q <= 1'b0;
       a2_q <= '0;
       n2_q <= '0;
+      j_q <= '0;
+      slot_o_q <= '0;
+      slot_addr_q <= '0;
     end else begin
       active_q <= active_d;
       row_q <= row_d;
@@ -133,6 +161,9 @@ module sps_conv_drain
       v2_q <= v2_d;
       a2_q <= a2_d;
       n2_q <= n2_d;
+      j_q <= j_d;
+      slot_o_q <= slot_o_d;
+      slot_addr_q <= slot_addr_d;
     end
   end
 

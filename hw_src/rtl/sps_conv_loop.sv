@@ -96,9 +96,17 @@ module sps_conv_loop
   assign out_chan_bytes = der_i.out_cs;
 
   // The group after the current one: the next R filters of this class, else the first of the next class.
-  assign next_o_first = o_first_q + 32'(der_i.p_eff) * 32'(Rows);
-  assign next_exists = next_o_first < desc_i.out_c
-                       || (8'(residue_q) + 8'd1 < der_i.p_eff && 32'(residue_q) + 32'd1 < desc_i.out_c);
+  // Shared classes: one group per S classes, the next starts at class residue + S.
+  always_comb begin
+    if (der_i.share) begin
+      next_o_first = o_first_q + 32'(der_i.slots);
+      next_exists = 8'(residue_q) + der_i.slots < der_i.p_eff && next_o_first < desc_i.out_c;
+    end else begin
+      next_o_first = o_first_q + 32'(der_i.p_eff) * 32'(Rows);
+      next_exists = next_o_first < desc_i.out_c
+                    || (8'(residue_q) + 8'd1 < der_i.p_eff && 32'(residue_q) + 32'd1 < desc_i.out_c);
+    end
+  end
 
   // ------------------------------------------------------------------------------------------------
   // Groups: load the weights and parameters (unless prefetched), start the tiles, prefetch the next group
@@ -220,6 +228,7 @@ module sps_conv_loop
             wg_off_d = wg_off_q + 32'(group_bytes);
             pm_off_d = pm_off_q + 32'(GroupPars);
             o_first_d = next_o_first;
+            if (der_i.share) residue_d = residue_q + 5'(der_i.slots);
             if (pf_q == PfDone) begin
               wbank_d = !wbank_q;
               pf_ready_d = 1'b1;

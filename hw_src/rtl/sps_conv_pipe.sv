@@ -13,7 +13,8 @@ module sps_conv_pipe
   // derived
   parameter int unsigned ColShift = $clog2(Cols),
   parameter int unsigned ActAw = $clog2(ActBufBytes),
-  parameter int unsigned RowAw = ActAw - ColShift
+  parameter int unsigned RowAw = ActAw - ColShift,
+  parameter int unsigned LaneShift = $clog2(ActLanes)
 ) (
   input  wire logic                      clk_i,
   input  wire logic                      rst_ni,
@@ -41,6 +42,8 @@ module sps_conv_pipe
   input  wire logic [3:0]                residue_i,
   input  wire logic [MaxPatterns*9-1:0]  masks_i,
   input  wire logic                      act_skew_i,     // skewed bank mapping: bank (a mod C) ^ (a / C) mod 2
+  input  wire logic                      share_i,        // shared classes: slot d of the rows reads lane i - d
+  input  wire logic [2:0]                slot_shift_i,   // rows of a slot: 2^slot_shift
 
   input  wire logic                      init_i,         // start the tiles of a row group
   input  wire logic                      stop_i,         // abort: drop the tiles left and the shadow bank
@@ -51,6 +54,8 @@ module sps_conv_pipe
   // [RowAw*(Cols*p + b)]), data one cycle later
   output logic [2*Cols*RowAw-1:0]        act_row_o,
   input  wire logic [2*Cols*8-1:0]       act_data_i,
+  // port 0's whole words: the ActLanes slices' bytes (bank b, slice l at [8*(ActLanes*b + l) +: 8])
+  input  wire logic [Cols*ActLanes*8-1:0] act_word_i,
   // weight buffer: entry address, R weights one cycle later
   output logic [EntryWidth-1:0]          wgt_addr_o,
   input  wire logic [Rows*8-1:0]         wgt_data_i,
@@ -77,7 +82,8 @@ module sps_conv_pipe
   logic cur_valid_q, nxt_ok, nxt_more, advance;
   logic run_q;                                 // between init_i and the last tile: tiles may start
   logic [Cols-1:0] done_q;                     // columns already served for the current (i, k)
-  logic [31:0] chan_base_q;                    // i * in_plane
+  logic [31:0] chan_base_q;                    // i * in_plane (shared classes: (i / ActLanes) * in_plane)
+  logic [LaneShift-1:0] lane0_q;               // shared classes: i mod ActLanes, the slice of channel i
   logic shadow_full_q;
 
   // indexing unit
@@ -192,12 +198,14 @@ module sps_conv_pipe
       cur_act_q <= '0;
       done_q <= '0;
       chan_base_q <= '0;
+      lane0_q <= '0;
     end else if (init_i || stop_i) begin
       cur_valid_q <= 1'b0;
       run_q <= !stop_i;
       nxt_base_q <= '0;
       done_q <= '0;
       chan_base_q <= chan_off_i;
+      lane0_q <= '0;
     end else begin
       if (advance) begin
         cur_valid_q <= 1'b1;
@@ -214,8 +222,15 @@ module sps_conv_pipe
       if (issue) begin
         done_q <= step_end ? '0 : done_q | served;
       end
+      // The next input channel: the next plane, or with shared classes the next slice, the next plane of
+      // slice 0 after the last slice.
       if (idx_step && idx_k_last) begin
-        chan_base_q <= idx_last ? chan_off_i : chan_base_q + in_plane_i;
+        lane0_q <= idx_last ? '0 : lane0_q + 1'b1;
+        if (idx_last) begin
+          chan_base_q <= chan_off_i;
+        end else if (!share_i || lane0_q == LaneShift'(ActLanes - 1)) begin
+          chan_base_q <= chan_base_q + in_plane_i;
+        end
       end
     end
   end
@@ -229,6 +244,7 @@ module sps_conv_pipe
   logic [ColShift-1:0] bank1_q [Cols], bank2_q [Cols], bank3_q [Cols];
   logic [Cols-1:0] port1_q, port2_q, port3_q;
   logic [EntryWidth-1:0] entry1_q, entry2_q;
+  logic [LaneShift-1:0] lane1_q, lane2_q, lane3_q;
   logic [RowAw-1:0] row2_q [Cols];
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
@@ -254,6 +270,7 @@ module sps_conv_pipe
       bank1_q[c] <= bank0[c];
     end
     entry1_q <= entry;
+    lane1_q <= lane0_q;
   end
 
   // ---------------------------------------------------------------------------------------------
@@ -270,6 +287,7 @@ module sps_conv_pipe
       bank2_q[c] <= bank1_q[c];
     end
     entry2_q <= entry1_q;
+    lane2_q <= lane1_q;
   end
 
   for (genvar p = 0; p < 2; p++) begin : gen_port_row
@@ -297,11 +315,38 @@ module sps_conv_pipe
     mask3_q <= mask2_q;
     port3_q <= port2_q;
     for (int c = 0; c < Cols; c++) bank3_q[c] <= bank2_q[c];
+    lane3_q <= lane2_q;
   end
 
   // Column c takes the byte of its own bank and port (a 2C x C crossbar of bytes).
   for (genvar c = 0; c < Cols; c++) begin : gen_route
     assign act3[8*c +: 8] = act_data_i[8*{port3_q[c], bank3_q[c]} +: 8];
+  end
+
+  // Shared classes: the columns read C consecutive addresses of slice 0 (stride 1, out_w == in_w), so column c
+  // is bank (bank of column 0 + c) mod C on port 0: a rotation of the banks' words (log2 C stages of muxes).
+  // Row r (slot r >> slot_shift) takes from each column the byte of slice (i - slot) mod ActLanes.
+  logic [ActLanes*8-1:0] word3 [Cols];
+  always_comb begin
+    logic [ActLanes*8-1:0] stage [Cols];
+    for (int c = 0; c < Cols; c++) stage[c] = act_word_i[ActLanes*8*c +: ActLanes*8];
+    for (int s = 0; s < ColShift; s++) begin
+      logic [ActLanes*8-1:0] prev [Cols];
+      prev = stage;
+      if (bank3_q[0][s]) begin
+        for (int c = 0; c < Cols; c++) stage[c] = prev[(c + (1 << s)) % Cols];
+      end
+    end
+    word3 = stage;
+  end
+
+  logic [Rows*Cols*8-1:0] act_rows3;
+  for (genvar r = 0; r < Rows; r++) begin : gen_row_act
+    logic [LaneShift-1:0] lane;
+    assign lane = lane3_q - LaneShift'(r >> slot_shift_i);
+    for (genvar c = 0; c < Cols; c++) begin : gen_row_col
+      assign act_rows3[8*(Cols*r + c) +: 8] = share_i ? word3[c][8*lane +: 8] : act3[8*c +: 8];
+    end
   end
 
   sps_pe_array #(.Rows(Rows), .Cols(Cols), .AccWidth(32)) u_array (
@@ -311,7 +356,7 @@ module sps_conv_pipe
     .first_i(first3_q),
     .last_i(last3_q),
     .col_en_i(mask3_q),
-    .act_i(act3),
+    .act_i(act_rows3),
     .wgt_i(wgt_data_i),
     .shadow_row_i,
     .shadow_row_o

@@ -87,6 +87,7 @@ module sps_core
   sps_core_pkg::par_rec_t par_rec;
   logic [2*Cols*RowAw-1:0] act_rrow;        // two read ports (port p, bank b at [RowAw*(Cols*p + b)])
   logic [2*Cols*8-1:0] act_rdata;
+  logic [Cols*ActLanes*8-1:0] act_rword;    // port 0's whole words (shared classes)
   logic [EntryWidth-1:0] wgt_raddr;
   logic [Rows*8-1:0] wgt_rdata;
   // tile engine
@@ -221,6 +222,7 @@ module sps_core
     .act_skew_i(der.act_skew),
     .act_rrow_i(act_rrow),
     .act_rdata_o(act_rdata),
+    .act_rword_o(act_rword),
     .wgt_raddr_i(wgt_raddr),
     .wgt_rdata_o(wgt_rdata)
   );
@@ -271,6 +273,7 @@ module sps_core
     .pps_i(desc.pps && !pool), .patterns_i(der.p_eff), .nnz_i(pool ? der.kk : 16'(desc.nnz)),
     .in_c_i(pool ? 16'd1 : desc.in_c[15:0]), .chan_off_i(cv_chan_off),
     .max_mode_i(desc.op == 4'(OpMaxpool)), .kw_i(desc.kw), .act_skew_i(der.act_skew),
+    .share_i(der.share), .slot_shift_i(desc.slot_shift),
     .residue_i(cv_residue), .masks_i(desc.masks),
     .init_i(pipe_init),
     .stop_i(stop),
@@ -278,6 +281,7 @@ module sps_core
     .mac_o(pipe_mac),
     .act_row_o(pipe_act_row),
     .act_data_i(act_rdata),
+    .act_word_i(act_rword),
     .wgt_addr_o(pipe_wgt_addr),
     .wgt_data_i(pool ? {Rows{8'h01}} : wgt_rdata),
     .shadow_full_o(shadow_full),

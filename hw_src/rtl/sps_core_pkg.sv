@@ -19,6 +19,8 @@ package sps_core_pkg;
     logic [3:0]   op;         // one of sps_if_pkg::op_e (anything else is ErrBadOp)
     logic         relu;       // ReLU before saturation
     logic         pps;        // CONV: taps from the pattern table instead of dense
+    logic         share;      // PPS CONV: residue classes share row groups (slots of 2^slot_shift rows)
+    logic [2:0]   slot_shift;
     logic [31:0]  in_off;     // input map (int8 CHW), byte offset in the arena
     logic [31:0]  in_c;
     logic [15:0]  in_h;
@@ -63,7 +65,11 @@ package sps_core_pkg;
                                      // of the activation buffer hold their byte pairs swapped)
     logic signed [31:0] row_step;    // stride_h * in_w - out_w * stride_w (second step)
     logic [31:0]        out_total;   // out_c * out_pixels: bytes of the output map (second step)
-    logic [47:0]        act_end;     // lead + (in_c - 1) * act_stride + in_plane: buffer bytes used (second step)
+    logic [47:0]        act_end;     // lead + (in_c - 1) * act_stride + in_plane: buffer bytes used (second step;
+                                     // shared classes: ActLanes times the bytes used in one slice)
+    logic               share;       // a PPS CONV whose classes share row groups (desc.share)
+    logic [7:0]         slots;       // S = min(P, Rows >> slot_shift): classes a shared group holds
+    logic [7:0]         rows_used;   // S << slot_shift: rows of a shared group that hold filters
   } derived_t;
 
   // ---------------------------------------------------------------------------------------------------------------
@@ -75,6 +81,8 @@ package sps_core_pkg;
   // DstAct: `chans` reads of `len` bytes each, from the byte address `addr` (any alignment), then `ddr_stride`
   // further on; read c starts at the beat below its first byte and lands so that the byte sits at buffer byte
   // `buf_pos + c * buf_stride` (a whole map is one read: chans 1, len = the map; a band one read per channel).
+  // With `lanes` (shared classes) read c lands in slice c mod ActLanes instead, at `buf_pos + (c / ActLanes) *
+  // buf_stride` of that slice (slice l starts at byte l * ActBufBytes / ActLanes).
   typedef struct packed {
     ld_dest_e     dest;
     logic [63:0]  addr;       // DDR byte address; bits above the AXI address width are zero
@@ -86,6 +94,7 @@ package sps_core_pkg;
     logic [31:0]  ddr_stride; // DstAct: DDR bytes from one read's first byte to the next's
     logic [31:0]  buf_pos;    // DstAct: buffer byte of the first read's first byte
     logic [31:0]  buf_stride; // DstAct: buffer bytes from one read's first byte to the next's
+    logic         lanes;      // DstAct: planes go to the slices in turn (shared classes)
   } ld_cmd_t;
 
   // One row's requantization parameters (layout.py's 16-byte record: bias, M, S, 0).

@@ -33,6 +33,7 @@ module sps_desc_decode
   localparam int unsigned BeatBytes = AxiDataWidth / 8;
   localparam int unsigned BeatShift = $clog2(BeatBytes);
   localparam int unsigned WgtDepth  = WeightBufBytes / Rows;     // weight entries (R bytes each)
+  localparam int unsigned LaneShift = $clog2(ActLanes);
 
   sps_core_pkg::desc_t desc_q, desc_d;
   sps_core_pkg::derived_t der_q, der_d;
@@ -47,6 +48,8 @@ module sps_desc_decode
       desc_d.op       = words_i[32*DescOpWord + DescOpLsb +: DescOpWidth];
       desc_d.relu     = words_i[32*DescReluWord + DescReluLsb];
       desc_d.pps      = words_i[32*DescPpsWord + DescPpsLsb];
+      desc_d.share    = words_i[32*DescShareWord + DescShareLsb];
+      desc_d.slot_shift = words_i[32*DescSlotShiftWord + DescSlotShiftLsb +: DescSlotShiftWidth];
       desc_d.in_off   = words_i[32*DescInOffsetWord + DescInOffsetLsb +: DescInOffsetWidth];
       desc_d.in_c     = words_i[32*DescInCWord + DescInCLsb +: DescInCWidth];
       desc_d.in_h     = words_i[32*DescInHWord + DescInHLsb +: DescInHWidth];
@@ -90,13 +93,31 @@ module sps_desc_decode
       der_d.kk         = 16'(desc_q.kh) * 16'(desc_q.kw);
       der_d.p_eff      = (desc_q.pps && desc_q.op == 4'(OpConv)) ? desc_q.patterns : 8'd1;
       der_d.pt_w       = 32'(desc_q.pad_top) * 32'(desc_q.in_w);
+      der_d.share      = shared;
+      der_d.slots      = slots;
+      der_d.rows_used  = 8'(slots << desc_q.slot_shift);
     end
     if (derive2_i) begin
       der_d.row_step   = $signed(32'(desc_q.stride_h) * 32'(desc_q.in_w)) - $signed(32'(der_q.ow_sw));
       der_d.out_total  = desc_q.out_c * der_q.out_pixels;
       der_d.act_end    = 48'(der_q.act_lead) + 48'(desc_q.in_c - 32'd1) * 48'(der_q.act_stride)
                          + 48'(der_q.in_plane);
+      // Shared classes: the planes of a block of ActLanes channels sit side by side in the buffer's ActLanes
+      // slices, so one slice holds in_c / ActLanes planes; ActLanes times that is checked against the buffer.
+      if (der_q.share) begin
+        der_d.act_end  = (48'(der_q.act_lead) + 48'(32'(desc_q.in_c >> LaneShift) - 32'd1) * 48'(der_q.act_stride)
+                          + 48'(der_q.in_plane)) << LaneShift;
+      end
     end
+  end
+
+  // Shared classes: S = min(P, Rows >> slot_shift) classes a group (layout.py share_slots).
+  logic shared;
+  logic [7:0] slots, rows_per_slot;
+  always_comb begin
+    shared = desc_q.op == 4'(OpConv) && desc_q.share;
+    rows_per_slot = 8'(Rows >> desc_q.slot_shift);
+    slots = (rows_per_slot == '0) ? 8'd1 : (desc_q.patterns < rows_per_slot ? desc_q.patterns : rows_per_slot);
   end
 
   // The activation-buffer stride of the input planes (hw/bands.py act_load): a whole map is contiguous; the
@@ -109,7 +130,8 @@ module sps_desc_decode
     dh = BeatShift'(desc_q.in_map_h - desc_q.in_h);
     dh_w_low = BeatShift'(dh * desc_q.in_w[BeatShift-1:0]) + BeatShift'(1);
     act_stride = in_plane;
-    if (desc_q.in_map_h != '0 && desc_q.in_map_h != desc_q.in_h) begin
+    // a band, or shared classes (one read per plane, whose DDR stride is a multiple of the beat: dh_w_low = 1)
+    if ((desc_q.in_map_h != '0 && desc_q.in_map_h != desc_q.in_h) || shared) begin
       act_stride = in_plane + 32'(BeatBytes - 1) + 32'(dh_w_low);
     end
   end
@@ -159,7 +181,18 @@ module sps_desc_decode
           shape_bad = shape_bad || desc_q.patterns == '0 || 32'(desc_q.patterns) > MaxPatterns
                       || desc_q.kh != 8'd3 || desc_q.kw != 8'd3 || desc_q.nnz > 8'd9 || pattern_bad;
         end else begin
-          shape_bad = shape_bad || 16'(desc_q.nnz) != der_q.kk;
+          shape_bad = shape_bad || 16'(desc_q.nnz) != der_q.kk || desc_q.share;
+        end
+        // Shared classes (layout.share_problem): P divides ActLanes, I a multiple of it, stride 1 with
+        // out_w == in_w (a tile reads consecutive bytes), DDR planes a whole number of beats apart, and every
+        // class within one slot: ceil(O / P) <= 2^slot_shift <= Rows.
+        if (desc_q.share) begin
+          shape_bad = shape_bad || desc_q.patterns > 8'(ActLanes)
+                      || (8'(ActLanes) % (desc_q.patterns == '0 ? 8'd1 : desc_q.patterns)) != '0
+                      || desc_q.in_c[LaneShift-1:0] != '0 || desc_q.stride_h != 8'd1 || desc_q.stride_w != 8'd1
+                      || desc_q.out_w != desc_q.in_w || der_q.in_cs[BeatShift-1:0] != '0
+                      || (32'd1 << desc_q.slot_shift) > 32'(Rows)
+                      || 40'(desc_q.out_c) > 40'(desc_q.patterns) << desc_q.slot_shift;
         end
       end
       4'(OpMaxpool), 4'(OpAvgpool): begin
@@ -195,6 +228,7 @@ module sps_desc_decode
   // desc_t must hold every field at the width of the descriptor layout (sps_if_pkg, generated)
   // ------------------------------------------------------------------------------------------------
   if ($bits(desc_q.op) != DescOpWidth || $bits(desc_q.relu) != DescReluWidth || $bits(desc_q.pps) != DescPpsWidth
+      || $bits(desc_q.share) != DescShareWidth || $bits(desc_q.slot_shift) != DescSlotShiftWidth
       || $bits(desc_q.in_off) != DescInOffsetWidth || $bits(desc_q.in_c) != DescInCWidth
       || $bits(desc_q.in_h) != DescInHWidth || $bits(desc_q.in_w) != DescInWWidth
       || $bits(desc_q.out_off) != DescOutOffsetWidth || $bits(desc_q.out_c) != DescOutCWidth

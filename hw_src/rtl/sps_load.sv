@@ -51,6 +51,9 @@ module sps_load
   input  wire logic                      act_skew_i,     // the running layer's mapping (derived_t.act_skew)
   input  wire logic [2*Cols*RowAw-1:0]   act_rrow_i,
   output logic [2*Cols*8-1:0]            act_rdata_o,
+  // the same reads' whole words on port 0: the bytes at that position in every slice (slice l of bank b at
+  // [8*(ActLanes*b + l) +: 8]); shared classes read ActLanes channels at a time from slice 0's addresses
+  output logic [Cols*ActLanes*8-1:0]     act_rword_o,
   // weight buffer: entry of R weights, a cycle later
   input  wire logic [EntryWidth-1:0]     wgt_raddr_i,
   output logic [Rows*8-1:0]              wgt_rdata_o
@@ -68,6 +71,11 @@ module sps_load
   localparam int unsigned WgtSubs   = BeatBytes / Rows;          // weight entries per beat
   localparam int unsigned WgtDepth  = WeightBufBytes / Rows;
   localparam int unsigned RecWords  = ParamRecordBytes / 4;      // bias, M, S, 0
+  // The activation buffer is ActLanes slices of SliceBytes: row a / C of byte a is word (row mod WordDepth) of
+  // slice row / WordDepth, and each bank stores the ActLanes slices' bytes of one word side by side.
+  localparam int unsigned LaneShift  = $clog2(ActLanes);
+  localparam int unsigned SliceBytes = ActBufBytes / ActLanes;
+  localparam int unsigned WordAw     = RowAw - LaneShift;
 
   typedef enum logic [1:0] {LdIdle, LdReq, LdData} ld_state_e;
 
@@ -82,6 +90,7 @@ module sps_load
   logic [15:0] chans_q, chans_d;         // DstAct: reads left, the current one included
   logic [63:0] rq_at_q, rq_at_d;         // DstAct: DDR address of the next plane to request
   logic [15:0] rq_chans_q, rq_chans_d;   // DstAct: planes not yet requested
+  logic [LaneShift-1:0] ln_q, ln_d;      // DstAct with lanes: the current plane's slice
   logic last_sub, beat_fire, beat_done;
 
   // ------------------------------------------------------------------------------------------------
@@ -93,7 +102,7 @@ module sps_load
   // ------------------------------------------------------------------------------------------------
   logic act, early_req;
   logic [BeatShift-1:0] lead, rq_lead, nxt_lead;
-  logic [31:0] req_beats, act_row, rq_beats, nxt_beats, nxt_row;
+  logic [31:0] req_beats, act_row, rq_beats, nxt_beats, nxt_row, nxt_pos;
   logic [63:0] nxt_at;
 
   assign act = (cmd_q.dest == DstAct);
@@ -107,7 +116,15 @@ module sps_load
   assign nxt_at = at_q + 64'(cmd_q.ddr_stride);
   assign nxt_lead = nxt_at[BeatShift-1:0];
   assign nxt_beats = 32'((48'(nxt_lead) + cmd_q.len + 48'(BeatBytes - 1)) >> BeatShift);
-  assign nxt_row = (pos_q + cmd_q.buf_stride - 32'(nxt_lead)) >> WrShift;
+  // buf_stride further on; with lanes the next slice, or after the last slice the next block in slice 0
+  always_comb begin
+    nxt_pos = pos_q + cmd_q.buf_stride;
+    if (cmd_q.lanes) begin
+      nxt_pos = (ln_q == LaneShift'(ActLanes - 1)) ? pos_q - 32'((ActLanes - 1) * SliceBytes) + cmd_q.buf_stride
+                                                     : pos_q + 32'(SliceBytes);
+    end
+  end
+  assign nxt_row = (nxt_pos - 32'(nxt_lead)) >> WrShift;
   // the request side's next plane
   assign rq_lead = rq_at_q[BeatShift-1:0];
   assign rq_beats = 32'((48'(rq_lead) + cmd_q.len + 48'(BeatBytes - 1)) >> BeatShift);
@@ -149,6 +166,7 @@ module sps_load
     chans_d = chans_q;
     rq_at_d = rq_at_q;
     rq_chans_d = rq_chans_q;
+    ln_d = ln_q;
     done_o = 1'b0;
     unique case (state_q)
       LdIdle: ;
@@ -178,7 +196,8 @@ module sps_load
           if (left_q == 32'd1 && act && chans_q > 16'd1) begin
             chans_d = chans_q - 16'd1;          // the next channel plane of a band (already requested)
             at_d = nxt_at;
-            pos_d = pos_q + cmd_q.buf_stride;
+            pos_d = nxt_pos;
+            ln_d = ln_q + 1'b1;
             left_d = nxt_beats;
             idx_d = nxt_row;
           end else if (left_q == 32'd1) begin
@@ -196,6 +215,7 @@ module sps_load
       pos_d = cmd_i.buf_pos;
       chans_d = cmd_i.chans;
       rq_chans_d = '0;
+      ln_d = '0;
       state_d = LdReq;
     end
     if (flush_i) begin
@@ -216,6 +236,7 @@ module sps_load
       chans_q <= '0;
       rq_at_q <= '0;
       rq_chans_q <= '0;
+      ln_q <= '0;
     end else begin
       state_q <= state_d;
       cmd_q <= cmd_d;
@@ -227,6 +248,7 @@ module sps_load
       chans_q <= chans_d;
       rq_at_q <= rq_at_d;
       rq_chans_q <= rq_chans_d;
+      ln_q <= ln_d;
     end
   end
 
@@ -287,15 +309,28 @@ module sps_load
   assign wgt_wdata = rd_beat_data_i[Rows * 8 * sub_q +: Rows * 8];
 
   for (genvar b = 0; b < Cols; b++) begin : gen_act_bank
-    sps_ram_1rw1r #(.Width(8), .Depth(ActBufBytes / Cols)) u_bank (
+    logic [RowAw-1:0] row_a, row_b;
+    logic [LaneShift-1:0] lane_a_q, lane_b_q;
+    logic [ActLanes*8-1:0] word_a, word_b;
+    assign row_a = act_we ? act_wrow : act_rrow_i[RowAw*b +: RowAw];
+    assign row_b = act_rrow_i[RowAw*(Cols + b) +: RowAw];
+    sps_ram_1rw1r #(.Width(ActLanes * 8), .Depth(ActBufBytes / Cols / ActLanes)) u_bank (
       .clk_i,
-      .we_a_i(act_bank_we[b]),
-      .addr_a_i(act_we ? act_wrow : act_rrow_i[RowAw*b +: RowAw]),
-      .wdata_a_i(act_wdata[8*b +: 8]),
-      .rdata_a_o(act_rdata_o[8*b +: 8]),
-      .addr_b_i(act_rrow_i[RowAw*(Cols + b) +: RowAw]),
-      .rdata_b_o(act_rdata_o[8*(Cols + b) +: 8])
+      .we_a_i(ActLanes'(act_bank_we[b]) << act_wrow[RowAw-1 -: LaneShift]),
+      .addr_a_i(row_a[WordAw-1:0]),
+      .wdata_a_i({ActLanes{act_wdata[8*b +: 8]}}),
+      .rdata_a_o(word_a),
+      .addr_b_i(row_b[WordAw-1:0]),
+      .rdata_b_o(word_b)
     );
+    // the byte of the row read: its slice, a cycle later like the data
+    always_ff @(posedge clk_i) begin
+      lane_a_q <= row_a[RowAw-1 -: LaneShift];
+      lane_b_q <= row_b[RowAw-1 -: LaneShift];
+    end
+    assign act_rdata_o[8*b +: 8] = word_a[8*lane_a_q +: 8];
+    assign act_rdata_o[8*(Cols + b) +: 8] = word_b[8*lane_b_q +: 8];
+    assign act_rword_o[ActLanes*8*b +: ActLanes*8] = word_a;
   end
 
   sps_ram_1r1w #(.Width(Rows * 8), .Depth(WgtDepth)) u_wgt (

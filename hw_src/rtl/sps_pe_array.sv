@@ -1,5 +1,6 @@
 // Copyright sps-pynq contributors. Licensed under Apache-2.0.
 // Output-stationary R x C array of int8 MACs with a shadow bank so a finished tile drains while the next runs.
+// Each row has its own activations (shared classes: a slot's rows read other channels than the next slot's).
 
 `default_nettype none
 
@@ -11,13 +12,13 @@ module sps_pe_array #(
   input  wire logic                         clk_i,
   input  wire logic                         rst_ni,
 
-  // one (i, k) step: row weights shared along a row, column activations shared along a column
+  // one (i, k) step: row weights shared along a row, activations per row and column
   input  wire logic                         max_mode_i,  // MAXPOOL: acc = max(acc, act), weights unused
   input  wire logic                         valid_i,
   input  wire logic                         first_i,     // first step of a tile: accumulators restart at 0
   input  wire logic                         last_i,      // last step of a tile: results move to the shadow bank
   input  wire logic [Cols-1:0]              col_en_i,    // columns whose activation counts (else padding = 0)
-  input  wire logic [Cols*8-1:0]            act_i,       // int8 activation of column c at [8c +: 8]
+  input  wire logic [Rows*Cols*8-1:0]       act_i,       // int8 activation of row r, column c at [8(Cr + c) +: 8]
   input  wire logic [Rows*8-1:0]            wgt_i,       // int8 weight of row r at [8r +: 8]
 
   // shadow bank, read one row at a time by the drain
@@ -33,9 +34,9 @@ module sps_pe_array #(
     for (genvar c = 0; c < Cols; c++) begin : gen_col
       logic signed [AccWidth-1:0] acc_q, acc_d, base;
       logic signed [15:0] prod;
-      assign prod = $signed(wgt_i[8*r +: 8]) * $signed(act_i[8*c +: 8]);
+      assign prod = $signed(wgt_i[8*r +: 8]) * $signed(act_i[8*(Cols*r + c) +: 8]);
       logic signed [AccWidth-1:0] act;
-      assign act = AccWidth'($signed(act_i[8*c +: 8]));
+      assign act = AccWidth'($signed(act_i[8*(Cols*r + c) +: 8]));
       always_comb begin
         if (max_mode_i) begin
           base = first_i ? -AccWidth'(128) : acc_q;

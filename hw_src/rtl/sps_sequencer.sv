@@ -163,14 +163,16 @@ module sps_sequencer
             state_d = StAdd;
           end else begin
             // CONV and pools start by loading their input into the activation buffer: a whole map in one
-            // read, the rows of a band (planes further apart in DDR than it reads) in one read per channel.
+            // read, the rows of a band (planes further apart in DDR than it reads) in one read per channel, and
+            // so do shared classes, whose planes go to the buffer's slices in turn.
             ld_valid_o = 1'b1;
             ld_cmd_o.dest = DstAct;
             ld_addr = arena_q + AW'(desc_i.in_off);
             ld_cmd_o.buf_pos = 32'(der_i.act_lead);
             ld_cmd_o.ddr_stride = der_i.in_cs;
             ld_cmd_o.buf_stride = der_i.act_stride;
-            if (der_i.in_cs == der_i.in_plane) begin
+            ld_cmd_o.lanes = der_i.share;
+            if (der_i.in_cs == der_i.in_plane && !der_i.share) begin
               ld_cmd_o.chans = 16'd1;
               ld_cmd_o.len = in_bytes_i;
             end else begin

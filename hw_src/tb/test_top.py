@@ -248,6 +248,50 @@ async def test_stride_2(dut):
     assert above_ideal, "no conflict case with more MAC cycles than the ideal on this configuration"
 
 
+@cocotb.test()
+async def test_shared_classes(dut):
+    """Shared residue classes (issue 11: several classes a row group, slot d reading channel i - d from the
+    activation buffer's slices): layers with one and several slots a group, classes of unequal size (O not a
+    multiple of P), two and more blocks of 8 channels, padding only across; every output bit-exact against the
+    reference, MAC cycles = the ideal of the shared groups (one cycle a step). A shared layer that breaks a rule
+    ends with BAD_SHAPE."""
+    from sps_pynq.hw import cycles
+    tb = await make_tb(dut)
+    rng = np.random.default_rng(SEED + 900)
+
+    def shift_for(out_c, P):
+        return max(0, (-(-out_c // P) - 1).bit_length())
+
+    # channel planes of a multiple of 16 bytes (a whole number of beats apart, the rule of shared layers)
+    cases = [dict(patterns=8, out_c=8, in_c=8, in_h=4, in_w=8, pad=1),
+             dict(patterns=8, out_c=2 * HW.rows, in_c=16, in_h=8, in_w=6, pad=1),
+             dict(patterns=4, out_c=5, in_c=8, in_h=4, in_w=4, pad=1),
+             dict(patterns=8, out_c=HW.rows * 4, in_c=24, in_h=16, in_w=3, pad=1, relu=True),
+             dict(patterns=2, out_c=3, in_c=8, in_h=8, in_w=4, pad_top=0, pad_left=1, out_h=6),
+             dict(patterns=8, out_c=12, in_c=8, in_h=2, in_w=16, pad=1, nnz=9)]
+    for case in cases:
+        if -(-case["out_c"] // case["patterns"]) > HW.rows:
+            continue
+        case = dict(case, slot_shift=shift_for(case["out_c"], case["patterns"]), stride=1, kh=3, kw=3)
+        arena, d = lf.random_layer(rng, HW, op="pps", **case)
+        assert layout.share_problem(d, HW) is None and d.share, (case, layout.share_problem(d, HW))
+        out = await check_layer(tb, arena, [d], f"shared {case}", stats=True)
+        mac, ideal = out["layer_stats"][0]["mac_cycles"], cycles.ideal_cycles(d, HW)
+        dut._log.info(f"shared {case}: MAC cycles {mac}, ideal {ideal}, model {cycles.layer_cycles(d, HW).mac}")
+        assert mac == ideal == cycles.layer_cycles(d, HW).mac, f"{case}: MAC cycles {mac}, ideal {ideal}"
+    # rules, on a valid shared layer changed afterwards: a class larger than its slot, input channels not a
+    # multiple of 8, stride 2, out_w != in_w, P not dividing 8
+    breaks = (dict(slot_shift=0), dict(in_c=6), dict(stride_h=2, stride_w=2), dict(out_w=7), dict(patterns=3))
+    for change in breaks:
+        arena, d = lf.random_layer(rng, HW, op="pps", patterns=4, out_c=8, in_c=8, in_h=4, in_w=8, pad=1, kh=3,
+                                   kw=3, stride=1, slot_shift=1)
+        for name, value in change.items():
+            setattr(d, name, value)
+        d.pattern_masks = d.pattern_masks[:d.patterns]
+        assert layout.share_problem(d, HW) is not None, change
+        await expect_error(tb, arena, [d], ErrorCode.BAD_SHAPE)
+
+
 async def expect_error(tb: TB, arena, descs, code: ErrorCode, base=None) -> None:
     kwargs = {} if base is None else {"base": base}
     out = await tb.run(arena, descs, **kwargs)

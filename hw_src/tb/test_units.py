@@ -134,19 +134,19 @@ async def test_pe_array(dut):
                 await FallingEdge(dut.clk_i)
                 dut.valid_i.value = 0
             w = [rng.randint(-128, 127) for _ in range(R)]
-            a = [rng.randint(-128, 127) for _ in range(C)]
+            a = [[rng.randint(-128, 127) for _ in range(C)] for _ in range(R)]    # per row (shared classes)
             en = [rng.random() < 0.8 for _ in range(C)]
             await FallingEdge(dut.clk_i)
             dut.valid_i.value = 1
             dut.first_i.value = int(s == 0)
             dut.last_i.value = int(s == steps - 1)
             dut.col_en_i.value = sum(int(e) << c for c, e in enumerate(en))
-            dut.act_i.value = sum((x & 0xFF) << (8 * c) for c, x in enumerate(a))
+            dut.act_i.value = sum((a[r][c] & 0xFF) << (8 * (C * r + c)) for r in range(R) for c in range(C))
             dut.wgt_i.value = sum((x & 0xFF) << (8 * r) for r, x in enumerate(w))
             for r in range(R):
                 for c in range(C):
                     if en[c]:
-                        acc[r][c] = max(acc[r][c], a[c]) if max_mode else acc[r][c] + w[r] * a[c]
+                        acc[r][c] = max(acc[r][c], a[r][c]) if max_mode else acc[r][c] + w[r] * a[r][c]
         await FallingEdge(dut.clk_i)
         dut.valid_i.value = 0
         for r in range(R):

@@ -19,7 +19,7 @@ usual channel order and no permutation is stored anywhere.
 
 Shared classes (descriptor `share`, FORMAT_VERSION 3). When a class has few filters, S classes share one row
 group: slot d (rows d * n .. d * n + n - 1, n = 2^slot_shift) holds the filters of class g * S + d, S =
-min(P, R / n), P / S groups. Pattern (o + i) mod P is the same for class r + d at channel i - d as for class r
+min(P, R / n), ceil(min(P, O) / S) groups (those with a filter). Pattern (o + i) mod P is the same for class r + d at channel i - d as for class r
 at channel i, so at step (i, k) slot d reads channel c_d(i) = L * (i div L) + ((i - d) mod L) (L = ACT_LANES,
 P divides L): the same taps for every row, the channels of slot d a rotation of those of slot 0 within each
 block of L. The core reads the L channels of a block at one pixel in one activation-buffer access (its L slices,
@@ -66,7 +66,7 @@ def row_groups(out_c: int, patterns: int, rows: int, slot_shift: "int | None" = 
     groups = []
     if slot_shift is not None:
         n, S = 1 << slot_shift, share_slots(patterns, rows, slot_shift)
-        for g in range(patterns // S):
+        for g in range(min(patterns, out_c) // S + (min(patterns, out_c) % S > 0)):   # groups with a filter
             filters = [o if o < out_c else -1
                        for d in range(S) for o in (g * S + d + patterns * j for j in range(n))]
             groups.append(RowGroup(g * S, 0, tuple(filters), slot_shift))

@@ -190,10 +190,14 @@ static uint32_t share_slots(uint32_t P, uint32_t R, uint32_t slot_shift) {
     return s ? s : 1;
 }
 
-/* Row groups the layer stores: P / S with shared classes, else num_groups. */
+/* Row groups the layer stores: with shared classes ceil(min(P, O) / S) (the groups with a filter), else
+ * num_groups. */
 static uint64_t layer_groups(const layer_t *L, uint32_t R) {
     const uint32_t P = L->pps ? L->P : 1;
-    if (L->op == SPS_OP_CONV && L->share) return P / share_slots(P, R, L->slot_shift);
+    if (L->op == SPS_OP_CONV && L->share) {
+        const uint64_t s = share_slots(P, R, L->slot_shift), used = L->out_c < P ? L->out_c : P;
+        return (used + s - 1) / s;
+    }
     return num_groups(L->out_c, P, R);
 }
 
