@@ -58,7 +58,8 @@ def loop_orders(program):
         t = [layer_traffic(d, program.hw) for d in descs]
         act = sum(x["act_read"] for x in t)
         params = t[0]["weights"] + t[0]["params"]
-        groups = len(layout.row_groups(descs[0].out_c, descs[0].patterns if descs[0].pps else 1, program.hw.rows))
+        groups = len(layout.row_groups(descs[0].out_c, descs[0].patterns if descs[0].pps else 1, program.hw.rows,
+                                       layout.desc_slot_shift(descs[0])))
         a, b = act + len(descs) * params, params + groups * act
         ours, other, worst = ours + a, other + b, max(worst, a / b)
     return len(layers), ours, other, worst

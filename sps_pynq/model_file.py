@@ -37,6 +37,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 from .errors import ModelFileError
 from .hw.config import CONFIGS, FORMAT_VERSION, HwConfig
 from .hw.descriptor import ALIGN, DESC_BYTES, MAX_PATTERNS, PARAM_RECORD_BYTES, Descriptor, Op
+from .hw import layout
 from .hw.layout import GROUP_ALIGN
 from .program import STATS_RECORD_BYTES, LayerInfo, Program, TensorInfo
 
@@ -695,9 +696,11 @@ def _check_metadata(meta) -> None:
 
 # -- reading: the program ----------------------------------------------------------------------------------------
 
-def num_row_groups(out_c: int, patterns: int, rows: int) -> int:
-    """len(layout.row_groups(out_c, patterns, rows)) in closed form: a loop over at most `patterns` classes,
-    never over the filters (golden.c's num_groups)."""
+def num_row_groups(out_c: int, patterns: int, rows: int, slot_shift: "int | None" = None) -> int:
+    """len(layout.row_groups(out_c, patterns, rows, slot_shift)) in closed form: a loop over at most `patterns`
+    classes, never over the filters (golden.c's num_groups; shared classes: P / S groups)."""
+    if slot_shift is not None:
+        return patterns // layout.share_slots(patterns, rows, slot_shift)
     groups = 0
     for r in range(min(patterns, out_c)):
         members = (out_c - r + patterns - 1) // patterns
@@ -707,13 +710,16 @@ def num_row_groups(out_c: int, patterns: int, rows: int) -> int:
 
 def _act_buffer_end(d: Descriptor, beat: int) -> int:
     """Bytes of the activation buffer the input of CONV/pool `d` takes: bands.act_load's `end` in closed form
-    (golden.c's act_buffer_end)."""
+    (golden.c's act_buffer_end; a CONV with shared classes: the bytes of one of its ACT_LANES slices, golden.c's
+    act_slice_end)."""
     plane = d.in_h * d.in_w
     stride = plane
-    if d.in_chan_stride != plane:
+    shared = d.op == Op.CONV and d.share
+    if d.in_chan_stride != plane or shared:
         stride = plane + beat - 1
         stride += (d.in_chan_stride - stride) % beat
-    end = d.in_offset % beat + (d.in_c - 1) * stride + plane
+    planes = -(-d.in_c // layout.ACT_LANES) if shared else d.in_c
+    end = d.in_offset % beat + (planes - 1) * stride + plane
     return -(-end // beat) * beat
 
 
@@ -784,10 +790,19 @@ def _check_descriptor(d: Descriptor, hw: HwConfig, w: str, arena: int, image_len
         raise _Bad(w, f"in_map_h: a band of {d.in_h} rows in a map of {d.in_map_h}")
     if d.out_map_h and d.out_map_h < d.out_h:
         raise _Bad(w, f"out_map_h: a band of {d.out_h} rows in a map of {d.out_map_h}")
-    end = _act_buffer_end(d, hw.axi_data_bits // 8)
-    if end > hw.act_buf_bytes:
-        raise _Bad(w, f"in_c: the input {d.in_c}x{d.in_h}x{d.in_w} takes {end} bytes of the activation buffer "
-                      f"of {hw.act_buf_bytes}")
+    if d.op == Op.CONV and d.share:
+        why = layout.share_problem(d, hw)
+        if why:
+            raise _Bad(w, f"share: a CONV with shared classes (slot_shift {d.slot_shift}) {why}")
+        end = _act_buffer_end(d, hw.axi_data_bits // 8)
+        if end > hw.act_buf_bytes // layout.ACT_LANES:
+            raise _Bad(w, f"in_c: the input {d.in_c}x{d.in_h}x{d.in_w} takes {end} bytes of each activation-buffer "
+                          f"slice of {hw.act_buf_bytes // layout.ACT_LANES} (shared classes)")
+    else:
+        end = _act_buffer_end(d, hw.axi_data_bits // 8)
+        if end > hw.act_buf_bytes:
+            raise _Bad(w, f"in_c: the input {d.in_c}x{d.in_h}x{d.in_w} takes {end} bytes of the activation buffer "
+                          f"of {hw.act_buf_bytes}")
     region("in_c" if d.in_offset < arena else "in_offset", f"the input ({d.in_c} planes {d.in_chan_stride} "
            f"bytes apart)", d.in_offset, (d.in_c - 1) * d.in_chan_stride + d.in_h * d.in_w, False)
     region("out_c" if d.out_offset < arena else "out_offset", f"the output ({d.out_c} planes "
@@ -816,7 +831,7 @@ def _check_descriptor(d: Descriptor, hw: HwConfig, w: str, arena: int, image_len
     if d.in_c * d.nnz * rows > hw.weight_buf_bytes:
         raise _Bad(w, f"in_c: a row group of {d.in_c} x {d.nnz} x {rows} bytes exceeds the weight buffer of "
                       f"{hw.weight_buf_bytes}")
-    groups = num_row_groups(d.out_c, d.patterns, rows)
+    groups = num_row_groups(d.out_c, d.patterns, rows, layout.desc_slot_shift(d))
     group_bytes = -(-d.in_c * d.nnz * rows // GROUP_ALIGN) * GROUP_ALIGN
     image = "the stored image"
     region("out_c" if d.weight_offset < image_len else "weight_offset", f"the weights ({groups} row groups of "
@@ -847,7 +862,7 @@ def _check_no_overwrite(p: Program, descs: List[Descriptor]) -> None:
     fixed = [(p.prog_offset, p.prog_offset + len(descs) * DESC_BYTES, "the descriptors")]
     for j, d in enumerate(descs):
         if d.op == Op.CONV:
-            groups = num_row_groups(d.out_c, d.patterns, p.hw.rows)
+            groups = num_row_groups(d.out_c, d.patterns, p.hw.rows, layout.desc_slot_shift(d))
             wbytes = groups * (-(-d.in_c * d.nnz * p.hw.rows // GROUP_ALIGN) * GROUP_ALIGN)
             fixed.append((d.weight_offset, d.weight_offset + wbytes, f"the weights of layer {j}"))
             fixed.append((d.param_offset, d.param_offset + groups * p.hw.rows * PARAM_RECORD_BYTES,

@@ -260,7 +260,7 @@ def sps_events(d: Descriptor, hw: HwConfig, lc, nonzero_weights: Optional[int] =
     ev.decode_adds = lc.mac                                  # the indexing unit: one tap per cycle for all rows
     if d.op == Op.CONV:
         P = d.patterns if d.pps else 1
-        groups = len(layout.row_groups(d.out_c, P, R))
+        groups = len(layout.row_groups(d.out_c, P, R, layout.desc_slot_shift(d)))
         t = layer_traffic(d, hw)
         stored = d.out_c * d.in_c * d.nnz
         nonzero = stored if nonzero_weights is None else min(int(nonzero_weights), stored)
@@ -284,7 +284,8 @@ def stored_nonzeros(program, d: Descriptor) -> Optional[int]:
     image = getattr(program, "image", None)
     if d.op != Op.CONV or image is None:
         return None
-    n = layout.weight_bytes(d.out_c, d.in_c, d.nnz, d.patterns if d.pps else 1, program.hw.rows)
+    n = layout.weight_bytes(d.out_c, d.in_c, d.nnz, d.patterns if d.pps else 1, program.hw.rows,
+                            layout.desc_slot_shift(d))
     if d.weight_offset + n > len(image):
         return None
     return int(np.count_nonzero(np.frombuffer(image, dtype=np.int8, count=n, offset=d.weight_offset)))
@@ -292,7 +293,7 @@ def stored_nonzeros(program, d: Descriptor) -> Optional[int]:
 
 def dense_descriptor(d: Descriptor) -> Descriptor:
     """The same CONV on the same core in dense mode (K = kh*kw, one class): the unpruned network's layer."""
-    return replace(d, pps=False, patterns=1, nnz=d.kh * d.kw, pattern_masks=[])
+    return replace(d, pps=False, share=False, patterns=1, nnz=d.kh * d.kw, pattern_masks=[])
 
 
 # -------------------------------------------------------------------------------------------- other formats

@@ -32,15 +32,20 @@ def describe(program) -> dict:
             row.update(kernel=[d.kh, d.kw], stride=[d.stride_h, d.stride_w],
                        pads=[d.pad_top, d.pad_left, d.pad_bottom, d.pad_right])
         if d.op == Op.CONV:
-            # "pps-merged": fill_rows stored merged residue classes (P', K' below; the model's K counts the MACs)
+            # "pps-merged": fill_rows stored merged residue classes (P', K' below; the model's K counts the MACs);
+            # "-shared": classes share row groups (slots of 2^slot_shift rows, hw/layout.py)
             mode = ("pps-merged" if macs != d.sparse_macs() else "pps") if d.pps else "dense"
+            slot_shift = layout.desc_slot_shift(d)
+            if slot_shift is not None:
+                mode += "-shared"
+                row["slot_shift"] = slot_shift
+            groups = num_row_groups(d.out_c, d.patterns, rows, slot_shift)
             row.update(mode=mode, P=d.patterns, K=d.nnz,
                        masks=[f"{m:03x}" for m in d.pattern_masks],
-                       dense_macs=d.dense_macs(), sparse_macs=macs,
+                       dense_macs=d.dense_macs(), sparse_macs=macs, row_groups=groups,
                        # closed form (layout.weight_bytes lists every row group)
-                       weight_bytes=num_row_groups(d.out_c, d.patterns, rows) * layout.group_weight_bytes(
-                           d.in_c, d.nnz, rows),
-                       param_bytes=num_row_groups(d.out_c, d.patterns, rows) * rows * PARAM_RECORD_BYTES)
+                       weight_bytes=groups * layout.group_weight_bytes(d.in_c, d.nnz, rows),
+                       param_bytes=groups * rows * PARAM_RECORD_BYTES)
         layers.append(row)
     sparse, dense = program.conv_macs()
     buffers = program.metadata.get("buffers") or [

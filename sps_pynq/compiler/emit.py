@@ -44,8 +44,8 @@ def build_program(layers: List[Layer], quant: Dict[str, QuantLayer], scales: Dic
         if layer.op != Op.CONV:
             continue
         q = quant[layer.name]
-        wbytes = layout.pack_weights(q.weights, hw.rows, layer.masks or None)
-        pbytes = layout.pack_params(q.bias, q.mult, q.shift, hw.rows, layer.P)
+        wbytes = layout.pack_weights(q.weights, hw.rows, layer.masks or None, layer.slot_shift)
+        pbytes = layout.pack_params(q.bias, q.mult, q.shift, hw.rows, layer.P, layer.slot_shift)
         w_off = offset
         p_off = align(w_off + len(wbytes))
         offset = align(p_off + len(pbytes))
@@ -64,6 +64,11 @@ def build_program(layers: List[Layer], quant: Dict[str, QuantLayer], scales: Dic
     for layer in layers:
         parts = bands_of(layer, _descriptor(layer, quant[layer.name], where, placed.get(layer.name)), hw)
         band_counts[layer.name] = len(parts)
+        for d in parts:
+            why = layout.share_problem(d, hw) if d.op == Op.CONV and d.share else None
+            if why:          # fill_rows checked the whole-map shape; the arena's offsets keep the rules
+                raise CompileError(f"internal error: layer {layer.name} cannot share residue classes: {why}; "
+                                   f"please report it (compile without fill_rows meanwhile)")
         for j, d in enumerate(parts):
             try:
                 packed.append(d.pack())          # checks every field against its width
@@ -110,6 +115,8 @@ def _descriptor(layer: Layer, q: QuantLayer, where, placed) -> Descriptor:
         d.pps = bool(layer.masks)
         d.patterns, d.nnz = layer.P, layer.K
         d.pattern_masks = list(layer.masks)
+        if layer.slot_shift is not None:      # fill_rows: shared residue classes (hw/layout.py)
+            d.share, d.slot_shift = True, layer.slot_shift
         d.weight_offset, d.param_offset = placed[0], placed[2]
     elif layer.op == Op.AVGPOOL:
         d.mult, d.shift = int(q.mult[0]), int(q.shift[0])
@@ -128,6 +135,8 @@ def _layer_meta(layer: Layer, placed) -> dict:
         m.update({"P": len(table) if table else 1, "K": bin(table[0]).count("1") if table else layer.K,
                   "mode": layer.pps_how, "energy_kept": round(layer.energy_kept, 6), "masks": list(table),
                   "weight_bytes": placed[1], "param_bytes": placed[3]})
-        if layer.pruned_masks:       # fill_rows: the descriptor's table, K' >= K taps a kernel (the extra ones zero)
-            m["encoded"] = {"P": layer.P, "K": layer.K, "masks": list(layer.masks)}
+        if layer.pruned_masks or layer.slot_shift is not None:
+            # fill_rows: the descriptor's table, K' >= K taps a kernel (the extra ones zero); slot_shift when its
+            # classes share row groups (None: they do not)
+            m["encoded"] = {"P": layer.P, "K": layer.K, "masks": list(layer.masks), "slot_shift": layer.slot_shift}
     return m

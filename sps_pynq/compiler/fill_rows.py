@@ -1,4 +1,5 @@
-"""Fill idle rows: re-encode a PPS layer with fewer, merged residue classes when that runs in fewer cycles.
+"""Fill idle rows: re-encode a PPS layer with fewer, merged residue classes, or with classes sharing row groups,
+when that runs in fewer cycles.
 
 The array's rows hold the filters of one residue class (o mod P, hw/layout.py). A layer with fewer than R filters
 per class leaves rows idle: ResNet-20's 16-filter layers at PPS(8, 4) fill 2 of the zcu104's 16 rows, so the
@@ -14,11 +15,24 @@ P' = 1 is one class with every filter. The pass takes, per layer, the P' with th
 stores K' bytes a kernel instead of K, but its fuller groups no longer pad idle rows with zero weights, so the
 packed weights can even shrink (ResNet-20 on zcu104: 366,528 -> 243,136 image bytes). The model's own table stays
 in `Layer.pruned_masks` (its sparsity: what the storage formats and the MAC efficiency count).
+
+Shared classes (descriptor `share`, FORMAT_VERSION 3, hw/layout.py) fill the rows with the hardware's help: S
+classes of a table of P' patterns run in one row group, slot d of 2^slot_shift rows holding class g * S + d and
+reading, at step i, the channel c_d(i) that gives it the same pattern as slot 0 (the activation buffer serves
+ACT_LANES channels of a pixel in one access). The table and the weights are unchanged; there are P' / S groups
+of K' steps per channel. For every candidate table (P itself and each merged P'), the pass also models the shared
+encoding with the smallest slot that holds a class (slot_shift = ceil(log2(ceil(O / P')))) when it holds S >= 2
+classes and the layer keeps the rules (`layout.share_problem` on its whole-map descriptor: P' dividing
+ACT_LANES, I a multiple of ACT_LANES, stride 1 with out_w == in_w, channel planes of in_h * in_w bytes a multiple
+of the AXI beat) and its bands fit the buffer's slices; the fewest modelled cycles win, the plain encoding on a
+tie. The choice is `Layer.slot_shift` (None: not shared), which emit.py writes into the descriptor and uses to
+pack the weights and parameters.
 """
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
+from ..errors import CompileError
 from ..hw import cycles, layout
 from ..hw.config import HwConfig
 from ..hw.descriptor import Op
@@ -46,16 +60,38 @@ def merged_masks(masks: List[int], merged: int) -> List[int]:
     return out
 
 
-def modelled_cycles(layer: Layer, masks: List[int], hw: HwConfig) -> int:
-    """Modelled cycles of `layer` encoded with the pattern table `masks` (all its bands, board DDR)."""
+def _encoded(layer: Layer, masks: List[int], slot_shift: Optional[int]):
     d = whole_map_descriptor(layer)
     d.pps, d.patterns, d.nnz, d.pattern_masks = True, len(masks), bin(masks[0]).count("1"), list(masks)
+    d.share, d.slot_shift = slot_shift is not None, slot_shift or 0
+    return d
+
+
+def modelled_cycles(layer: Layer, masks: List[int], hw: HwConfig, slot_shift: Optional[int] = None) -> int:
+    """Modelled cycles of `layer` encoded with the pattern table `masks` (all its bands, board DDR), its classes
+    sharing row groups in slots of 2^slot_shift rows unless `slot_shift` is None."""
+    d = _encoded(layer, masks, slot_shift)
     return sum(cycles.layer_cycles(b, hw, cycles.ZCU104_DDR).total for b in bands_of(layer, d, hw))
 
 
-def choices(layer: Layer, hw: HwConfig) -> List[Tuple[int, List[int], int]]:
-    """(P', table, modelled cycles) for every divisor P' of the layer's P whose row group fits the weight
-    buffer, P itself first."""
+def share_slot_shift(layer: Layer, masks: List[int], hw: HwConfig) -> Optional[int]:
+    """The slot_shift with which the classes of table `masks` can share row groups on `hw` (the smallest slot
+    that holds a class, S >= 2 classes a group, the rules of layout.share_problem on the layer's whole-map
+    descriptor), or None."""
+    P = len(masks)
+    per_class = -(-layer.out_shape[0] // P)
+    slot_shift = max(0, (per_class - 1).bit_length())         # ceil(log2(per_class))
+    if (1 << slot_shift) > hw.rows or layout.share_slots(P, hw.rows, slot_shift) < 2:
+        return None
+    if layout.share_problem(_encoded(layer, masks, slot_shift), hw):
+        return None
+    return slot_shift
+
+
+def choices(layer: Layer, hw: HwConfig) -> List[Tuple[int, List[int], int, Optional[int]]]:
+    """(P', table, modelled cycles, slot_shift) for every divisor P' of the layer's P whose row group fits the
+    weight buffer, plain (slot_shift None) and, where the classes can share row groups, shared; P itself
+    first, each table's plain encoding before its shared one."""
     P = len(layer.masks)
     out = []
     for merged in [P] + [p for p in range(P - 1, 0, -1) if P % p == 0]:
@@ -63,18 +99,26 @@ def choices(layer: Layer, hw: HwConfig) -> List[Tuple[int, List[int], int]]:
         k = bin(masks[0]).count("1")
         if layout.group_weight_bytes(layer.in_shape[0], k, hw.rows) > hw.weight_buf_bytes:
             continue
-        out.append((merged, masks, modelled_cycles(layer, masks, hw)))
+        out.append((merged, masks, modelled_cycles(layer, masks, hw), None))
+        slot_shift = share_slot_shift(layer, masks, hw)
+        if slot_shift is not None:
+            try:
+                out.append((merged, masks, modelled_cycles(layer, masks, hw, slot_shift), slot_shift))
+            except CompileError:
+                pass                 # no band of the shared layer fits the buffer's slices
     return out
 
 
 def merge_classes(layers: List[Layer], hw: HwConfig) -> None:
-    """Re-encode every PPS layer with the pattern table of fewest modelled cycles (see the module text)."""
+    """Re-encode every PPS layer with the pattern table and sharing of fewest modelled cycles (see the module
+    text)."""
     for layer in layers:
         if layer.op != Op.CONV or not layer.masks or len(layer.masks) == 1:
             continue
         options = choices(layer, hw)
         if not options:
             continue                 # not even P fits: fit.check_fits names the layer
-        best = min(options, key=lambda c: c[2])        # min keeps the first (P itself) on a tie
+        best = min(options, key=lambda c: c[2])        # min keeps the first (P itself, plain) on a tie
         if best[0] != len(layer.masks):
             layer.pruned_masks, layer.masks = list(layer.masks), best[1]
+        layer.slot_shift = best[3]

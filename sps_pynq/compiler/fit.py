@@ -28,13 +28,19 @@ def check_fits(layers: List[Layer], hw: HwConfig) -> None:
 
 def whole_map_descriptor(layer: Layer) -> Descriptor:
     """The layer's shape as one descriptor reading and writing whole maps of a tensor at offset 0 (what banding
-    depends on: the arena places every tensor on an ALIGN boundary, so offset 0 stands for any of them)."""
+    depends on: the arena places every tensor on an ALIGN boundary, so offset 0 stands for any of them; and a
+    CONV with shared classes, whose input lands in the activation buffer's slices)."""
     (c, h, w), (oc, oh, ow) = layer.in_shape, layer.out_shape
     pt, pl, pb, pr = layer.pads
-    return Descriptor(op=layer.op, in_offset=layer.in_byte_offset, in_c=c, in_h=h, in_w=w, out_c=oc, out_h=oh,
-                      out_w=ow, kh=layer.kernel[0],
-                      kw=layer.kernel[1], stride_h=layer.strides[0], stride_w=layer.strides[1], pad_top=pt,
-                      pad_left=pl, pad_bottom=pb, pad_right=pr, nnz=layer.K or 1)
+    d = Descriptor(op=layer.op, in_offset=layer.in_byte_offset, in_c=c, in_h=h, in_w=w, out_c=oc, out_h=oh,
+                   out_w=ow, kh=layer.kernel[0],
+                   kw=layer.kernel[1], stride_h=layer.strides[0], stride_w=layer.strides[1], pad_top=pt,
+                   pad_left=pl, pad_bottom=pb, pad_right=pr, nnz=layer.K or 1)
+    if layer.op == Op.CONV and layer.masks:
+        d.pps, d.patterns, d.pattern_masks = True, layer.P, list(layer.masks)
+        if layer.slot_shift is not None:
+            d.share, d.slot_shift = True, layer.slot_shift
+    return d
 
 
 def bands_of(layer: Layer, d: Descriptor, hw: HwConfig) -> List[Descriptor]:
