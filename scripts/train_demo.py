@@ -18,6 +18,12 @@ Writes, in --out (default sps_pynq/demo/):
 
     python scripts/train_demo.py                  # about a minute and a half on 2 cores (see docs/results.md)
     python scripts/train_demo.py --out /tmp/demo  # elsewhere (the test that reproduces it)
+    python scripts/train_demo.py --repack         # no training: rewrite the shipped models for this FORMAT_VERSION
+
+--repack is for a format bump that leaves the shipped programs' meaning alone (3: the descriptor's new share /
+slot_shift bits, zero in the demo's layers): each model is read accepting the version it was written with,
+checked to contain nothing the new version reads differently, and written again with the current version; the
+image bytes, metadata and predictions stay as they were (`sps-pynq demo --check` still passes).
 
 Seeded and deterministic for a given machine and thread count (torch.set_num_threads(--threads)).
 """
@@ -25,10 +31,12 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 import sys
 import tempfile
 import time
+import zipfile
 
 import numpy as np
 import torch
@@ -64,12 +72,54 @@ def shipped_digits(split: data.Split, per_class: int = PER_CLASS):
     return images.astype(np.uint8), split.y_test[index].astype(np.int64), index.astype(np.int64)
 
 
+# Format versions whose programs mean the same in the current one, when no descriptor sets a field added since.
+REPACKABLE = {2: ("share", "slot_shift")}
+
+
+def repack(folder: str) -> None:
+    """Rewrite the models in `folder` for the current FORMAT_VERSION without retraining (see the module text)."""
+    from sps_pynq import model_file
+    from sps_pynq.hw.config import FORMAT_VERSION
+    for name in (MODEL_FILE, DENSE_FILE):
+        path = os.path.join(folder, name)
+        with zipfile.ZipFile(path) as z:
+            version = json.loads(z.read("manifest.json"))["format_version"]
+        if version == FORMAT_VERSION:
+            print(f"{path}: already format {version}")
+            continue
+        if version not in REPACKABLE:
+            raise SystemExit(f"{path}: format {version} cannot be repacked for format {FORMAT_VERSION}; retrain")
+        with zipfile.ZipFile(path) as z:           # the same members, the manifest's two versions bumped
+            members = {n: z.read(n) for n in z.namelist()}
+        manifest = json.loads(members["manifest.json"])
+        manifest["format_version"] = manifest["hw"]["format_version"] = FORMAT_VERSION
+        members["manifest.json"] = json.dumps(manifest).encode()
+        with tempfile.TemporaryDirectory() as tmp:
+            bumped = os.path.join(tmp, name)
+            with zipfile.ZipFile(bumped, "w", compression=zipfile.ZIP_DEFLATED) as z:
+                for n, data_ in members.items():
+                    z.writestr(n, data_)
+            program = model_file.load(bumped)      # every check of the current version
+        for d in program.descriptors():
+            if any(getattr(d, f) for f in REPACKABLE[version]):
+                raise SystemExit(f"{path}: a descriptor sets {REPACKABLE[version]}; retrain")
+        image = program.image
+        model_file.save(program, path)
+        assert model_file.load(path).image == image
+        print(f"{path}: format {version} -> {FORMAT_VERSION}, image unchanged")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=os.path.join(ROOT, "sps_pynq", "demo"), help="folder to write to")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (the results depend on it)")
+    ap.add_argument("--repack", action="store_true",
+                    help="no training: rewrite the models in --out for the current format version")
     args = ap.parse_args(argv)
+    if args.repack:
+        repack(args.out)
+        return 0
 
     from sps_pynq import Session, model_file
     from sps_pynq.compiler import pack
