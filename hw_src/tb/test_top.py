@@ -279,6 +279,22 @@ async def test_shared_classes(dut):
         mac, ideal = out["layer_stats"][0]["mac_cycles"], cycles.ideal_cycles(d, HW)
         dut._log.info(f"shared {case}: MAC cycles {mac}, ideal {ideal}, model {cycles.layer_cycles(d, HW).mac}")
         assert mac == ideal == cycles.layer_cycles(d, HW).mac, f"{case}: MAC cycles {mac}, ideal {ideal}"
+    # in three row bands: each band's planes start off the beat (a lead) and lie in_map_h * in_w bytes apart
+    from sps_pynq.hw import bands
+    arena, d = lf.random_layer(rng, HW, op="pps", patterns=8, out_c=min(2 * HW.rows, 16), in_c=16, in_h=12,
+                               in_w=4, pad=1, kh=3, kw=3, stride=1,
+                               slot_shift=shift_for(min(2 * HW.rows, 16), 8))
+    parts = [bands.row_band(d, 0, 4), bands.row_band(d, 4, 8), bands.row_band(d, 8, d.out_h)]
+    assert any(p.in_offset % (HW.axi_data_bits // 8) for p in parts)
+    assert all(layout.share_problem(p, HW) is None for p in parts)
+    want = arena.copy()
+    reference.run_program(want, [d], HW)
+    out = await tb.run(arena, parts, stats=True)
+    assert out["error_code"] == 0, f"shared bands: error {out['error_code']}"
+    diff = first_difference(out["arena"], want, [d])
+    assert diff is None, f"shared layer in bands: {diff}"
+    for p, st in zip(parts, out["layer_stats"]):
+        assert st["mac_cycles"] == cycles.ideal_cycles(p, HW), (p, st)
     # rules, on a valid shared layer changed afterwards: a class larger than its slot, input channels not a
     # multiple of 8, stride 2, out_w != in_w, P not dividing 8
     breaks = (dict(slot_shift=0), dict(in_c=6), dict(stride_h=2, stride_w=2), dict(out_w=7), dict(patterns=3))
