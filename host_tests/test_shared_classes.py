@@ -74,7 +74,7 @@ def test_shared_layer_equals_reference_and_the_plain_layer(shape):
     plain = arena_p.copy()
     ref.run_layer(plain, dp, hw)
     assert (_output(sim, ds) == _output(plain, dp)).all()
-    assert len(layout.row_groups(O, P, hw.rows, ss)) == P // layout.share_slots(P, hw.rows, ss)
+    assert len(layout.row_groups(O, P, hw.rows, ss)) == -(-min(P, O) // layout.share_slots(P, hw.rows, ss))
 
 
 def test_shared_layer_in_row_bands_and_with_the_weight_cache():
@@ -223,3 +223,43 @@ def test_shared_choice_beats_merged_only_on_resnet20():
     merge_classes(layers, hw)
     assert sum(modelled_cycles(layer, layer.masks, hw, layer.slot_shift) for layer in pps) == with_shared
     assert sum(layer.slot_shift is not None for layer in pps) >= 10
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_model_file_round_trip_and_checks_of_shared_layers(zoo_programs, tmp_path):
+    """A packed model with shared layers loads (ceil(min(P, O) / S) groups of weights and parameters inside the
+    image); an edited descriptor that breaks a rule, or whose groups no longer fit the image, is refused by name."""
+    import dataclasses as dc
+
+    from sps_pynq import model_file
+    from sps_pynq.errors import ModelFileError
+    from sps_pynq.hw.descriptor import DESC_BYTES
+    from sps_pynq.commands.inspect import describe
+    program = zoo_programs.compile("resnet20", hw="zcu104", pps="8x4", first_layer_dense=True, fill_rows=True)
+    path = model_file.save(program, tmp_path / "r20.spsmodel")
+    loaded = model_file.load(path)
+    assert loaded.image == program.image
+    rows = [r for r in describe(loaded)["layers"] if r.get("mode", "").endswith("-shared")]
+    assert rows and all(r["row_groups"] * 16 * 16 == r["param_bytes"] for r in rows)
+    descs = program.descriptors()
+    j = next(k for k, d in enumerate(descs) if d.op.name == "CONV" and d.share)
+    d = descs[j]
+    for O in range(1, 80):
+        for ss in range(0, 5):
+            assert model_file.num_row_groups(O, 8, 16, ss) == len(layout.row_groups(O, 8, 16, ss))
+
+    def edited(change):
+        image = bytearray(program.image)
+        at = program.prog_offset + j * DESC_BYTES
+        image[at:at + DESC_BYTES] = dc.replace(d, **change).pack()
+        return dc.replace(program, image=bytes(image))
+    with pytest.raises(ModelFileError, match="share: a CONV with shared classes .* cannot hold a class"):
+        model_file.check_program(edited({"slot_shift": d.slot_shift - 1}))
+    with pytest.raises(ModelFileError, match="share: .* stride 1"):
+        model_file.check_program(edited({"stride_w": 2, "out_w": d.out_w // 2}))
+    end = len(program.image) // 64 * 64
+    groups = model_file.num_row_groups(d.out_c, d.patterns, 16, d.slot_shift)
+    size = groups * layout.group_weight_bytes(d.in_c, d.nnz, 16)
+    model_file.check_program(edited({"weight_offset": end - size}))         # the last bytes of the image: fits
+    with pytest.raises(ModelFileError, match=f"weights \\({groups} row groups"):
+        model_file.check_program(edited({"weight_offset": end - size + 64}))

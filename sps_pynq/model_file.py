@@ -698,9 +698,10 @@ def _check_metadata(meta) -> None:
 
 def num_row_groups(out_c: int, patterns: int, rows: int, slot_shift: "int | None" = None) -> int:
     """len(layout.row_groups(out_c, patterns, rows, slot_shift)) in closed form: a loop over at most `patterns`
-    classes, never over the filters (golden.c's num_groups; shared classes: P / S groups)."""
+    classes, never over the filters (golden.c's num_groups; shared classes: the ceil(min(P, O) / S) groups with a
+    filter, golden.c's layer_groups)."""
     if slot_shift is not None:
-        return patterns // layout.share_slots(patterns, rows, slot_shift)
+        return -(-min(patterns, out_c) // layout.share_slots(patterns, rows, slot_shift))
     groups = 0
     for r in range(min(patterns, out_c)):
         members = (out_c - r + patterns - 1) // patterns

@@ -19,14 +19,14 @@ in `Layer.pruned_masks` (its sparsity: what the storage formats and the MAC effi
 Shared classes (descriptor `share`, FORMAT_VERSION 3, hw/layout.py) fill the rows with the hardware's help: S
 classes of a table of P' patterns run in one row group, slot d of 2^slot_shift rows holding class g * S + d and
 reading, at step i, the channel c_d(i) that gives it the same pattern as slot 0 (the activation buffer serves
-ACT_LANES channels of a pixel in one access). The table and the weights are unchanged; there are P' / S groups
-of K' steps per channel. For every candidate table (P itself and each merged P'), the pass also models the shared
-encoding with the smallest slot that holds a class (slot_shift = ceil(log2(ceil(O / P')))) when it holds S >= 2
-classes and the layer keeps the rules (`layout.share_problem` on its whole-map descriptor: P' dividing
-ACT_LANES, I a multiple of ACT_LANES, stride 1 with out_w == in_w, channel planes of in_h * in_w bytes a multiple
-of the AXI beat) and its bands fit the buffer's slices; the fewest modelled cycles win, the plain encoding on a
-tie. The choice is `Layer.slot_shift` (None: not shared), which emit.py writes into the descriptor and uses to
-pack the weights and parameters.
+ACT_LANES channels of a pixel in one access). The table and the weights are unchanged; there are
+ceil(min(P', O) / S) groups of K' steps per channel. For every candidate table (P itself and each merged P'),
+the pass also models the shared encoding with the smallest slot that holds a class (slot_shift =
+ceil(log2(ceil(O / P')))) when it holds S >= 2 classes and the layer keeps the rules (`layout.share_problem` on
+its whole-map descriptor: P' dividing ACT_LANES, I a multiple of ACT_LANES, stride 1 with out_w == in_w, channel
+planes of in_h * in_w bytes a multiple of the AXI beat) and its bands fit the buffer's slices; the fewest
+modelled cycles win, the plain encoding on a tie. The choice is `Layer.slot_shift` (None: not shared), which
+emit.py writes into the descriptor and uses to pack the weights and parameters.
 """
 from __future__ import annotations
 

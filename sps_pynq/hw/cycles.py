@@ -13,7 +13,7 @@ sps_conv_drain, sps_add):
   the same bank of the C-banked buffer are served two a bank and cycle, the rest in the cycles after:
   `tap_multiplicity`, exact; the bank of a byte is `act_bank`, skewed for even strides), and a tile
   cannot finish before the drain has written the previous tile's R rows;
-* CONV with shared classes (layout.py): P / S row groups; each step reads its ACT_LANES channels from the
+* CONV with shared classes (layout.py): ceil(min(P, O) / S) row groups; each step reads its ACT_LANES channels from the
   buffer's slices in one access, so a tile is exactly I * K issue cycles (no bank conflicts); the input is
   loaded one request per plane (`bands.act_load`), later planes requested ahead as for a band;
 * pools: one channel at a time, kh*kw steps per tile, the same bank rule;
