@@ -263,3 +263,19 @@ def test_model_file_round_trip_and_checks_of_shared_layers(zoo_programs, tmp_pat
     model_file.check_program(edited({"weight_offset": end - size}))         # the last bytes of the image: fits
     with pytest.raises(ModelFileError, match=f"weights \\({groups} row groups"):
         model_file.check_program(edited({"weight_offset": end - size + 64}))
+
+
+def test_golden_statistics_count_shared_groups():
+    """The sim backend's ideal MAC cycles (stats word 1) count the shared groups (layout.ideal_conv_cycles)."""
+    from sps_pynq.program import STATS_RECORD_BYTES
+    hw = CONFIGS["zcu104"]
+    for O, ss in ((32, 2), (5, 0), (64, 3)):
+        arena, d = random_layer(np.random.default_rng(O), hw, op="pps", stride=1, patterns=8, out_c=O, in_c=16,
+                                in_h=8, in_w=16, pad=1, nnz=4, slot_shift=ss)
+        prog = np.frombuffer(pack_program([d]), np.uint8)
+        inner = np.concatenate([arena, prog, np.zeros(STATS_RECORD_BYTES, np.uint8)])
+        stats = arena.size + prog.size
+        assert golden().run(inner, arena.size, 1, hw, stats_offset=stats).error == 0
+        word = int(inner[stats:stats + 16].view("<u4")[1])
+        groups = -(-min(8, O) // layout.share_slots(8, 16, ss))
+        assert word == layout.ideal_conv_cycles(O, 16, 4, 8, 8 * 16, 16, 16, ss) == groups * 8 * 16 * 4

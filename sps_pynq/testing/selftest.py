@@ -268,7 +268,8 @@ class SelfTest:
                 problems.append(f"{rec.name}: {rec.mac_cycles} MAC cycles > {rec.cycles} cycles")
             if d.op == Op.CONV:
                 ideal = layout.ideal_conv_cycles(d.out_c, d.in_c, d.nnz, d.patterns if d.pps else 1,
-                                                 d.out_h * d.out_w, program.hw.rows, program.hw.cols)
+                                                 d.out_h * d.out_w, program.hw.rows, program.hw.cols,
+                                                 layout.desc_slot_shift(d))
                 ideal_sum += ideal
                 if rec.mac_cycles < ideal:
                     problems.append(f"{rec.name}: {rec.mac_cycles} MAC cycles < ideal {ideal}")
