@@ -36,6 +36,7 @@ module sps_conv_loop
   input  wire logic                      shadow_full_i,
   output logic [3:0]                     residue_o,      // the group's residue class r
   output logic [31:0]                    chan_off_o,     // buffer byte of input plane 0 (pools: of the channel)
+  output logic [$clog2(ActLanes)-1:0]    lane_base_o,    // shared pools: the slice of the group's first channel
   input  wire logic [EntryWidth-1:0]     pipe_wgt_addr_i,
   output logic [EntryWidth-1:0]          wgt_raddr_o,    // in the weight-buffer half of the group
 
@@ -56,6 +57,7 @@ module sps_conv_loop
   localparam int unsigned WgtHalf    = WeightBufBytes / Rows / 2;           // entries of half the buffer
   localparam int unsigned GroupPars  = Rows * ParamRecordBytes;             // parameter bytes of a group
   localparam int unsigned ParamBeats = GroupPars / BeatBytes;
+  localparam int unsigned LaneShift  = $clog2(ActLanes);
 
   typedef enum logic [2:0] {CvIdle, CvGroup, CvWgt, CvParams, CvPar, CvStart, CvRun, CvPoolChan} cv_state_e;
 
@@ -73,7 +75,7 @@ module sps_conv_loop
   logic dbuf_q, dbuf_d;                   // the layer's groups fit half the weight buffer: prefetch
   logic pf_ready_q, pf_ready_d;           // the next group's weights and parameters are already loaded
   logic [31:0] pc_q, pc_d;                // pools: channel
-  logic [31:0] pchan_q, pchan_d;          // pools: pc * act_stride
+  logic [31:0] pchan_q, pchan_d;          // pools: pc * act_stride (shared: (pc / ActLanes) * act_stride)
   logic [AW-1:0] group_addr_q, group_addr_d;
   logic [31:0] chan_step_q, chan_step_d;
 
@@ -236,15 +238,16 @@ module sps_conv_loop
             pf_d = PfIdle;
             state_d = CvGroup;
             if (pool) begin
-              pc_d = pc_q + 32'd1;
-              pchan_d = pchan_q + der_i.act_stride;
+              // shared pools: the next rows_used channels, the next plane of slice 0 after the last slice
+              pc_d = pc_q + (der_i.share ? 32'(der_i.rows_used) : 32'd1);
+              if (!der_i.share || pc_d[LaneShift-1:0] == '0) pchan_d = pchan_q + der_i.act_stride;
               state_d = CvPoolChan;
             end
           end
         end
 
         CvPoolChan: begin
-          if (pc_q == desc_i.out_c) begin
+          if (pc_q >= desc_i.out_c) begin
             done_o = 1'b1;
             state_d = CvIdle;
           end else begin
@@ -294,6 +297,7 @@ module sps_conv_loop
   assign pipe_init_o = (state_q == CvStart);
   assign residue_o = residue_q[3:0];
   assign chan_off_o = 32'(der_i.act_lead) + (pool ? pchan_q : 32'd0);
+  assign lane_base_o = pool ? pc_q[LaneShift-1:0] : '0;
   assign wgt_raddr_o = pipe_wgt_addr_i + (wbank_q ? EntryWidth'(WgtHalf) : '0);
   assign par_bank_o = wbank_q;
   assign o_first_o = o_first_q;

@@ -44,6 +44,8 @@ module sps_conv_pipe
   input  wire logic                      act_skew_i,     // skewed bank mapping: bank (a mod C) ^ (a / C) mod 2
   input  wire logic                      share_i,        // shared classes: slot d of the rows reads lane i - d
   input  wire logic [2:0]                slot_shift_i,   // rows of a slot: 2^slot_shift
+  input  wire logic                      pool_lanes_i,   // shared pools: row r reads slice lane_base + r
+  input  wire logic [LaneShift-1:0]      lane_base_i,
 
   input  wire logic                      init_i,         // start the tiles of a row group
   input  wire logic                      stop_i,         // abort: drop the tiles left and the shadow bank
@@ -325,7 +327,8 @@ module sps_conv_pipe
 
   // Shared classes: the columns read C consecutive addresses of slice 0 (stride 1, out_w == in_w), so column c
   // is bank (bank of column 0 + c) mod C on port 0: a rotation of the banks' words (log2 C stages of muxes).
-  // Row r (slot r >> slot_shift) takes from each column the byte of slice (i - slot) mod ActLanes.
+  // Row r (slot r >> slot_shift) takes from each column the byte of slice (i - slot) mod ActLanes; a shared
+  // pool's row r the byte of slice lane_base + r (channel pc + r).
   logic [ActLanes*8-1:0] word3 [Cols];
   always_comb begin
     logic [ActLanes*8-1:0] stage [Cols];
@@ -343,7 +346,7 @@ module sps_conv_pipe
   logic [Rows*Cols*8-1:0] act_rows3;
   for (genvar r = 0; r < Rows; r++) begin : gen_row_act
     logic [LaneShift-1:0] lane;
-    assign lane = lane3_q - LaneShift'(r >> slot_shift_i);
+    assign lane = pool_lanes_i ? lane_base_i + LaneShift'(r) : lane3_q - LaneShift'(r >> slot_shift_i);
     for (genvar c = 0; c < Cols; c++) begin : gen_row_col
       assign act_rows3[8*(Cols*r + c) +: 8] = share_i ? word3[c][8*lane +: 8] : act3[8*c +: 8];
     end

@@ -101,6 +101,7 @@ module sps_core
   sps_core_pkg::ld_cmd_t cv_ld_cmd;
   logic [3:0] cv_residue;
   logic [31:0] cv_chan_off, cv_o_first, cv_chan_step;
+  logic [$clog2(ActLanes)-1:0] cv_lane_base;
   logic [AW-1:0] cv_group_addr;
   // drain
   logic [RowSel-1:0] drain_row;
@@ -248,6 +249,7 @@ module sps_core
     .shadow_full_i(shadow_full),
     .residue_o(cv_residue),
     .chan_off_o(cv_chan_off),
+    .lane_base_o(cv_lane_base),
     .pipe_wgt_addr_i(pipe_wgt_addr),
     .wgt_raddr_o(wgt_raddr),
     .drain_active_i(drain_active),
@@ -273,7 +275,7 @@ module sps_core
     .pps_i(desc.pps && !pool), .patterns_i(der.p_eff), .nnz_i(pool ? der.kk : 16'(desc.nnz)),
     .in_c_i(pool ? 16'd1 : desc.in_c[15:0]), .chan_off_i(cv_chan_off),
     .max_mode_i(desc.op == 4'(OpMaxpool)), .kw_i(desc.kw), .act_skew_i(der.act_skew),
-    .share_i(der.share), .slot_shift_i(desc.slot_shift),
+    .share_i(der.share), .slot_shift_i(desc.slot_shift), .pool_lanes_i(der.share && pool), .lane_base_i(cv_lane_base),
     .residue_i(cv_residue), .masks_i(desc.masks),
     .init_i(pipe_init),
     .stop_i(stop),

@@ -95,29 +95,33 @@ module sps_desc_decode
       der_d.pt_w       = 32'(desc_q.pad_top) * 32'(desc_q.in_w);
       der_d.share      = shared;
       der_d.slots      = slots;
-      der_d.rows_used  = 8'(slots << desc_q.slot_shift);
+      der_d.rows_used  = shared_pool ? slots : 8'(slots << desc_q.slot_shift);
     end
     if (derive2_i) begin
       der_d.row_step   = $signed(32'(desc_q.stride_h) * 32'(desc_q.in_w)) - $signed(32'(der_q.ow_sw));
       der_d.out_total  = desc_q.out_c * der_q.out_pixels;
       der_d.act_end    = 48'(der_q.act_lead) + 48'(desc_q.in_c - 32'd1) * 48'(der_q.act_stride)
                          + 48'(der_q.in_plane);
-      // Shared classes: the planes of a block of ActLanes channels sit side by side in the buffer's ActLanes
-      // slices, so one slice holds in_c / ActLanes planes; ActLanes times that is checked against the buffer.
+      // Shared classes and pools: the planes of a block of ActLanes channels sit side by side in the buffer's
+      // ActLanes slices, so one slice holds ceil(in_c / ActLanes) planes; ActLanes times that is checked
+      // against the buffer.
       if (der_q.share) begin
-        der_d.act_end  = (48'(der_q.act_lead) + 48'(32'(desc_q.in_c >> LaneShift) - 32'd1) * 48'(der_q.act_stride)
-                          + 48'(der_q.in_plane)) << LaneShift;
+        der_d.act_end  = (48'(der_q.act_lead) + 48'(32'((desc_q.in_c + 32'(ActLanes - 1)) >> LaneShift) - 32'd1)
+                          * 48'(der_q.act_stride) + 48'(der_q.in_plane)) << LaneShift;
       end
     end
   end
 
-  // Shared classes: S = min(P, Rows >> slot_shift) classes a group (layout.py share_slots).
-  logic shared;
+  // Shared classes: S = min(P, Rows >> slot_shift) classes a group (layout.py share_slots). Shared pools: a
+  // group of min(Rows, ActLanes) channels, one a row (slots of one row).
+  logic shared, shared_pool;
   logic [7:0] slots, rows_per_slot;
   always_comb begin
-    shared = desc_q.op == 4'(OpConv) && desc_q.share;
+    shared_pool = (desc_q.op == 4'(OpMaxpool) || desc_q.op == 4'(OpAvgpool)) && desc_q.share;
+    shared = (desc_q.op == 4'(OpConv) || shared_pool) && desc_q.share;
     rows_per_slot = 8'(Rows >> desc_q.slot_shift);
     slots = (rows_per_slot == '0) ? 8'd1 : (desc_q.patterns < rows_per_slot ? desc_q.patterns : rows_per_slot);
+    if (shared_pool) slots = 8'((Rows < ActLanes) ? Rows : ActLanes);
   end
 
   // The activation-buffer stride of the input planes (hw/bands.py act_load): a whole map is contiguous; the
@@ -198,6 +202,13 @@ module sps_desc_decode
       4'(OpMaxpool), 4'(OpAvgpool): begin
         shape_bad = shape_bad || desc_q.kh == '0 || desc_q.kw == '0 || desc_q.stride_h == '0
                     || desc_q.stride_w == '0 || desc_q.in_c != desc_q.out_c;
+        // Shared pools (layout.share_problem): DDR planes a whole number of beats apart, and the active columns
+        // read consecutive bytes: stride 1 with out_w == in_w, or a single output pixel.
+        if (desc_q.share) begin
+          shape_bad = shape_bad || der_q.in_cs[BeatShift-1:0] != '0
+                      || !((desc_q.stride_h == 8'd1 && desc_q.stride_w == 8'd1 && desc_q.out_w == desc_q.in_w)
+                           || der_q.out_pixels == 32'd1);
+        end
       end
       default: begin   // ADD
         shape_bad = shape_bad || desc_q.in_c != desc_q.out_c || desc_q.in_h != desc_q.out_h

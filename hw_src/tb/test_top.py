@@ -295,6 +295,21 @@ async def test_shared_classes(dut):
     assert diff is None, f"shared layer in bands: {diff}"
     for p, st in zip(parts, out["layer_stats"]):
         assert st["mac_cycles"] == cycles.ideal_cycles(p, HW), (p, st)
+    # shared pools: a group of min(R, 8) channels, row r reading slice r of a block (stride 1 'same', or one
+    # output pixel); the last block partial
+    for case in (dict(op="gap", in_c=16, in_h=4, in_w=4), dict(op="gap", in_c=13, in_h=8, in_w=2),
+                 dict(op="maxpool", kh=3, kw=3, stride=1, pad=1, in_c=12, in_h=4, in_w=8),
+                 dict(op="avgpool", kh=3, kw=3, stride=1, pad=1, in_c=9, in_h=8, in_w=6),
+                 dict(op="maxpool", kh=2, kw=2, stride=1, pad=1, in_c=8, in_h=2, in_w=8, out_h=3, out_w=8)):
+        arena, d = lf.random_layer(rng, HW, **case)
+        d.share = True
+        assert layout.share_problem(d, HW) is None, (case, layout.share_problem(d, HW))
+        out = await check_layer(tb, arena, [d], f"shared pool {case}", stats=True)
+        lanes = min(HW.rows, layout.ACT_LANES)
+        want_mac = -(-d.in_c // lanes) * -(-d.out_h * d.out_w // HW.cols) * d.kh * d.kw
+        mac = out["layer_stats"][0]["mac_cycles"]
+        dut._log.info(f"shared pool {case}: MAC cycles {mac}, ideal {want_mac}")
+        assert mac == want_mac == cycles.ideal_cycles(d, HW), (case, mac, want_mac, cycles.ideal_cycles(d, HW))
     # rules, on a valid shared layer changed afterwards: a class larger than its slot, input channels not a
     # multiple of 8, stride 2, out_w != in_w, P not dividing 8
     breaks = (dict(slot_shift=0), dict(in_c=6), dict(stride_h=2, stride_w=2), dict(out_w=7), dict(patterns=3))
@@ -306,6 +321,10 @@ async def test_shared_classes(dut):
         d.pattern_masks = d.pattern_masks[:d.patterns]
         assert layout.share_problem(d, HW) is not None, change
         await expect_error(tb, arena, [d], ErrorCode.BAD_SHAPE)
+    arena, d = lf.random_layer(rng, HW, op="maxpool", kh=3, kw=3, stride=2, pad=1, in_c=8, in_h=8, in_w=8)
+    d.share = True                                          # a strided pool cannot share
+    assert layout.share_problem(d, HW) is not None
+    await expect_error(tb, arena, [d], ErrorCode.BAD_SHAPE)
 
 
 async def expect_error(tb: TB, arena, descs, code: ErrorCode, base=None) -> None:

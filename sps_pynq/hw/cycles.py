@@ -16,7 +16,8 @@ sps_conv_drain, sps_add):
 * CONV with shared classes (layout.py): ceil(min(P, O) / S) row groups; each step reads its ACT_LANES channels from the
   buffer's slices in one access, so a tile is exactly I * K issue cycles (no bank conflicts); the input is
   loaded one request per plane (`bands.act_load`), later planes requested ahead as for a band;
-* pools: one channel at a time, kh*kw steps per tile, the same bank rule;
+* pools: one channel at a time, kh*kw steps per tile, the same bank rule; shared pools (`share`) min(R, ACT_LANES)
+  channels at a time from the slices, one cycle per step;
 * ADD: chunks of half the activation buffer, both inputs loaded, then one buffer row a cycle (pipelined; a row
   whose segment is wider than a beat takes a cycle per beat).
 
@@ -221,10 +222,11 @@ def layer_cycles(d: Descriptor, hw: HwConfig, mem: Memory = TESTBENCH, core: Cor
             parts["weights"], parts["compute"] = weights, compute
             load += weights
         else:                                      # pools: one channel at a time, one output row each
-            issue = issue_by_class[0]
-            groups = d.out_c
-            mac = int(issue.sum()) * d.out_c
-            parts["compute"] = d.out_c * (_compute(issue, 1, d, hw, core) + core.pool_channel)
+            lanes = min(hw.rows, layout.ACT_LANES) if d.share else 1   # shared: channels a group, a row each
+            issue = np.full(tiles, d.kh * d.kw, dtype=np.int64) if d.share else issue_by_class[0]
+            groups = _ceil_div(d.out_c, lanes)
+            mac = int(issue.sum()) * groups
+            parts["compute"] = groups * (_compute(issue, lanes, d, hw, core) + core.pool_channel)
     total = sum(parts.values())
     return LayerCycles(total=int(round(total)), mac=mac, load=int(round(load)),
                        parts={k: int(round(v)) for k, v in parts.items()}, groups=groups, tiles=tiles)
@@ -243,7 +245,8 @@ def ideal_cycles(d: Descriptor, hw: HwConfig) -> int:
                                         hw.rows, hw.cols, layout.desc_slot_shift(d))
     if d.op == Op.ADD:
         return 0
-    return d.out_c * _ceil_div(d.out_h * d.out_w, hw.cols) * d.kh * d.kw
+    groups = _ceil_div(d.out_c, min(hw.rows, layout.ACT_LANES)) if d.share else d.out_c
+    return groups * _ceil_div(d.out_h * d.out_w, hw.cols) * d.kh * d.kw
 
 
 def mac_efficiency(d: Descriptor, cycles: int, hw: HwConfig) -> float:

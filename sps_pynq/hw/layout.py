@@ -19,7 +19,8 @@ usual channel order and no permutation is stored anywhere.
 
 Shared classes (descriptor `share`, FORMAT_VERSION 3). When a class has few filters, S classes share one row
 group: slot d (rows d * n .. d * n + n - 1, n = 2^slot_shift) holds the filters of class g * S + d, S =
-min(P, R / n), ceil(min(P, O) / S) groups (those with a filter). Pattern (o + i) mod P is the same for class r + d at channel i - d as for class r
+min(P, R / n), ceil(min(P, O) / S) groups (those with a filter). Pattern (o + i) mod P is the same for class
+r + d at channel i - d as for class r
 at channel i, so at step (i, k) slot d reads channel c_d(i) = L * (i div L) + ((i - d) mod L) (L = ACT_LANES,
 P divides L): the same taps for every row, the channels of slot d a rotation of those of slot 0 within each
 block of L. The core reads the L channels of a block at one pixel in one activation-buffer access (its L slices,
@@ -35,7 +36,7 @@ from typing import List
 
 import numpy as np
 
-from .descriptor import PARAM_RECORD_BYTES, align
+from .descriptor import PARAM_RECORD_BYTES, Op, align
 
 GROUP_ALIGN = 16
 # Slices of the activation buffer: one read returns the same position of ACT_LANES channel planes (shared classes).
@@ -190,8 +191,19 @@ def share_problem(d, hw) -> "str | None":
     """Why CONV descriptor `d` cannot share classes on `hw` (None: it can). The core, the golden model and the
     compiler apply the same rules: PPS with P dividing ACT_LANES, I a multiple of ACT_LANES, stride 1 with
     out_w == in_w (a tile's columns read consecutive bytes), DDR channel planes a whole number of AXI beats
-    apart, and every class within one slot (ceil(O / P) <= 2^slot_shift <= R)."""
+    apart, and every class within one slot (ceil(O / P) <= 2^slot_shift <= R).
+
+    MAXPOOL / AVGPOOL with `share` (shared pools: a group of min(R, ACT_LANES) channels, row r reading slice r
+    of a block) need the DDR planes a whole number of beats apart and the columns reading consecutive bytes:
+    stride 1 with out_w == in_w, or a single output pixel (a global pool)."""
     beat = hw.axi_data_bits // 8
+    if d.op in (Op.MAXPOOL, Op.AVGPOOL):
+        if d.in_chan_stride % beat:
+            return f"needs input channel planes a multiple of {beat} bytes apart ({d.in_chan_stride})"
+        if not (((d.stride_h, d.stride_w) == (1, 1) and d.out_w == d.in_w) or d.out_h * d.out_w == 1):
+            return (f"needs stride 1 and out_w == in_w, or one output pixel (stride {d.stride_h}x{d.stride_w}, "
+                    f"{d.in_h}x{d.in_w} -> {d.out_h}x{d.out_w})")
+        return None
     if not d.pps or d.patterns < 1 or ACT_LANES % d.patterns:
         return f"needs PPS with P dividing {ACT_LANES} (P={d.patterns if d.pps else 'dense'})"
     if d.in_c % ACT_LANES:

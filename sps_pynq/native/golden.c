@@ -226,14 +226,25 @@ static uint64_t act_slice_end(const layer_t *L, uint32_t beat) {
     const uint64_t plane = (uint64_t)L->in_h * L->in_w, lead = L->in_off % beat;
     uint64_t stride = plane + beat - 1;
     stride += (L->in_cs % beat + beat - stride % beat) % beat;
-    const uint64_t end = lead + (uint64_t)(L->in_c / SPS_ACT_LANES - 1) * stride + plane;
+    const uint64_t end = lead + (uint64_t)((L->in_c + SPS_ACT_LANES - 1) / SPS_ACT_LANES - 1) * stride + plane;
     return (end + beat - 1) / beat * beat;
 }
 
-/* Why a CONV with `share` cannot share classes (layout.share_problem, the same rules in the same order), or
- * NULL. `why` receives the message. */
+/* Why a CONV (or pool) with `share` cannot share classes (layout.share_problem, the same rules in the same
+ * order), or NULL. `why` receives the message. */
 static const char *share_problem(const layer_t *L, const sps_golden_config *cfg, uint32_t beat, char *why,
                                  size_t n) {
+    if (L->op == SPS_OP_MAXPOOL || L->op == SPS_OP_AVGPOOL) {
+        if (L->in_cs % beat)
+            snprintf(why, n, "needs input channel planes a multiple of %u bytes apart (%llu)", beat,
+                     (unsigned long long)L->in_cs);
+        else if (!((L->sh == 1 && L->sw == 1 && L->out_w == L->in_w) || (uint64_t)L->out_h * L->out_w == 1))
+            snprintf(why, n, "needs stride 1 and out_w == in_w, or one output pixel (stride %ux%u, %ux%u -> %ux%u)",
+                     L->sh, L->sw, L->in_h, L->in_w, L->out_h, L->out_w);
+        else
+            return NULL;
+        return why;
+    }
     if (!L->pps || L->P < 1 || SPS_ACT_LANES % L->P) {
         if (L->pps) snprintf(why, n, "needs PPS with P dividing %d (P=%u)", SPS_ACT_LANES, L->P);
         else snprintf(why, n, "needs PPS with P dividing %d (P=dense)", SPS_ACT_LANES);
@@ -293,15 +304,15 @@ static int check_layer(ctx_t *c, const layer_t *L) {
         return fail(c, SPS_ERR_BAD_SHAPE, "%s band of %u input / %u output rows in maps of %u / %u rows (a band "
                     "cannot be higher than its map)", name, L->in_h, L->out_h, L->in_map_h, L->out_map_h);
     const uint32_t beat = cfg->beat_bytes > 0 ? (uint32_t)cfg->beat_bytes : 16;
-    const int shared = L->op == SPS_OP_CONV && L->share;
+    const int shared = L->share && (L->op == SPS_OP_CONV || L->op == SPS_OP_MAXPOOL || L->op == SPS_OP_AVGPOOL);
     if (shared) {
         char why[200];
         if (share_problem(L, cfg, beat, why, sizeof why))
-            return fail(c, SPS_ERR_BAD_SHAPE, "CONV with shared classes (slot_shift %u) %s", L->slot_shift, why);
+            return fail(c, SPS_ERR_BAD_SHAPE, "%s with shared classes (slot_shift %u) %s", name, L->slot_shift, why);
         const uint64_t slice = cfg->act_buf_bytes / SPS_ACT_LANES, end = act_slice_end(L, beat);
         if (cfg->act_buf_bytes && end > slice)
-            return fail(c, SPS_ERR_ACT_BUF_OVERFLOW, "CONV with shared classes: input %ux%ux%u (planes %llu bytes "
-                        "apart) takes %llu bytes of each activation-buffer slice of %llu bytes (%d slices)",
+            return fail(c, SPS_ERR_ACT_BUF_OVERFLOW, "%s with shared classes: input %ux%ux%u (planes %llu bytes "
+                        "apart) takes %llu bytes of each activation-buffer slice of %llu bytes (%d slices)", name,
                         L->in_c, L->in_h, L->in_w, (unsigned long long)L->in_cs, (unsigned long long)end,
                         (unsigned long long)slice, SPS_ACT_LANES);
     } else {
