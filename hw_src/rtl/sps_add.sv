@@ -1,5 +1,6 @@
 // Copyright sps-pynq contributors. Licensed under Apache-2.0.
-// ADD engine: both inputs in chunks through the activation buffer, C requant lanes, a packer into output segments.
+// ADD engine: input 1 in chunks through the activation buffer, input 2 streamed past it, C requant lanes, a packer
+// into output segments.
 
 `default_nettype none
 
@@ -10,8 +11,10 @@ module sps_add
   parameter int unsigned Cols         = DefaultCols,
   parameter int unsigned AxiAddrWidth = 40,
   parameter int unsigned ActBufBytes  = DefaultActBufBytes,
+  parameter int unsigned AxiDataWidth = DefaultAxiDataWidth,
   // derived
-  parameter int unsigned RowAw        = $clog2(ActBufBytes) - $clog2(Cols)   // activation buffer row (C bytes)
+  parameter int unsigned RowAw        = $clog2(ActBufBytes) - $clog2(Cols),  // activation buffer row (C bytes)
+  parameter int unsigned UnitBytes    = (Cols < AxiDataWidth / 8) ? Cols : AxiDataWidth / 8  // stream part
 ) (
   input  wire logic                      clk_i,
   input  wire logic                      rst_ni,
@@ -25,13 +28,18 @@ module sps_add
   input  wire sps_core_pkg::derived_t    der_i,
   input  wire logic [AxiAddrWidth-1:0]   arena_i,
 
-  // loads: chunks of input 1 into the lower half of the activation buffer, of input 2 into the upper half
+  // loads: chunks of input 1 into the lower half of the activation buffer; input 2's chunk streamed (parts of
+  // min(C, beat) bytes, a row's parts in order)
   output logic                           ld_valid_o,
   output sps_core_pkg::ld_cmd_t          ld_cmd_o,
   input  wire logic                      ld_done_i,
+  input  wire logic                      stream_valid_i,
+  output logic                           stream_ready_o,
+  input  wire logic [UnitBytes*8-1:0]    stream_data_i,
+  input  wire logic                      stream_last_i,
 
-  // activation buffer reads: input 1's row on port 0, input 2's on port 1 (one row address for every bank of a
-  // port), data the next cycle
+  // activation buffer reads: input 1's row on port 0 (one row address for every bank; port 1 unused), data the
+  // next cycle
   output logic                           act_rd_o,       // the ADD drives the read addresses this cycle
   output logic [RowAw-1:0]               act_row_a_o,
   output logic [RowAw-1:0]               act_row_b_o,
@@ -48,15 +56,18 @@ module sps_add
 );
   localparam int unsigned AW        = AxiAddrWidth;
   localparam int unsigned ColShift  = $clog2(Cols);
-  localparam int unsigned HalfBytes = ActBufBytes / 2;      // input 1 in the lower half, input 2 above
-  // A row of C elements a cycle: read both inputs' rows (two ports), latch, multiply, round, into the result
-  // FIFO. A row is read only when the FIFO has room for it and for every row still in the pipeline (credits),
-  // so no stage ever has to stop; the packer empties the FIFO one segment a cycle.
+  localparam int unsigned HalfBytes = ActBufBytes / 2;      // input 1's chunks
+  localparam int unsigned Parts     = Cols / UnitBytes;     // stream parts a row
+  // A row of C elements a cycle, as soon as input 2's row has streamed in: read input 1's row, latch both,
+  // multiply, round, into the result FIFO. A row is read only when the FIFO has room for it and for every row
+  // still in the pipeline (credits), so no stage ever has to stop; the packer empties the FIFO one segment a
+  // cycle. Input 2's chunk streams in while the rows before are computed and written: an ADD takes about the
+  // time of reading its two inputs.
   localparam int unsigned Stages    = 4;                    // read data, latched rows, sums, results
   localparam int unsigned ResDepth  = 8;                    // result FIFO, >= Stages for one row a cycle
   localparam int unsigned ResWidth  = AW + 8 + Cols * 8;    // address, count, results
 
-  typedef enum logic [2:0] {AdIdle, AdChunk, AdLoadA, AdIssueB, AdLoadB, AdRows, AdFinish} add_state_e;
+  typedef enum logic [2:0] {AdIdle, AdChunk, AdLoadA, AdIssueB, AdRows, AdDrainB, AdFinish} add_state_e;
 
   add_state_e state_q, state_d;
   logic [31:0] off_q, off_d;              // byte of the maps where the chunk starts
@@ -66,6 +77,10 @@ module sps_add
   logic [31:0] chunk_left;
   logic [AW-1:0] ld_addr;
   logic issue, can_issue, last_row;
+  // input 2's row being assembled from the stream, and the row taken by the issue
+  logic [Cols*8-1:0] brow_q, b0_q;
+  logic [$clog2(Parts > 1 ? Parts : 2)-1:0] bpart_q;
+  logic bfull_q, take, b_done_q;         // a whole row (or the stream's last part) is in; the stream ended
 
   logic [Stages-1:0] v_q;                 // a row in stage s (0: its data at the buffer's output)
   logic [AW-1:0] addr_q [Stages];         // per stage: the row's output address
@@ -82,7 +97,11 @@ module sps_add
                : 8'(chunk_q - 32'({row_q, ColShift'(0)}));
   assign last_row = 32'({row_q, ColShift'(0)}) + 32'(Cols) >= chunk_q;
   assign can_issue = 32'(res_count) + 32'($countones(v_q)) < 32'(ResDepth);
-  assign issue = (state_q == AdRows) && can_issue && !flush_i;
+  assign issue = (state_q == AdRows) && can_issue && bfull_q && !flush_i;
+  // a part is taken when the row register has room (or its row issues now); after the chunk's last row the
+  // stream's extra parts (whole beats past the chunk's end) are dropped
+  assign stream_ready_o = !bfull_q || issue || state_q == AdDrainB;
+  assign take = stream_valid_i && stream_ready_o;
 
   // ------------------------------------------------------------------------------------------------
   // Chunks of up to ActBufBytes / 2 bytes of both inputs, loaded one after the other; then the chunk's rows
@@ -132,26 +151,27 @@ module sps_add
           ld_valid_o = 1'b1;
           ld_cmd_o.dest = DstAct;
           ld_addr = arena_i + AW'(desc_i.in2_off) + AW'(off_q);
-          ld_cmd_o.chans = 16'd1;                   // input 2's chunk into the upper half
+          ld_cmd_o.chans = 16'd1;                   // input 2's chunk, streamed
           ld_cmd_o.len = 48'(chunk_q);
-          ld_cmd_o.buf_pos = 32'(HalfBytes);
+          ld_cmd_o.stream = 1'b1;
           row_d = '0;
-          state_d = AdLoadB;
-        end
-
-        AdLoadB: begin
-          if (ld_done_i) state_d = AdRows;
+          state_d = AdRows;
         end
 
         AdRows: begin
           if (issue) begin
             if (last_row) begin
               off_d = off_q + 32'(HalfBytes);
-              state_d = AdChunk;
+              // the next chunk's load once this one's stream has ended
+              state_d = (b_done_q || (take && stream_last_i)) ? AdChunk : AdDrainB;
             end else begin
               row_d = row_q + 1'b1;
             end
           end
+        end
+
+        AdDrainB: begin
+          if (b_done_q || (take && stream_last_i)) state_d = AdChunk;
         end
 
         AdFinish: begin
@@ -175,19 +195,44 @@ module sps_add
       chunk_q <= '0;
       row_q <= '0;
       v_q <= '0;
+      bfull_q <= 1'b0;
+      bpart_q <= '0;
+      b_done_q <= 1'b0;
     end else begin
       state_q <= state_d;
       off_q <= off_d;
       chunk_q <= chunk_d;
       row_q <= row_d;
       v_q <= flush_i ? '0 : {v_q[Stages-2:0], issue};
+      // input 2's row register: parts in order; full at a row's last part or the stream's last part
+      if (flush_i || state_q == AdIssueB) begin
+        bfull_q <= 1'b0;
+        bpart_q <= '0;
+        b_done_q <= 1'b0;
+      end else begin
+        if (issue) bfull_q <= 1'b0;
+        if (take && state_q != AdDrainB) begin
+          if (bpart_q == $bits(bpart_q)'(Parts - 1) || stream_last_i) begin
+            bfull_q <= 1'b1;
+            bpart_q <= '0;
+          end else begin
+            bpart_q <= bpart_q + 1'b1;
+          end
+        end
+        if (take && stream_last_i) b_done_q <= 1'b1;
+      end
     end
   end
 
-  // Buffer reads: in the cycle a row issues, input 1's row on port 0 and input 2's on port 1.
+  always_ff @(posedge clk_i) begin
+    if (take) brow_q[UnitBytes*8*bpart_q +: UnitBytes*8] <= stream_data_i;
+    if (issue) b0_q <= brow_q;
+  end
+
+  // Buffer reads: in the cycle a row issues, input 1's row on port 0.
   assign act_rd_o = issue;
   assign act_row_a_o = row_q;
-  assign act_row_b_o = row_q + RowAw'(HalfBytes / Cols);
+  assign act_row_b_o = row_q;
 
   // ------------------------------------------------------------------------------------------------
   // The row pipeline: latch both rows, C lanes a * M + b * M2, then round, shift, ReLU, saturate
@@ -202,7 +247,7 @@ module sps_add
     end
     if (v_q[0]) begin
       a_q <= act_rdata_i[Cols*8-1:0];
-      b_q <= act_rdata_i[2*Cols*8-1:Cols*8];
+      b_q <= b0_q;
     end
   end
 
@@ -284,7 +329,7 @@ module sps_add
 
   // Fields of the descriptor the ADD does not read (the sign bits of M, M2 and the top bits of S are zero).
   logic unused;
-  assign unused = ^{desc_i, der_i};
+  assign unused = ^{desc_i, der_i, act_rdata_i[2*Cols*8-1:Cols*8]};
 
   // Assertions (simulation only).
 `ifndef SYNTHESIS

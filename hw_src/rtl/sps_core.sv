@@ -114,6 +114,8 @@ module sps_core
   logic add_done, add_ld_valid, add_act_rd, add_stall;
   sps_core_pkg::ld_cmd_t add_ld_cmd;
   logic [RowAw-1:0] add_act_row_a, add_act_row_b;
+  logic ld_stream_valid, ld_stream_last, add_stream_ready;
+  logic [((Cols < AxiDataWidth / 8) ? Cols : AxiDataWidth / 8)*8-1:0] ld_stream_data;
   logic add_seg_valid, add_seg_ready;
   logic [AW-1:0] add_seg_addr;
   logic [7:0] add_seg_len;
@@ -224,6 +226,10 @@ module sps_core
     .act_rrow_i(act_rrow),
     .act_rdata_o(act_rdata),
     .act_rword_o(act_rword),
+    .stream_valid_o(ld_stream_valid),
+    .stream_ready_i(add_stream_ready),
+    .stream_data_o(ld_stream_data),
+    .stream_last_o(ld_stream_last),
     .wgt_raddr_i(wgt_raddr),
     .wgt_rdata_o(wgt_rdata)
   );
@@ -321,7 +327,7 @@ module sps_core
   // ADD engine and its packer
   // ------------------------------------------------------------------------------------------------
   sps_add #(
-    .Cols(Cols), .AxiAddrWidth(AxiAddrWidth), .ActBufBytes(ActBufBytes)
+    .Cols(Cols), .AxiAddrWidth(AxiAddrWidth), .ActBufBytes(ActBufBytes), .AxiDataWidth(AxiDataWidth)
   ) u_add (
     .clk_i, .rst_ni,
     .flush_i(flush),
@@ -334,6 +340,10 @@ module sps_core
     .ld_valid_o(add_ld_valid),
     .ld_cmd_o(add_ld_cmd),
     .ld_done_i(ld_done),
+    .stream_valid_i(ld_stream_valid),
+    .stream_ready_o(add_stream_ready),
+    .stream_data_i(ld_stream_data),
+    .stream_last_i(ld_stream_last),
     .act_rd_o(add_act_rd),
     .act_row_a_o(add_act_row_a),
     .act_row_b_o(add_act_row_b),

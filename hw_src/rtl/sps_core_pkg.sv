@@ -95,6 +95,7 @@ package sps_core_pkg;
     logic [31:0]  buf_pos;    // DstAct: buffer byte of the first read's first byte
     logic [31:0]  buf_stride; // DstAct: buffer bytes from one read's first byte to the next's
     logic         lanes;      // DstAct: planes go to the slices in turn (shared classes)
+    logic         stream;     // DstAct: the bytes go to the stream port (the ADD's second input), not the buffer
   } ld_cmd_t;
 
   // One row's requantization parameters (layout.py's 16-byte record: bias, M, S, 0).

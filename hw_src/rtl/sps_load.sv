@@ -54,6 +54,12 @@ module sps_load
   // the same reads' whole words on port 0: the bytes at that position in every slice (slice l of bank b at
   // [8*(ActLanes*b + l) +: 8]); shared classes read ActLanes channels at a time from slice 0's addresses
   output logic [Cols*ActLanes*8-1:0]     act_rword_o,
+  // DstAct with stream: the bytes the buffer would take, one write's worth a cycle (min(C, beat) bytes, part
+  // idx mod ActParts of a row), to the ADD instead; last with the load's final part
+  output logic                           stream_valid_o,
+  input  wire logic                      stream_ready_i,
+  output logic [((Cols < AxiDataWidth / 8) ? Cols : AxiDataWidth / 8)*8-1:0] stream_data_o,
+  output logic                           stream_last_o,
   // weight buffer: entry of R weights, a cycle later
   input  wire logic [EntryWidth-1:0]     wgt_raddr_i,
   output logic [Rows*8-1:0]              wgt_rdata_o
@@ -151,8 +157,11 @@ module sps_load
       default: last_sub = 1'b1;
     endcase
   end
-  assign rd_beat_ready_o = (state_q == LdData) && last_sub;
-  assign beat_fire = (state_q == LdData) && rd_beat_valid_i;     // a (part of a) beat is used
+  logic stream, stream_hold;
+  assign stream = cmd_q.dest == DstAct && cmd_q.stream;
+  assign stream_hold = stream && !stream_ready_i;                  // the ADD cannot take the part yet
+  assign rd_beat_ready_o = (state_q == LdData) && last_sub && !stream_hold;
+  assign beat_fire = (state_q == LdData) && rd_beat_valid_i && !stream_hold;   // a (part of a) beat is used
   assign beat_done = beat_fire && rd_beat_ready_o;
 
   always_comb begin
@@ -293,7 +302,10 @@ module sps_load
   logic [EntryWidth-1:0] wgt_waddr;
   logic [Rows*8-1:0] wgt_wdata;
 
-  assign act_we = beat_fire && cmd_q.dest == DstAct;
+  assign act_we = beat_fire && cmd_q.dest == DstAct && !cmd_q.stream;
+  assign stream_valid_o = (state_q == LdData) && rd_beat_valid_i && stream;
+  assign stream_data_o = act_wrow_data;
+  assign stream_last_o = left_q == 32'd1 && last_sub;
   assign act_wrow = RowAw'(idx_q >> PartShift);
   assign act_part = idx_q & 32'(ActParts - 1);
   assign act_wrow_data = rd_beat_data_i[WrBytes * 8 * sub_q +: WrBytes * 8];

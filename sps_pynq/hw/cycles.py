@@ -18,8 +18,8 @@ sps_conv_drain, sps_add):
   loaded one request per plane (`bands.act_load`), later planes requested ahead as for a band;
 * pools: one channel at a time, kh*kw steps per tile, the same bank rule; shared pools (`share`) min(R, ACT_LANES)
   channels at a time from the slices, one cycle per step;
-* ADD: chunks of half the activation buffer, both inputs loaded, then one buffer row a cycle (pipelined; a row
-  whose segment is wider than a beat takes a cycle per beat).
+* ADD: chunks of half the activation buffer: input 1 loaded, then input 2 streamed past it, one buffer row a cycle
+  as its bytes arrive (pipelined; a row whose segment is wider than a beat takes a cycle per beat).
 
 The MAC-issue cycles (`mac`) are exact: they equal the core's MAC counter on every layer measured. The other
 parts use constants fitted to the RTL running against the `rtl` backend's testbench memory (cocotbext-axi's
@@ -66,7 +66,7 @@ class CoreTiming:
     tile_row: float = 0.93        # drain cycles per output row of a tile (one segment a cycle)
     tile_drain: float = 5.3       # drain cycles per tile besides its rows (requantizer stages, FIFO)
     pool_channel: float = 5.8     # pools: per channel besides its tiles
-    add_chunk: float = 11.8       # ADD: per chunk besides its two loads (pipeline fill and drain)
+    add_chunk: float = 11.8       # ADD: per chunk besides input 1's load and input 2's stream (fill and drain)
     add_row: float = 1.0          # ADD: per buffer row (C elements) of a chunk and write beat of its segment
 
 
@@ -179,8 +179,12 @@ def layer_cycles(d: Descriptor, hw: HwConfig, mem: Memory = TESTBENCH, core: Cor
         loads = add = 0.0
         for start in range(0, total, half):
             n = min(half, total - start)
-            loads += 2 * _read(_ceil_div(n, beat), mem, core, act_subs)
-            add += core.add_chunk + _ceil_div(n, hw.cols) * core.add_row * _segment_beats(hw)
+            beats = _ceil_div(n, beat)
+            loads += _read(beats, mem, core, act_subs)                # input 1 into the buffer
+            # input 2 streams past it (sps_add): a row issues as soon as it is in, its results written
+            # meanwhile, so the rows take the longer of the stream and the writes
+            stream = mem.read_latency + core.request + beats * act_subs
+            add += core.add_chunk + max(stream, _ceil_div(n, hw.cols) * core.add_row * _segment_beats(hw))
         parts["act_load"], parts["compute"] = loads, add
         load = loads
     else:
