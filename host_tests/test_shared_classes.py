@@ -257,6 +257,14 @@ def test_model_file_round_trip_and_checks_of_shared_layers(zoo_programs, tmp_pat
         model_file.check_program(edited({"slot_shift": d.slot_shift - 1}))
     with pytest.raises(ModelFileError, match="share: .* stride 1"):
         model_file.check_program(edited({"stride_w": 2, "out_w": d.out_w // 2}))
+    gap = next(k for k, x in enumerate(descs) if x.op.name == "AVGPOOL")       # a shared pool (one output pixel)
+    image = bytearray(program.image)
+    at = program.prog_offset + gap * DESC_BYTES
+    image[at:at + DESC_BYTES] = dc.replace(descs[gap], share=True).pack()
+    model_file.check_program(dc.replace(program, image=bytes(image)))
+    image[at:at + DESC_BYTES] = dc.replace(descs[gap], share=True, in_w=descs[gap].in_w - 1).pack()
+    with pytest.raises(ModelFileError, match="share: a AVGPOOL with shared classes"):
+        model_file.check_program(dc.replace(program, image=bytes(image)))
     end = len(program.image) // 64 * 64
     groups = model_file.num_row_groups(d.out_c, d.patterns, 16, d.slot_shift)
     size = groups * layout.group_weight_bytes(d.in_c, d.nnz, 16)
