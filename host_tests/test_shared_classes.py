@@ -147,7 +147,6 @@ def test_activation_slices_overflow():
                             in_h=16, in_w=16, pad=1, nnz=4, slot_shift=1)
     # 2 planes of 256 bytes a slice: lead + 256 + 15 -> 272 + 256 rounded up; fits 1 KiB
     assert bands.fits(d, hw) and _run_sim(arena, [d], hw)[1].error == 0
-    big = dataclasses.replace(d, in_c=32)
     arena2, d2 = random_layer(np.random.default_rng(6), hw, op="pps", stride=1, patterns=8, out_c=16, in_c=32,
                               in_h=16, in_w=16, pad=1, nnz=4, slot_shift=1)
     al = bands.act_load(d2, hw)
@@ -157,7 +156,6 @@ def test_activation_slices_overflow():
     assert bands.fits(dataclasses.replace(d2, share=False), hw)
     _, result = _run_sim(arena2, [d2], hw)
     assert result.error == ErrorCode.ACT_BUF_OVERFLOW and "slice" in result.message, result
-    del big
 
 
 def test_models_count_shared_groups():
