@@ -30,8 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     mode.add_argument("--dense", action="store_true", help="no PPS: every layer dense")
     p.add_argument("--first-layer-dense", action="store_true", help="keep the first conv layer dense")
     p.add_argument("--fill-rows", action="store_true",
-                   help="merge small PPS residue classes so that the array's rows are full, where the cycle model "
-                        "says that is faster (same outputs; K' >= K weights a kernel stored; docs/compiler.md)")
+                   help="merge small PPS residue classes, or let them share row groups, so that the array's rows "
+                        "are full, where the cycle model says that is faster (same outputs; merged: K' >= K "
+                        "weights a kernel stored; docs/compiler.md)")
     p.add_argument("--calib", metavar="DATA.npy",
                    help="calibration inputs, float32 [N, C, H, W]; default: seeded synthetic inputs (a warning)")
     p.add_argument("--num-calib", type=int, default=32, help="synthetic calibration inputs (default 32)")

@@ -65,8 +65,8 @@ def compile_model(model, options: Optional[CompileOptions] = None, **kwargs) -> 
 
     model: onnx.ModelProto, ONNX file path, torch.nn.Module (with input_shape=(C, H, W)) or a zoo name.
     options: a CompileOptions, and/or its fields by name: hw, pps ((P, K), "PxK", or None for an all-dense
-    program), first_layer_dense (keep the first conv dense), fill_rows (merge small residue classes when faster,
-    compiler/fill_rows.py), calib (float inputs [N, C, H, W], array or .npy path;
+    program), first_layer_dense (keep the first conv dense), fill_rows (merge small residue classes or let
+    them share row groups when faster, compiler/fill_rows.py), calib (float inputs [N, C, H, W], array or .npy path;
     None = `num_calib` seeded standard-normal inputs, with a warning), num_calib, seed, input_shape.
     """
     t0 = time.perf_counter()

@@ -23,8 +23,9 @@ class CompileOptions:
     pps: Optional[Tuple[int, int]] = (8, 4)
     # keep the first conv dense even when pps is set (CLI --first-layer-dense)
     first_layer_dense: bool = False
-    # merge small residue classes so that row groups are full where that is modelled faster; the same outputs,
-    # K' >= K weights a kernel stored (compiler/fill_rows.py; CLI --fill-rows)
+    # merge small residue classes, or let them share row groups (descriptor share), so that row groups are full
+    # where that is modelled faster; the same outputs; merged: K' >= K weights a kernel stored
+    # (compiler/fill_rows.py; CLI --fill-rows)
     fill_rows: bool = False
     # calibration inputs [N, C, H, W]: an array or a .npy path (CLI --calib); None: num_calib synthetic inputs
     calib: object = field(default=None, compare=False, repr=False)
