@@ -1,6 +1,7 @@
 """The cycle model (sps_pynq/hw/cycles.py): its arithmetic on hand-computed cases, and agreement with the RTL's
 own per-layer counters on random layers (MAC-issue cycles exact, totals within a few per cent)."""
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -97,10 +98,14 @@ def test_add_arithmetic_by_hand():
     d = Descriptor(op=Op.ADD, in_c=2, in_h=5, in_w=100, out_c=2, out_h=5, out_w=100)   # 1,000 bytes
     got = cycles.layer_cycles(d, SMALL, mem, core)
     control = 10 + (20 + 3 + 128 // 8)                    # layer + one read of the 128-byte descriptor
-    loads = 2 * (20 + 3 + 125 * 2)                        # both inputs: 125 beats of 8 bytes, 2 buffer rows each
-    compute = 7 + 250 * 2                                 # one chunk, 250 rows of C = 4
+    loads = 20 + 3 + 125 * 2                              # input 1: 125 beats of 8 bytes, 2 buffer rows each
+    stream = 20 + 3 + 125 * 2                             # input 2 streamed: 2 parts (rows) a beat
+    compute = 7 + max(stream, 250 * 2)                    # one chunk, 250 rows of C = 4 written as they come
     assert got.parts == {"control": control, "act_load": loads, "compute": compute}
     assert got.total == control + loads + compute and got.mac == 0
+    # rows faster than the stream: the stream sets the pace
+    got = cycles.layer_cycles(d, SMALL, mem, dataclasses.replace(core, add_row=0.5))
+    assert got.parts["compute"] == 7 + stream
 
 
 def test_conv_arithmetic_by_hand():
