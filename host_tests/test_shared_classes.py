@@ -186,6 +186,8 @@ def test_resnet20_with_fill_rows_shares_classes_and_sim_equals_ref(zoo_programs,
     assert len(shared) >= 10
     for d in shared:
         assert layout.share_problem(d, hw) is None and bands.fits(d, hw)
+    pools = [d for d in descs if d.op.name == "AVGPOOL"]
+    assert len(pools) == 1 and pools[0].share and layout.share_problem(pools[0], hw) is None   # the GAP
     metas = [m for m in program.metadata["layers"] if m.get("encoded", {}).get("slot_shift") is not None]
     assert len(metas) >= 10 and all(m["P"] == 8 and m["K"] == 4 for m in metas)
     x = np.random.default_rng(8).integers(-128, 128, size=(2,) + program.inputs[0].shape).astype(np.int8)

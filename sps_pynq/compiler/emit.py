@@ -65,7 +65,7 @@ def build_program(layers: List[Layer], quant: Dict[str, QuantLayer], scales: Dic
         parts = bands_of(layer, _descriptor(layer, quant[layer.name], where, placed.get(layer.name)), hw)
         band_counts[layer.name] = len(parts)
         for d in parts:
-            why = layout.share_problem(d, hw) if d.op == Op.CONV and d.share else None
+            why = layout.share_problem(d, hw) if d.share else None
             if why:          # fill_rows checked the whole-map shape; the arena's offsets keep the rules
                 raise CompileError(f"internal error: layer {layer.name} cannot share residue classes: {why}; "
                                    f"please report it (compile without fill_rows meanwhile)")
@@ -120,6 +120,8 @@ def _descriptor(layer: Layer, q: QuantLayer, where, placed) -> Descriptor:
         d.weight_offset, d.param_offset = placed[0], placed[2]
     elif layer.op == Op.AVGPOOL:
         d.mult, d.shift = int(q.mult[0]), int(q.shift[0])
+    if layer.op in (Op.MAXPOOL, Op.AVGPOOL) and layer.slot_shift is not None:
+        d.share = True                        # fill_rows: the pool's channels share row groups
     elif layer.op == Op.ADD:
         d.in2_offset = where[layer.inputs[1]].offset
         d.mult, d.mult2, d.shift = int(q.mult[0]), int(q.mult[1]), int(q.shift[0])

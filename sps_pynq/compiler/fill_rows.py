@@ -27,6 +27,12 @@ its whole-map descriptor: P' dividing ACT_LANES, I a multiple of ACT_LANES, stri
 planes of in_h * in_w bytes a multiple of the AXI beat) and its bands fit the buffer's slices; the fewest
 modelled cycles win, the plain encoding on a tie. The choice is `Layer.slot_shift` (None: not shared), which
 emit.py writes into the descriptor and uses to pack the weights and parameters.
+
+Pools fill rows the same way: a shared MAXPOOL / AVGPOOL (`share`, slot_shift 0) runs min(R, ACT_LANES)
+channels a group, one a row, where the core runs one channel a group otherwise (a global average pool of 64
+channels: 8 groups instead of 64 on the 16-row array). The pass shares a pool when the rules allow it
+(`layout.share_problem`: channel planes a multiple of the AXI beat apart, stride 1 with out_w == in_w or one
+output pixel), its bands fit the slices, and it models fewer cycles.
 """
 from __future__ import annotations
 
@@ -109,10 +115,31 @@ def choices(layer: Layer, hw: HwConfig) -> List[Tuple[int, List[int], int, Optio
     return out
 
 
+def _pool_cycles(layer: Layer, hw: HwConfig, share: bool) -> int:
+    d = whole_map_descriptor(layer)
+    d.share = share
+    return sum(cycles.layer_cycles(b, hw, cycles.ZCU104_DDR).total for b in bands_of(layer, d, hw))
+
+
+def share_pool(layer: Layer, hw: HwConfig) -> bool:
+    """True when pool `layer` runs in fewer modelled cycles with its channels sharing row groups (and may)."""
+    d = whole_map_descriptor(layer)
+    d.share = True
+    if layout.share_problem(d, hw):
+        return False
+    try:
+        return _pool_cycles(layer, hw, True) < _pool_cycles(layer, hw, False)
+    except CompileError:
+        return False                 # no band of the shared pool fits the buffer's slices
+
+
 def merge_classes(layers: List[Layer], hw: HwConfig) -> None:
-    """Re-encode every PPS layer with the pattern table and sharing of fewest modelled cycles (see the module
-    text)."""
+    """Re-encode every PPS layer with the pattern table and sharing of fewest modelled cycles, and share the
+    channels of pools where faster (see the module text)."""
     for layer in layers:
+        if layer.op in (Op.MAXPOOL, Op.AVGPOOL):
+            layer.slot_shift = 0 if share_pool(layer, hw) else None
+            continue
         if layer.op != Op.CONV or not layer.masks or len(layer.masks) == 1:
             continue
         options = choices(layer, hw)

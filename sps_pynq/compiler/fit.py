@@ -40,6 +40,8 @@ def whole_map_descriptor(layer: Layer) -> Descriptor:
         d.pps, d.patterns, d.pattern_masks = True, layer.P, list(layer.masks)
         if layer.slot_shift is not None:
             d.share, d.slot_shift = True, layer.slot_shift
+    if layer.op in (Op.MAXPOOL, Op.AVGPOOL) and layer.slot_shift is not None:
+        d.share = True                               # fill_rows: channels share row groups
     return d
 
 

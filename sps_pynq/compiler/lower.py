@@ -39,7 +39,8 @@ class Layer:
     pruned_masks: List[int] = field(default_factory=list)   # the model's own table when fill_rows merged its
                                                             # classes into `masks` (empty: masks is it)
     slot_shift: Optional[int] = None      # fill_rows: the classes of `masks` share row groups in slots of
-                                          # 2^slot_shift rows (descriptor share, hw/layout.py); None: they do not
+                                          # 2^slot_shift rows (descriptor share, hw/layout.py); None: they do not;
+                                          # pools: 0 when their channels share row groups
     pps_how: str = "dense"                # "dense", "projected", "detected" (already PPS, kept)
     energy_kept: float = 1.0
     fc: bool = False                      # a fully connected layer (Gemm/MatMul): always dense
