@@ -341,6 +341,14 @@ def network_report(args) -> int:
         print(f"cycle model against the RTL: {len(errs)} descriptors, max |error| {max(map(abs, errs)):.2%} "
               f"({max(map(abs, big)) if big else 0:.2%} over the {len(big)} of >= 1,000 cycles); "
               f"whole program {total / sum(measured) - 1:+.2%}; RTL simulation {rtl_seconds:.0f} s")
+        convs = [r for r in rows.values() if r["op"] == "conv"]
+        conv_eff = sum(r["macs"] for r in convs) / (sum(r["rtl"] for r in convs) * slots)
+        pps = [r for r in convs if r["pps"]]
+        pps_eff = sum(r["macs"] for r in pps) / (sum(r["rtl"] for r in pps) * slots) if pps else 0.0
+        pps_text = f", PPS convolutions {pps_eff:.1%}" if pps else ""
+        print(f"RTL (testbench memory): {sum(measured):,} cycles = {cycle_model.fps(sum(measured), args.clock):,.1f} "
+              f"frames/s at {args.clock:g} MHz; MAC efficiency {macs / (sum(measured) * slots):.1%} of the whole "
+              f"network, {conv_eff:.1%} over its convolutions{pps_text}")
     return 0
 
 
