@@ -38,6 +38,18 @@ async def check_layer(tb: TB, arena, descs, label: str, stats=False) -> dict:
     return out
 
 
+async def check_parts(tb: TB, arena, d: Descriptor, parts, label: str) -> list:
+    """Run `parts` (descriptors that together compute layer `d`, e.g. its bands) and compare the whole arena with
+    the reference's run of `d`; the parts' statistics records."""
+    want = arena.copy()
+    reference.run_program(want, [d], HW)
+    out = await tb.run(arena, parts, stats=True)
+    assert out["error_code"] == 0, f"{label}: error {out['error_code']}"
+    diff = first_difference(out["arena"], want, [d])
+    assert diff is None, f"{label} in {len(parts)} descriptors: {diff}"
+    return out["layer_stats"]
+
+
 @cocotb.test()
 async def test_registers(dut):
     """Identification and fingerprint registers equal the Python definitions; rw registers read back."""
@@ -183,12 +195,7 @@ async def test_bands(dut):
         arena, d = lf.random_layer(rng, HW, in_c=16, in_h=side, in_w=side + 3, out_c=2 * HW.rows + 1, **case)
         parts = bands.plan(d, HW)
         assert len(parts) >= 3, (case, len(parts))
-        want = arena.copy()
-        reference.run_program(want, [d], HW)
-        out = await tb.run(arena, parts)
-        assert out["error_code"] == 0, f"{case}: error {out['error_code']}"
-        diff = first_difference(out["arena"], want, [d])
-        assert diff is None, f"{case} in {len(parts)} bands: {diff}"
+        await check_parts(tb, arena, d, parts, f"{case} in bands")
     for n in range(4):                                  # pools, ADD, everything: random bands of random programs
         arena, descs = lf.random_program(rng, HW, n_layers=4)
         want = arena.copy()
@@ -231,13 +238,7 @@ async def test_stride_2(dut):
         if n == 1:
             parts = [bands.row_band(d, 0, 3), bands.row_band(d, 3, 5), bands.row_band(d, 5, d.out_h)]
             assert any(p.in_offset % (HW.axi_data_bits // 8) for p in parts)
-        want = arena.copy()
-        reference.run_program(want, [d], HW)
-        out = await tb.run(arena, parts, stats=True)
-        assert out["error_code"] == 0, f"{case}: error {out['error_code']}"
-        diff = first_difference(out["arena"], want, [d])
-        assert diff is None, f"{case} in {len(parts)} descriptors: {diff}"
-        for p, st in zip(parts, out["layer_stats"]):
+        for p, st in zip(parts, await check_parts(tb, arena, d, parts, str(case))):
             model, ideal = cycles.layer_cycles(p, HW).mac, cycles.ideal_cycles(p, HW)
             dut._log.info(f"{case} {p.in_h}x{p.in_w}->{p.out_h}x{p.out_w}: MAC cycles {st['mac_cycles']}, "
                           f"model {model}, ideal {ideal}")
@@ -287,13 +288,7 @@ async def test_shared_classes(dut):
     parts = [bands.row_band(d, 0, 4), bands.row_band(d, 4, 8), bands.row_band(d, 8, d.out_h)]
     assert any(p.in_offset % (HW.axi_data_bits // 8) for p in parts)
     assert all(layout.share_problem(p, HW) is None for p in parts)
-    want = arena.copy()
-    reference.run_program(want, [d], HW)
-    out = await tb.run(arena, parts, stats=True)
-    assert out["error_code"] == 0, f"shared bands: error {out['error_code']}"
-    diff = first_difference(out["arena"], want, [d])
-    assert diff is None, f"shared layer in bands: {diff}"
-    for p, st in zip(parts, out["layer_stats"]):
+    for p, st in zip(parts, await check_parts(tb, arena, d, parts, "shared layer in bands")):
         assert st["mac_cycles"] == cycles.ideal_cycles(p, HW), (p, st)
     # shared pools: a group of min(R, 8) channels, row r reading slice r of a block (stride 1 'same', or one
     # output pixel); the last block partial
