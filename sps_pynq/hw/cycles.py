@@ -146,9 +146,11 @@ def _tile_issue(d: Descriptor, mult: np.ndarray) -> List[np.ndarray]:
     return out
 
 
-def _segment_beats(hw: HwConfig) -> int:
-    """Write beats of one output segment of C bytes: one, or C / beat when C is wider than a beat."""
-    return max(1, hw.cols * 8 // hw.axi_data_bits)
+def _segment_beats(hw: HwConfig, nbytes: int = 0) -> int:
+    """Write beats of one output segment of C bytes (or of `nbytes` < C: a map of fewer pixels than C): one, or
+    C / beat when C is wider than a beat."""
+    n = min(nbytes, hw.cols) if nbytes else hw.cols
+    return max(1, _ceil_div(n * 8, hw.axi_data_bits))
 
 
 def _compute(issue: np.ndarray, rows: int, d: Descriptor, hw: HwConfig, core: CoreTiming) -> float:
@@ -156,7 +158,7 @@ def _compute(issue: np.ndarray, rows: int, d: Descriptor, hw: HwConfig, core: Co
     the tile engine moves each column's output coordinate on by C pixels, one output row (out_w) a cycle
     (sps_conv_pipe's renormalization): C - 1 pixels before the first tile, up to C + out_w - 1 per later tile,
     hidden behind the tile before unless that is shorter."""
-    drain = rows * core.tile_row * _segment_beats(hw) + core.tile_drain     # an output row is one segment
+    drain = rows * core.tile_row * _segment_beats(hw, d.out_h * d.out_w) + core.tile_drain   # a row: a segment
     first = (hw.cols - 1) // d.out_w
     period = max(drain, (hw.cols + d.out_w - 1) // d.out_w)
     return float(first + issue[0] + np.maximum(issue[1:], period).sum() + drain)
