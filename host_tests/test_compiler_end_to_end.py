@@ -70,7 +70,7 @@ def test_conv_geometries(kernel, stride, pads):
     m = make_model([conv("x", "c", "w", "conv", kernel_shape=[kernel, kernel], strides=[stride, stride], pads=pads),
                     helper.make_node("Relu", ["c"], ["y"])], [("x", (1,) + shape)], ["y"],
                    conv_inits("w", (8, 3, kernel, kernel)))
-    program = compare(m, shape)
+    program = compare(m, shape, fill_rows=False)        # the plain encoding: the descriptor holds the model's P, K
     d = program.descriptors()[0]
     assert (d.op, d.kh, d.stride_h, d.pad_top, d.pad_left, d.relu) == (Op.CONV, kernel, stride, pads[0], pads[1], True)
     assert d.pps == (kernel == 3) and (d.patterns, d.nnz) == ((4, 4) if kernel == 3 else (1, kernel * kernel))
@@ -227,7 +227,7 @@ def test_too_many_patterns_is_a_compile_error():
     m = make_model([conv("x", "y", "w", "c3", kernel_shape=[3, 3])], [("x", (1, 8, 4, 4))], ["y"],
                    conv_inits("w", (8, 8, 3, 3)))
     with pytest.raises(CompileError, match="layer c3: 8 patterns.*at most 4"):
-        compile_model(m, hw=HwConfig("p4", rows=4, cols=4, max_patterns=4), pps=(8, 4), num_calib=1)
+        compile_model(m, hw=HwConfig("p4", rows=4, cols=4, max_patterns=4), pps=(8, 4), fill_rows=False, num_calib=1)
 
 
 def test_calibration_data_synthetic_warning_and_shape_check():

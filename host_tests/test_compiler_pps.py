@@ -36,7 +36,7 @@ def modes(layers):
 
 
 def test_projection_of_3x3_and_dense_elsewhere():
-    _, layers, _ = import_and_lower(net(), pps=(8, 4))
+    _, layers, _ = import_and_lower(net(), pps=(8, 4), fill_rows=False)
     assert modes(layers) == [("conv1", "projected", 8, 4), ("conv2", "projected", 8, 4), ("conv3", "dense", 1, 1),
                              ("fc", "dense", 1, 16)]
     for l in layers[:2]:
@@ -55,11 +55,11 @@ def test_pruned_layer_is_detected_and_not_reprojected():
     # conv2 pruned to PPS(4, 2) with a table projection to (8, 4) would never choose
     table = [pps.mask_of(t) for t in ([0, 8], [2, 6], [1, 7], [3, 5])]
     w2 = RNG.standard_normal((8, 8, 3, 3)) * pps.kernel_mask((8, 8, 3, 3), table)
-    _, layers, _ = import_and_lower(net(w2=w2), pps=(8, 4))
+    _, layers, _ = import_and_lower(net(w2=w2), pps=(8, 4), fill_rows=False)
     conv2 = [l for l in layers if l.name == "conv2"][0]
     assert (conv2.pps_how, conv2.masks, conv2.energy_kept) == ("detected", table, 1.0)
     np.testing.assert_allclose(conv2.weights, w2.astype(np.float32), rtol=0, atol=0)
-    program = compile_model(net(w2=w2), pps=(8, 4), num_calib=2)
+    program = compile_model(net(w2=w2), pps=(8, 4), fill_rows=False, num_calib=2)
     d = program.descriptors()[1]
     assert d.pps and (d.patterns, d.nnz) == (4, 2) and d.pattern_masks == table
     meta = [m for m in program.metadata["layers"] if m["name"] == "conv2"][0]
@@ -67,7 +67,7 @@ def test_pruned_layer_is_detected_and_not_reprojected():
 
 
 def test_pps_descriptor_fields_and_metadata():
-    program = compile_model(net(), pps="8x4", num_calib=2)
+    program = compile_model(net(), pps="8x4", fill_rows=False, num_calib=2)
     d = program.descriptors()[0]
     assert d.pps and d.patterns == 8 and d.nnz == 4 and len(d.pattern_masks) == 8
     assert all(bin(m).count("1") == 4 for m in d.pattern_masks)
@@ -82,21 +82,21 @@ def test_project_onnx_masks_the_original_weights_and_keeps_the_structure():
     assert [n.op_type for n in proj.graph.node] == [n.op_type for n in m.graph.node]
     inits = {t.name: numpy_helper.to_array(t) for t in proj.graph.initializer}
     orig = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
-    _, layers, _ = import_and_lower(m, pps=(8, 4))
+    _, layers, _ = import_and_lower(m, pps=(8, 4), fill_rows=False)
     for name, layer in (("w1", layers[0]), ("w2", layers[1])):
         keep = pps.kernel_mask(orig[name].shape, layer.masks)
         np.testing.assert_array_equal(inits[name], orig[name] * keep)
     np.testing.assert_array_equal(inits["w3"], orig["w3"])
     # projected float model == the lowered float layers the compiler quantizes (same numbers through ORT)
     from sps_pynq.compiler import _with_layer_weights, ir
-    g, layers, _ = import_and_lower(m, pps=(8, 4))
+    g, layers, _ = import_and_lower(m, pps=(8, 4), fill_rows=False)
     x = RNG.standard_normal((1, 3, 4, 4)).astype(np.float32)
     np.testing.assert_allclose(ort_run(ir.export_onnx(_with_layer_weights(g, layers)), x)[0].ravel(),
                                ort_run(proj, x)[0].ravel(), rtol=1e-4, atol=1e-4)
 
 
 def test_pps_spec_strings():
-    _, layers, _ = import_and_lower(net(), pps="4x2")
+    _, layers, _ = import_and_lower(net(), pps="4x2", fill_rows=False)
     assert modes(layers)[1][2:] == (4, 2)
     with pytest.raises(pps.PpsSpecError):
         import_and_lower(net(), pps="4by2")

@@ -52,7 +52,12 @@ def test_pack_zoo_model(name, tmp_path):
     ops = [d.op for d in descs]
     assert (len(descs), ops.count(Op.CONV), ops.count(Op.ADD)) == EXPECTED[name]
     pps_layers = [d for d in descs if d.op == Op.CONV and d.pps]
-    assert pps_layers and all((d.patterns, d.nnz, d.kh) == (8, 4, 3) for d in pps_layers)
+    assert pps_layers and all(d.kh == 3 for d in pps_layers)
+    # the model's table (fill_rows, the default, may store merged or shared classes: metadata "encoded")
+    metas = [m for m in loaded.metadata["layers"] if m["op"] == "CONV" and m.get("masks")]
+    assert metas and all((m["P"], m["K"]) == (8, 4) for m in metas)
+    assert all((d.patterns, d.nnz) == ((m.get("encoded") or {}).get("P", 8), (m.get("encoded") or {}).get("K", 4))
+               for d, m in zip(pps_layers, metas)) and len(pps_layers) == len(metas)
     # 1x1 shortcuts and the classifier stay dense
     assert all(not d.pps for d in descs if d.op == Op.CONV and d.kh != 3)
     sparse, dense = loaded.conv_macs()

@@ -52,7 +52,7 @@ def test_small_classes_merge_and_give_the_same_outputs():
     hw = get_config("zcu104")                      # R = 16: 16 filters at P = 8 fill 2 rows a group
     model = net()
     calib = RNG.standard_normal((4, 3, 8, 8)).astype(np.float32)
-    plain = compile_model(model, hw=hw, pps="8x4", first_layer_dense=True, calib=calib)
+    plain = compile_model(model, hw=hw, pps="8x4", first_layer_dense=True, fill_rows=False, calib=calib)
     filled = compile_model(model, hw=hw, pps="8x4", first_layer_dense=True, fill_rows=True, calib=calib)
     assert filled.metadata["fill_rows"] is True and plain.metadata["fill_rows"] is False
     metas = {m["name"]: m for m in filled.metadata["layers"] if m["op"] == "CONV"}
@@ -100,7 +100,7 @@ def test_mac_counts_survive_odd_metadata():
 
 def test_full_rows_keep_their_table():
     hw = get_config("small")                       # R = 2: 16 filters at P = 8 fill every group already
-    _, layers, _ = import_and_lower(net(), hw=hw, pps="8x4", first_layer_dense=True)
+    _, layers, _ = import_and_lower(net(), hw=hw, pps="8x4", first_layer_dense=True, fill_rows=False)
     before = [list(layer.masks) for layer in layers]
     merge_classes(layers, hw)
     assert [list(layer.masks) for layer in layers] == before
@@ -109,7 +109,7 @@ def test_full_rows_keep_their_table():
 
 def test_the_choice_is_the_fastest_modelled_table():
     hw = get_config("zcu104")
-    _, layers, _ = import_and_lower(net(), hw=hw, pps="8x4", first_layer_dense=True)
+    _, layers, _ = import_and_lower(net(), hw=hw, pps="8x4", first_layer_dense=True, fill_rows=False)
     conv2 = next(layer for layer in layers if layer.name == "conv2")
     table = list(conv2.masks)
     plain = min(modelled_cycles(conv2, merged_masks(table, p), hw) for p in (8, 4, 2, 1))
@@ -150,6 +150,28 @@ def test_pack_cli_flag(tmp_path, capsys):
     shared = [r for r in convs if r["mode"] == "pps-shared"]
     assert shared and all(r["P"] == 8 and r["slot_shift"] == 1 and r["row_groups"] == 1 for r in shared)
     assert all(r["sparse_macs"] < r["dense_macs"] for r in convs if r["mode"].startswith("pps-"))
+
+
+def test_fill_rows_is_the_default_and_no_fill_rows_packs_the_pruned_encoding(tmp_path, capsys):
+    """fill_rows is on by default (CompileOptions, compile_model, pack); pack --no-fill-rows turns it off."""
+    from sps_pynq.compiler import CompileOptions
+    assert CompileOptions().fill_rows is True
+    src = tmp_path / "net.onnx"
+    src.write_bytes(net().SerializeToString())
+    meta = {}
+    for flags in ([], ["--no-fill-rows"]):
+        out = tmp_path / f"net{len(flags)}.spsmodel"
+        assert main(["pack", str(src), "-o", str(out), "--first-layer-dense", "--num-calib", "2"] + flags) == 0
+        capsys.readouterr()
+        assert main(["inspect", str(out), "--json"]) == 0
+        info = json.loads(capsys.readouterr().out)
+        meta[bool(flags)] = info
+    assert meta[False]["metadata"]["fill_rows"] is True and meta[True]["metadata"]["fill_rows"] is False
+    assert any(r["mode"] == "pps-shared" for r in meta[False]["layers"])
+    assert all(r["mode"] in ("dense", "pps") for r in meta[True]["layers"] if r["op"] == Op.CONV.name), \
+        [r["mode"] for r in meta[True]["layers"]]
+    program = compile_model(net(), pps="8x4", first_layer_dense=True, num_calib=2)
+    assert program.metadata["fill_rows"] is True
 
 
 def test_idle_rows_script_compares_the_designs():

@@ -197,7 +197,7 @@ def test_resnet20_with_fill_rows_shares_classes_and_sim_equals_ref(zoo_programs,
         got = s.run_int8(x)
     assert np.array_equal(got, want)
     # the same network without fill_rows: the same float model, other integer encodings -- the same MACs
-    plain = zoo_programs.compile("resnet20", hw=hw_name, pps="8x4", first_layer_dense=True)
+    plain = zoo_programs.compile("resnet20", hw=hw_name, pps="8x4", first_layer_dense=True, fill_rows=False)
     assert program.conv_macs() == plain.conv_macs()
     with Session(program, backend="sim") as s:
         s.run_int8(x[:1])
@@ -212,7 +212,7 @@ def test_shared_choice_beats_merged_only_on_resnet20():
     from sps_pynq.compiler import import_and_lower
     from sps_pynq.compiler.fill_rows import choices, merge_classes, modelled_cycles
     hw = CONFIGS["zcu104"]
-    _, layers, _ = import_and_lower("resnet20", hw=hw, pps="8x4", first_layer_dense=True)
+    _, layers, _ = import_and_lower("resnet20", hw=hw, pps="8x4", first_layer_dense=True, fill_rows=False)
     pps = [layer for layer in layers if layer.masks and len(layer.masks) > 1]
     merged_only = with_shared = 0
     for layer in pps:

@@ -367,8 +367,9 @@ def main(argv=None) -> int:
                    help="a zoo network name or a .spsmodel file: whole-network mode (cycle model per layer)")
     p.add_argument("--input-shape", default=None, help="network mode: C,H,W instead of the zoo's own")
     p.add_argument("--dense", action="store_true", help="network mode: compile without PPS (all layers dense)")
-    p.add_argument("--fill-rows", action="store_true",
-                   help="network mode: compile with fill_rows (merge small residue classes where faster)")
+    p.add_argument("--fill-rows", action=argparse.BooleanOptionalAction, default=True,
+                   help="network mode: compile with fill_rows (merged or shared residue classes where faster; "
+                        "the default); --no-fill-rows: the encoding exactly as pruned")
     p.add_argument("--clock", type=float, default=150.0, help="network mode: core clock in MHz (default 150)")
     p.add_argument("--rtl", action="store_true", help="network mode: also run the program on the RTL")
     args = p.parse_args(argv)

@@ -6,9 +6,10 @@
 
 Columns, summed over the network's PPS 3x3 convolutions (MAC efficiency = nonzero MACs / (cycles x R x C)):
 
-  now          the core as it is: modelled cycles (sps_pynq/hw/cycles.py, board DDR assumed)
-  fill_rows    the same core, the layers re-encoded by compiler/fill_rows.py (merged or shared residue classes):
-               modelled
+  now          the core as it is, the layers encoded exactly as pruned (fill_rows=False, pack --no-fill-rows):
+               modelled cycles (sps_pynq/hw/cycles.py, board DDR assumed)
+  fill_rows    the same core, the layers re-encoded by compiler/fill_rows.py (merged or shared residue classes;
+               the compiler's default): modelled
   2 pixel sets a bound, not a design that exists: idle rows compute a second tile of C pixels, fed by the
                activation banks' second read port (stride 1 only; ideal cycles, no loads)
   full rows    a bound, not a design that exists: several classes share a row group, each reading the input

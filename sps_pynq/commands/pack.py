@@ -29,10 +29,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                       help="project (or check) every 3x3 conv to P patterns of K taps (default 8x4)")
     mode.add_argument("--dense", action="store_true", help="no PPS: every layer dense")
     p.add_argument("--first-layer-dense", action="store_true", help="keep the first conv layer dense")
-    p.add_argument("--fill-rows", action="store_true",
+    p.add_argument("--fill-rows", action=argparse.BooleanOptionalAction, default=True,
                    help="merge small PPS residue classes, or let them share row groups, so that the array's rows "
                         "are full, where the cycle model says that is faster (same outputs; merged: K' >= K "
-                        "weights a kernel stored; docs/compiler.md)")
+                        "weights a kernel stored; docs/compiler.md). On by default; --no-fill-rows packs the "
+                        "encoding exactly as pruned (e.g. to compare)")
     p.add_argument("--calib", metavar="DATA.npy",
                    help="calibration inputs, float32 [N, C, H, W]; default: seeded synthetic inputs (a warning)")
     p.add_argument("--num-calib", type=int, default=32, help="synthetic calibration inputs (default 32)")

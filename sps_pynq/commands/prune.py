@@ -34,7 +34,8 @@ def prune_onnx(model_path: str, out_path: str, pps=(8, 4), first_layer_dense: bo
     import onnx
     from ..compiler import CompileOptions, import_and_lower, project_onnx
     from ..hw.descriptor import Op
-    options = CompileOptions(pps=pps, first_layer_dense=first_layer_dense)
+    # fill_rows off: the report and the masks are the pruned tables, not an encoding of them
+    options = CompileOptions(pps=pps, first_layer_dense=first_layer_dense, fill_rows=False)
     _, layers, _ = import_and_lower(model_path, options)
     pruned = project_onnx(model_path, options)
     d = os.path.dirname(os.path.abspath(out_path))

@@ -65,9 +65,10 @@ def compile_model(model, options: Optional[CompileOptions] = None, **kwargs) -> 
 
     model: onnx.ModelProto, ONNX file path, torch.nn.Module (with input_shape=(C, H, W)) or a zoo name.
     options: a CompileOptions, and/or its fields by name: hw, pps ((P, K), "PxK", or None for an all-dense
-    program), first_layer_dense (keep the first conv dense), fill_rows (merge small residue classes or let
-    them share row groups when faster, compiler/fill_rows.py), calib (float inputs [N, C, H, W], array or .npy path;
-    None = `num_calib` seeded standard-normal inputs, with a warning), num_calib, seed, input_shape.
+    program), first_layer_dense (keep the first conv dense), fill_rows (default True: merge small residue classes
+    or let them share row groups when faster, compiler/fill_rows.py; False: the encoding exactly as pruned), calib
+    (float inputs [N, C, H, W], array or .npy path; None = `num_calib` seeded standard-normal inputs, with a
+    warning), num_calib, seed, input_shape.
     """
     t0 = time.perf_counter()
     opts = CompileOptions.of(options, **kwargs)
@@ -109,10 +110,13 @@ def project_onnx(model, options: Optional[CompileOptions] = None, **kwargs):
     """The same ONNX model with every 3x3 conv's weights PPS-projected, as fp32: the float model the int8
     program approximates. The pattern tables are chosen on the BN-folded weights (as compile_model does) and
     applied as masks to the original Conv weights, so the model keeps its structure (BN stays, scaled rows
-    keep their zeros). Options as for compile_model (calibration options are not used)."""
+    keep their zeros). Options as for compile_model (calibration options and fill_rows are not used: the masks are
+    the pruned tables, never the merged ones fill_rows would store)."""
+    import dataclasses
+
     import onnx
     from onnx import numpy_helper
-    opts = CompileOptions.of(options, **kwargs)
+    opts = dataclasses.replace(CompileOptions.of(options, **kwargs), fill_rows=False)
     proto, source = frontend.to_onnx(model, opts.input_shape, opts.seed)
     g, layers, _ = import_and_lower(proto, opts)
     out = onnx.ModelProto()

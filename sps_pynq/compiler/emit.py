@@ -68,7 +68,7 @@ def build_program(layers: List[Layer], quant: Dict[str, QuantLayer], scales: Dic
             why = layout.share_problem(d, hw) if d.share else None
             if why:          # fill_rows checked the whole-map shape; the arena's offsets keep the rules
                 raise CompileError(f"internal error: layer {layer.name} cannot share residue classes: {why}; "
-                                   f"please report it (compile without fill_rows meanwhile)")
+                                   f"please report it (compile with fill_rows=False, pack --no-fill-rows, meanwhile)")
         for j, d in enumerate(parts):
             try:
                 packed.append(d.pack())          # checks every field against its width

@@ -25,8 +25,8 @@ class CompileOptions:
     first_layer_dense: bool = False
     # merge small residue classes, or let them share row groups (descriptor share), so that row groups are full
     # where that is modelled faster; the same outputs; merged: K' >= K weights a kernel stored
-    # (compiler/fill_rows.py; CLI --fill-rows)
-    fill_rows: bool = False
+    # (compiler/fill_rows.py; on by default; CLI --no-fill-rows turns it off: the encoding exactly as pruned)
+    fill_rows: bool = True
     # calibration inputs [N, C, H, W]: an array or a .npy path (CLI --calib); None: num_calib synthetic inputs
     calib: object = field(default=None, compare=False, repr=False)
     # seeded standard-normal calibration inputs used when calib is None (CLI --num-calib)
