@@ -106,6 +106,11 @@ module sps_load
   // are requested while the plane before still arrives (the read engine takes a request once the one before is
   // on AR), so a plane's read latency hides behind the beats of the one before.
   // ------------------------------------------------------------------------------------------------
+  // Beats of a read of `len` bytes whose first byte is `lead` bytes into its first beat.
+  function automatic logic [31:0] plane_beats(logic [BeatShift-1:0] lead, logic [47:0] len);
+    return 32'((48'(lead) + len + 48'(BeatBytes - 1)) >> BeatShift);
+  endfunction
+
   logic act, early_req;
   logic [BeatShift-1:0] lead, rq_lead, nxt_lead;
   logic [31:0] req_beats, act_row, rq_beats, nxt_beats, nxt_row, nxt_pos;
@@ -116,12 +121,12 @@ module sps_load
   assign act_row = (pos_q - 32'(lead)) >> WrShift;
   always_comb begin
     req_beats = cmd_q.beats;
-    if (act) req_beats = 32'((48'(lead) + cmd_q.len + 48'(BeatBytes - 1)) >> BeatShift);
+    if (act) req_beats = plane_beats(lead, cmd_q.len);
   end
   // the next plane of the data side: where its beats land, how many there are
   assign nxt_at = at_q + 64'(cmd_q.ddr_stride);
   assign nxt_lead = nxt_at[BeatShift-1:0];
-  assign nxt_beats = 32'((48'(nxt_lead) + cmd_q.len + 48'(BeatBytes - 1)) >> BeatShift);
+  assign nxt_beats = plane_beats(nxt_lead, cmd_q.len);
   // buf_stride further on; with lanes the next slice, or after the last slice the next block in slice 0
   always_comb begin
     nxt_pos = pos_q + cmd_q.buf_stride;
@@ -133,7 +138,7 @@ module sps_load
   assign nxt_row = (nxt_pos - 32'(nxt_lead)) >> WrShift;
   // the request side's next plane
   assign rq_lead = rq_at_q[BeatShift-1:0];
-  assign rq_beats = 32'((48'(rq_lead) + cmd_q.len + 48'(BeatBytes - 1)) >> BeatShift);
+  assign rq_beats = plane_beats(rq_lead, cmd_q.len);
   assign early_req = (state_q == LdData) && act && rq_chans_q != '0;
 
   assign rd_req_valid_o = (state_q == LdReq) || early_req;
