@@ -93,20 +93,38 @@ def scaled_layers(size: int, channel_div: int, names: Optional[List[str]] = None
     return chosen
 
 
-def groups_and_tiles(shape: LayerShape, hw: HwConfig, pps: bool) -> Tuple[int, int]:
+def share_shift(shape: LayerShape, hw: HwConfig, pps: bool, share: bool) -> Optional[int]:
+    """The slot_shift with which the PPS layer's classes share row groups (as compiler/fill_rows.py would where a
+    group holds two classes or more and the rules allow it), else None."""
+    if not (pps and share):
+        return None
+    slot_shift = max(0, (-(-shape.out_c // PPS_P) - 1).bit_length())
+    if (1 << slot_shift) > hw.rows or layout.share_slots(PPS_P, hw.rows, slot_shift) < 2:
+        return None
+    side = shape.side
+    d = Descriptor(op=Op.CONV, in_c=shape.in_c, in_h=side, in_w=side, out_c=shape.out_c, out_h=side, out_w=side,
+                   kh=3, kw=3, pad_top=1, pad_left=1, pps=True, patterns=PPS_P, nnz=PPS_K, share=True,
+                   slot_shift=slot_shift)
+    return None if layout.share_problem(d, hw) else slot_shift
+
+
+def groups_and_tiles(shape: LayerShape, hw: HwConfig, pps: bool, slot_shift: Optional[int] = None) -> Tuple[int, int]:
     P = PPS_P if pps else 1
-    return len(layout.row_groups(shape.out_c, P, hw.rows)), math.ceil(shape.side * shape.side / hw.cols)
+    return (len(layout.row_groups(shape.out_c, P, hw.rows, slot_shift)),
+            math.ceil(shape.side * shape.side / hw.cols))
 
 
-def ideal_cycles(shape: LayerShape, hw: HwConfig, pps: bool) -> Tuple[int, float]:
+def ideal_cycles(shape: LayerShape, hw: HwConfig, pps: bool, slot_shift: Optional[int] = None) -> Tuple[int, float]:
     """(ideal cycles, idle-row fraction): I*K per tile, summed over tiles and row groups."""
     P, K = (PPS_P, PPS_K) if pps else (1, 9)
-    ideal = layout.ideal_conv_cycles(shape.out_c, shape.in_c, K, P, shape.side * shape.side, hw.rows, hw.cols)
-    groups, _ = groups_and_tiles(shape, hw, pps)
+    ideal = layout.ideal_conv_cycles(shape.out_c, shape.in_c, K, P, shape.side * shape.side, hw.rows, hw.cols,
+                                     slot_shift)
+    groups, _ = groups_and_tiles(shape, hw, pps, slot_shift)
     return ideal, 1.0 - shape.out_c / (groups * hw.rows)
 
 
-def build_program(shape: LayerShape, hw: HwConfig, pps: bool, rng: np.random.Generator) -> Program:
+def build_program(shape: LayerShape, hw: HwConfig, pps: bool, rng: np.random.Generator,
+                  slot_shift: Optional[int] = None) -> Program:
     """A one-layer program: descriptor at 0, weights, params, input, output, stats record."""
     w = rng.integers(-127, 128, size=(shape.out_c, shape.in_c, 3, 3)).astype(np.int8)
     masks: List[int] = []
@@ -120,8 +138,8 @@ def build_program(shape: LayerShape, hw: HwConfig, pps: bool, rng: np.random.Gen
     shift = int(min(max(30 - math.floor(math.log2(factor)), 0), 63))
     mult = np.full(shape.out_c, int(round(factor * 2**shift)), dtype=np.int64)
     bias = rng.integers(-int(acc_std), int(acc_std) + 1, size=shape.out_c)
-    wdata = layout.pack_weights(w, hw.rows, masks or None)
-    pdata = layout.pack_params(bias, mult, np.full(shape.out_c, shift), hw.rows, PPS_P if pps else 1)
+    wdata = layout.pack_weights(w, hw.rows, masks or None, slot_shift)
+    pdata = layout.pack_params(bias, mult, np.full(shape.out_c, shift), hw.rows, PPS_P if pps else 1, slot_shift)
 
     hw_side = shape.side
     in_bytes = shape.in_c * hw_side * hw_side
@@ -137,7 +155,7 @@ def build_program(shape: LayerShape, hw: HwConfig, pps: bool, rng: np.random.Gen
                    out_offset=out_off, out_c=shape.out_c, out_h=hw_side, out_w=hw_side, kh=3, kw=3,
                    stride_h=1, stride_w=1, pad_top=1, pad_left=1, pad_bottom=1, pad_right=1, relu=True,
                    pps=pps, patterns=PPS_P if pps else 1, nnz=K, weight_offset=weight_off, param_offset=param_off,
-                   pattern_masks=masks)
+                   pattern_masks=masks, share=slot_shift is not None, slot_shift=slot_shift or 0)
     image = bytearray(in_off)
     image[0:DESC_BYTES] = pack_program([d])
     image[weight_off:weight_off + len(wdata)] = wdata
@@ -368,8 +386,9 @@ def main(argv=None) -> int:
     p.add_argument("--input-shape", default=None, help="network mode: C,H,W instead of the zoo's own")
     p.add_argument("--dense", action="store_true", help="network mode: compile without PPS (all layers dense)")
     p.add_argument("--fill-rows", action=argparse.BooleanOptionalAction, default=True,
-                   help="network mode: compile with fill_rows (merged or shared residue classes where faster; "
-                        "the default); --no-fill-rows: the encoding exactly as pruned")
+                   help="compile with fill_rows (merged or shared residue classes where faster; the default; "
+                        "layer mode: PPS layers share classes where the rules allow); --no-fill-rows: the encoding "
+                        "exactly as pruned")
     p.add_argument("--clock", type=float, default=150.0, help="network mode: core clock in MHz (default 150)")
     p.add_argument("--rtl", action="store_true", help="network mode: also run the program on the RTL")
     args = p.parse_args(argv)
@@ -398,30 +417,33 @@ def main(argv=None) -> int:
           f"PPS({PPS_P},{PPS_K}) vs dense (K=9) on the same array")
     print(HEADER)
     totals = {"pps": [0, 0], "dense": [0, 0]}      # cycles, ideal
+    macs = {"pps": 0, "dense": 0}                   # nonzero multiply-accumulates
     all_exact = True
     errors: List[float] = []
     t_start = time.perf_counter()
     for shape in shapes:
         x = rng.integers(0, 128, size=shape.in_c * shape.side * shape.side, dtype=np.int64).astype(np.int8)
         rows = {}
+        shift = share_shift(shape, hw, True, args.fill_rows)
         for mode in ("pps", "dense"):
-            prog = build_program(shape, hw, mode == "pps", rng)
+            prog = build_program(shape, hw, mode == "pps", rng, shift if mode == "pps" else None)
             try:
                 layer, exact, seconds = run_layer(prog, x, rtl, sim, log_path)
             except SpsError as e:
                 print(f"{shape.name:<8} {mode:<6} failed: {e} (simulator output in {log_path})", flush=True)
                 return 2
-            ideal, idle = ideal_cycles(shape, hw, mode == "pps")
+            ideal, idle = ideal_cycles(shape, hw, mode == "pps", shift if mode == "pps" else None)
             model = cycle_model.layer_cycles(prog.descriptors()[0], hw).total
             rows[mode] = Measured(int(layer["cycles"]), int(layer["mac_cycles"]), int(layer["stall_cycles"]),
                                   ideal, idle, exact, seconds, model)
             errors.append(rows[mode].err)
             totals[mode][0] += rows[mode].cycles
             totals[mode][1] += ideal
+            macs[mode] += shape.out_c * shape.side * shape.side * shape.in_c * (PPS_K if mode == "pps" else 9)
             all_exact &= exact is not False
         speed = rows["dense"].cycles / rows["pps"].cycles if rows["pps"].cycles else 0.0
-        print(format_row(shape.name, "pps", rows["pps"], *groups_and_tiles(shape, hw, True), f"{speed:.2f}x"),
-              flush=True)
+        print(format_row(shape.name, "pps" if shift is None else "pps-sh", rows["pps"],
+                         *groups_and_tiles(shape, hw, True, shift), f"{speed:.2f}x"), flush=True)
         print(format_row(shape.name, "dense", rows["dense"], *groups_and_tiles(shape, hw, False)), flush=True)
 
     pps_c, pps_i = totals["pps"]
@@ -433,6 +455,9 @@ def main(argv=None) -> int:
     print()
     print(f"conv stack ({len(shapes)} layers): PPS {pps_c} cycles (ideal {pps_i}, utilization {util_pps:.1%}), "
           f"dense {den_c} cycles (ideal {den_i}, utilization {util_den:.1%})")
+    slots = hw.rows * hw.cols
+    print(f"MAC efficiency (nonzero MACs / (cycles x {hw.rows} x {hw.cols})): PPS {macs['pps'] / (pps_c * slots):.1%}, "
+          f"dense {macs['dense'] / (den_c * slots):.1%}" if pps_c and den_c else "MAC efficiency: -")
     print(f"PPS({PPS_P},{PPS_K}) over dense: {speedup:.2f}x measured, {ideal_speedup:.2f}x ideal on this array "
           f"(9/{PPS_K} = {9 / PPS_K:.2f}x without idle rows)")
     print(f"goals: utilization >= {GOAL_UTIL:.0%} of ideal: PPS {'met' if util_pps >= GOAL_UTIL else 'MISSED'}, "
