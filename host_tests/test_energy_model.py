@@ -54,6 +54,19 @@ def test_sps_events_of_a_pps_layer_by_hand():
     assert (split.mac_active, split.mac_zero_weight, split.mac_idle) == (30 * 16, 2 * 16, 640 - 512)
 
 
+def test_shared_layers_read_whole_words_and_add_buffers_one_input():
+    """Shared classes read and route 8-slice words (8 x C bytes a MAC cycle); an ADD writes and reads only input 1
+    in the buffer (input 2 streams past it)."""
+    plain = em.sps_events(pps_layer(in_c=8, patterns=2), SMALL, FakeCycles(total=100, mac=80))
+    shared = em.sps_events(pps_layer(in_c=8, patterns=2, share=True, slot_shift=1), SMALL,
+                           FakeCycles(total=100, mac=80))
+    assert shared.act_read_bits == 8 * plain.act_read_bits == 8 * 8 * 4 * 80
+    assert shared.routed_bits == 8 * plain.routed_bits
+    add = Descriptor(op=Op.ADD, in_c=2, in_h=4, in_w=8, out_c=2, out_h=4, out_w=8)            # 64-byte inputs
+    ev = em.sps_events(add, SMALL, FakeCycles(total=50, mac=0))
+    assert ev.act_write_bits == ev.act_read_bits == 8 * 64
+
+
 def test_stored_nonzeros_reads_the_packed_weights():
     from sps_pynq.hw import layout
     d = pps_layer(weight_offset=64)

@@ -237,7 +237,8 @@ def _common(d: Descriptor, hw: HwConfig, cycles: int, mac_cycles: int) -> Events
                 ddr_read_bytes=sum(v for key, v in t.items() if key != "act_written"),
                 ddr_write_bytes=t["act_written"], output_bits=2 * 8 * out_bytes)      # FIFO in and out
     if d.op == Op.ADD:
-        ev.act_write_bits = ev.act_read_bits = 8 * t["act_read"]                   # both inputs through the buffer
+        # input 1 through the buffer; input 2 streams past it (sps_add), never stored
+        ev.act_write_bits = ev.act_read_bits = 8 * (t["act_read"] // 2)
     else:
         ev.act_write_bits = 8 * act_load(d, hw).beats * (hw.axi_data_bits // 8)
     return ev
@@ -254,8 +255,10 @@ def sps_events(d: Descriptor, hw: HwConfig, lc, nonzero_weights: Optional[int] =
     R, C = hw.rows, hw.cols
     tiles = _tiles(d, hw)
     slots = lc.mac * R * C
-    ev.act_read_bits = 8 * C * lc.mac
-    ev.routed_bits = 8 * C * lc.mac
+    # a shared layer (classes or pool channels sharing row groups) reads and routes whole 8-slice words
+    word = layout.ACT_LANES if d.share and d.op != Op.ADD else 1
+    ev.act_read_bits = 8 * word * C * lc.mac
+    ev.routed_bits = 8 * word * C * lc.mac
     ev.addr_adds = 2 * C * lc.mac
     ev.decode_adds = lc.mac                                  # the indexing unit: one tap per cycle for all rows
     if d.op == Op.CONV:
