@@ -8,8 +8,10 @@
 The layers (seed 7): on the `small` array, 10 random 6-layer programs (every other one cut into random row and
 channel bands) and 4 x 8 random single layers of every kind; on `zcu104`, 18 hand-picked layers (PPS and dense
 3x3 at stride 1 and 2, 7x7/2, 1x1/2, 1x1, deep 2x2 and 4x4 maps, pools, global average pool, ADDs) and three
-layers cut into bands by hw/bands.plan (72x72 and 64x64 maps). Each layer's cycles and MAC cycles come from the
-core's per-layer statistics records. About 3 minutes of simulation on a free 2-core machine.
+layers cut into bands by hw/bands.plan (72x72 and 64x64 maps), and five shared layers (classes: ResNet-20's first
+stage, 20 filters, a banded 64 x 56 x 56; pools: a global average pool, a 3x3 max pool). Each layer's cycles and
+MAC cycles come from the core's per-layer statistics records. About 3 minutes of simulation on a free 2-core
+machine.
 """
 from __future__ import annotations
 
@@ -50,6 +52,15 @@ ZCU_CASES = [
     dict(op="pps", patterns=8, nnz=4, in_c=128, in_h=8, in_w=8, out_c=128, pad=1, stride=1),
     dict(op="dense", kh=3, kw=3, in_c=128, in_h=8, in_w=8, out_c=128, pad=1, stride=1),
 ]
+# Shared classes and pools (descriptor `share`): ResNet-20's first stage, a class size not a power of two, a
+# ResNet-18 (224) first-stage layer in bands, a shared global average pool and a shared 3x3 max pool.
+ZCU_SHARED = [
+    dict(op="pps", patterns=8, nnz=4, in_c=16, in_h=32, in_w=32, out_c=16, pad=1, stride=1, slot_shift=1),
+    dict(op="pps", patterns=8, nnz=4, in_c=64, in_h=16, in_w=16, out_c=20, pad=1, stride=1, slot_shift=2),
+    dict(op="pps", patterns=8, nnz=4, in_c=64, in_h=56, in_w=56, out_c=64, pad=1, stride=1, slot_shift=3),
+    dict(op="gap", in_c=64, in_h=8, in_w=8, share=True),
+    dict(op="maxpool", kh=3, kw=3, stride=1, pad=1, in_c=24, in_h=16, in_w=16, share=True),
+]
 ZCU_BANDED = [
     dict(op="pps", patterns=8, nnz=4, in_c=32, in_h=72, in_w=72, out_c=32, pad=1, stride=1),
     dict(op="dense", kh=3, kw=3, in_c=32, in_h=72, in_w=72, out_c=32, pad=1, stride=2),
@@ -84,6 +95,12 @@ def measure() -> list:
     _run(*lf.side_by_side([(a, [d]) for a, d in items]), hw, rtl, rows)
     for case in ZCU_BANDED:
         arena, d = lf.random_layer(rng, hw, **case)
+        _run(arena, bands.plan(d, hw), hw, rtl, rows)
+    for case in ZCU_SHARED:
+        case = dict(case)
+        share = case.pop("share", False)
+        arena, d = lf.random_layer(rng, hw, **case)
+        d.share = d.share or share
         _run(arena, bands.plan(d, hw), hw, rtl, rows)
     return rows
 
