@@ -151,7 +151,21 @@ async def test_backpressure(dut):
         arena, descs = lf.random_program(rng, HW, n_layers=3)
         out = await check_layer(tb, arena, descs, f"backpressure {j}")
         assert out["stall_cycles"] > 0
+        # shared classes and pools (planes into the slices in turn) and an ADD whose input 2 streams
+        arena, descs = shared_and_add(rng)
+        out = await check_layer(tb, arena, descs, f"backpressure {j}, shared layers and ADD")
+        assert out["stall_cycles"] > 0
     tb.set_backpressure(None)
+
+
+def shared_and_add(rng):
+    """One program of three independent layers: a CONV with shared classes, a shared max pool, an ADD in chunks."""
+    conv = lf.random_layer(rng, HW, op="pps", patterns=8, out_c=8, in_c=16, in_h=8, in_w=6, pad=1, kh=3, kw=3,
+                           stride=1, slot_shift=0)
+    pool = lf.random_layer(rng, HW, op="maxpool", kh=3, kw=3, stride=1, pad=1, in_c=12, in_h=4, in_w=8)
+    pool[1].share = True
+    add = lf.random_layer(rng, HW, op="add", in_c=HW.act_buf_bytes // 2 // 400 + 1, in_h=20, in_w=20)
+    return lf.side_by_side([(a, [d]) for a, d in (conv, pool, add)])
 
 
 @cocotb.test()
@@ -178,6 +192,16 @@ async def test_reset_mid_run(dut):
     assert await tb.read_reg("CTRL") & CtrlBit.IDLE, "soft reset did not return to idle"
     arena2, d2 = lf.random_layer(rng, HW, op="dense")
     await check_layer(tb, arena2, [d2], "after soft reset")
+
+    # rst_ni while the shared layers or the streaming ADD run, then the same program clean
+    arena3, descs3 = shared_and_add(rng)
+    prog, stats = tb.place_program(arena3, descs3)
+    for wait in (200, 1500):
+        await tb.start(prog, len(descs3), stats)
+        await ClockCycles(dut.clk_i, wait)
+        assert await tb.read_reg("CTRL") & CtrlBit.START, f"the run should still be going after {wait} cycles"
+        await tb.reset()
+    await check_layer(tb, arena3, descs3, "shared layers and ADD after rst_ni")
 
 
 @cocotb.test()
