@@ -410,6 +410,16 @@ module sps_conv_pipe
   end
   // Two columns served in one cycle never read the same port of a bank.
   ServedPortsDistinct: assert property (@(posedge clk_i) disable iff (!rst_ni) issue |-> !served_clash);
+  // Shared classes and pools: every column that counts reads port 0 of bank (bank of column 0 + c) mod C, the
+  // rotation stage 3 assumes (the share rules: stride 1 with out_w == in_w, or one output pixel).
+  logic rotation_broken;
+  always_comb begin
+    rotation_broken = 1'b0;
+    for (int c = 0; c < Cols; c++) begin
+      if (mask3_q[c] && (port3_q[c] || bank3_q[c] != ColShift'(bank3_q[0] + ColShift'(c)))) rotation_broken = 1'b1;
+    end
+  end
+  SharedReadsRotate: assert property (@(posedge clk_i) disable iff (!rst_ni) (v3_q && share_i) |-> !rotation_broken);
   // A finished tile never overwrites one the drain has not taken yet.
   ShadowNotOverwritten: assert property (@(posedge clk_i) disable iff (!rst_ni) (v3_q && last3_q) |-> !shadow_full_q);
 `endif
