@@ -98,14 +98,10 @@ def share_shift(shape: LayerShape, hw: HwConfig, pps: bool, share: bool) -> Opti
     group holds two classes or more and the rules allow it), else None."""
     if not (pps and share):
         return None
-    slot_shift = max(0, (-(-shape.out_c // PPS_P) - 1).bit_length())
-    if (1 << slot_shift) > hw.rows or layout.share_slots(PPS_P, hw.rows, slot_shift) < 2:
-        return None
     side = shape.side
     d = Descriptor(op=Op.CONV, in_c=shape.in_c, in_h=side, in_w=side, out_c=shape.out_c, out_h=side, out_w=side,
-                   kh=3, kw=3, pad_top=1, pad_left=1, pps=True, patterns=PPS_P, nnz=PPS_K, share=True,
-                   slot_shift=slot_shift)
-    return None if layout.share_problem(d, hw) else slot_shift
+                   kh=3, kw=3, pad_top=1, pad_left=1, pps=True, patterns=PPS_P, nnz=PPS_K)
+    return layout.share_slot_shift(d, hw)
 
 
 def groups_and_tiles(shape: LayerShape, hw: HwConfig, pps: bool, slot_shift: Optional[int] = None) -> Tuple[int, int]:

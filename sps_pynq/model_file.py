@@ -715,7 +715,7 @@ def _act_buffer_end(d: Descriptor, beat: int) -> int:
     act_slice_end)."""
     plane = d.in_h * d.in_w
     stride = plane
-    shared = d.op in (Op.CONV, Op.MAXPOOL, Op.AVGPOOL) and d.share
+    shared = layout.is_shared(d)
     if d.in_chan_stride != plane or shared:
         stride = plane + beat - 1
         stride += (d.in_chan_stride - stride) % beat
@@ -791,7 +791,7 @@ def _check_descriptor(d: Descriptor, hw: HwConfig, w: str, arena: int, image_len
         raise _Bad(w, f"in_map_h: a band of {d.in_h} rows in a map of {d.in_map_h}")
     if d.out_map_h and d.out_map_h < d.out_h:
         raise _Bad(w, f"out_map_h: a band of {d.out_h} rows in a map of {d.out_map_h}")
-    if d.op in (Op.CONV, Op.MAXPOOL, Op.AVGPOOL) and d.share:      # shared classes / shared pools
+    if layout.is_shared(d):                                       # shared classes / shared pools
         why = layout.share_problem(d, hw)
         if why:
             raise _Bad(w, f"share: a {d.op.name} with shared classes (slot_shift {d.slot_shift}) {why}")

@@ -284,9 +284,6 @@ async def test_shared_classes(dut):
     tb = await make_tb(dut)
     rng = np.random.default_rng(SEED + 900)
 
-    def shift_for(out_c, P):
-        return max(0, (-(-out_c // P) - 1).bit_length())
-
     # channel planes of a multiple of 16 bytes (a whole number of beats apart, the rule of shared layers)
     cases = [dict(patterns=8, out_c=8, in_c=8, in_h=4, in_w=8, pad=1),
              dict(patterns=8, out_c=2 * HW.rows, in_c=16, in_h=8, in_w=6, pad=1),
@@ -297,7 +294,7 @@ async def test_shared_classes(dut):
     for case in cases:
         if -(-case["out_c"] // case["patterns"]) > HW.rows:
             continue
-        case = dict(case, slot_shift=shift_for(case["out_c"], case["patterns"]), stride=1, kh=3, kw=3)
+        case = dict(case, slot_shift=layout.class_slot_shift(case["out_c"], case["patterns"]), stride=1, kh=3, kw=3)
         arena, d = lf.random_layer(rng, HW, op="pps", **case)
         assert layout.share_problem(d, HW) is None and d.share, (case, layout.share_problem(d, HW))
         out = await check_layer(tb, arena, [d], f"shared {case}", stats=True)
@@ -308,7 +305,7 @@ async def test_shared_classes(dut):
     from sps_pynq.hw import bands
     arena, d = lf.random_layer(rng, HW, op="pps", patterns=8, out_c=min(2 * HW.rows, 16), in_c=16, in_h=12,
                                in_w=4, pad=1, kh=3, kw=3, stride=1,
-                               slot_shift=shift_for(min(2 * HW.rows, 16), 8))
+                               slot_shift=layout.class_slot_shift(min(2 * HW.rows, 16), 8))
     parts = [bands.row_band(d, 0, 4), bands.row_band(d, 4, 8), bands.row_band(d, 8, d.out_h)]
     assert any(p.in_offset % (HW.axi_data_bits // 8) for p in parts)
     assert all(layout.share_problem(p, HW) is None for p in parts)
@@ -324,7 +321,7 @@ async def test_shared_classes(dut):
         d.share = True
         assert layout.share_problem(d, HW) is None, (case, layout.share_problem(d, HW))
         out = await check_layer(tb, arena, [d], f"shared pool {case}", stats=True)
-        lanes = min(HW.rows, layout.ACT_LANES)
+        lanes = layout.shared_pool_channels(HW.rows)
         want_mac = -(-d.in_c // lanes) * -(-d.out_h * d.out_w // HW.cols) * d.kh * d.kw
         mac = out["layer_stats"][0]["mac_cycles"]
         dut._log.info(f"shared pool {case}: MAC cycles {mac}, ideal {want_mac}")

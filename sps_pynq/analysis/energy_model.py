@@ -256,7 +256,7 @@ def sps_events(d: Descriptor, hw: HwConfig, lc, nonzero_weights: Optional[int] =
     tiles = _tiles(d, hw)
     slots = lc.mac * R * C
     # a shared layer (classes or pool channels sharing row groups) reads and routes whole 8-slice words
-    word = layout.ACT_LANES if d.share and d.op != Op.ADD else 1
+    word = layout.ACT_LANES if layout.is_shared(d) else 1
     ev.act_read_bits = 8 * word * C * lc.mac
     ev.routed_bits = 8 * word * C * lc.mac
     ev.addr_adds = 2 * C * lc.mac

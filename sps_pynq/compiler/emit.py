@@ -22,7 +22,7 @@ from ..hw import layout
 from ..hw.config import HwConfig
 from ..hw.descriptor import DESC_BYTES, Descriptor, Op
 from ..program import STATS_RECORD_BYTES, LayerInfo, Program, TensorInfo
-from .fit import bands_of, whole_map_descriptor
+from .fit import bands_of, set_sharing, whole_map_descriptor
 from .lower import Layer
 from .plan import align, plan_buffers
 from .quantize import QuantLayer
@@ -115,17 +115,14 @@ def _descriptor(layer: Layer, q: QuantLayer, where, placed) -> Descriptor:
         d.pps = bool(layer.masks)
         d.patterns, d.nnz = layer.P, layer.K
         d.pattern_masks = list(layer.masks)
-        if layer.slot_shift is not None:      # fill_rows: shared residue classes (hw/layout.py)
-            d.share, d.slot_shift = True, layer.slot_shift
         d.weight_offset, d.param_offset = placed[0], placed[2]
     elif layer.op == Op.AVGPOOL:
         d.mult, d.shift = int(q.mult[0]), int(q.shift[0])
-    if layer.op in (Op.MAXPOOL, Op.AVGPOOL) and layer.slot_shift is not None:
-        d.share = True                        # fill_rows: the pool's channels share row groups
     elif layer.op == Op.ADD:
         d.in2_offset = where[layer.inputs[1]].offset
         d.mult, d.mult2, d.shift = int(q.mult[0]), int(q.mult[1]), int(q.shift[0])
         d.kh = d.kw = 1
+    set_sharing(d, layer)
     return d
 
 

@@ -84,14 +84,7 @@ def share_slot_shift(layer: Layer, masks: List[int], hw: HwConfig) -> Optional[i
     """The slot_shift with which the classes of table `masks` can share row groups on `hw` (the smallest slot
     that holds a class, S >= 2 classes a group, the rules of layout.share_problem on the layer's whole-map
     descriptor), or None."""
-    P = len(masks)
-    per_class = -(-layer.out_shape[0] // P)
-    slot_shift = max(0, (per_class - 1).bit_length())         # ceil(log2(per_class))
-    if (1 << slot_shift) > hw.rows or layout.share_slots(P, hw.rows, slot_shift) < 2:
-        return None
-    if layout.share_problem(_encoded(layer, masks, slot_shift), hw):
-        return None
-    return slot_shift
+    return layout.share_slot_shift(_encoded(layer, masks, None), hw)
 
 
 def choices(layer: Layer, hw: HwConfig) -> List[Tuple[int, List[int], int, Optional[int]]]:

@@ -38,11 +38,15 @@ def whole_map_descriptor(layer: Layer) -> Descriptor:
                    pad_left=pl, pad_bottom=pb, pad_right=pr, nnz=layer.K or 1)
     if layer.op == Op.CONV and layer.masks:
         d.pps, d.patterns, d.pattern_masks = True, layer.P, list(layer.masks)
-        if layer.slot_shift is not None:
-            d.share, d.slot_shift = True, layer.slot_shift
-    if layer.op in (Op.MAXPOOL, Op.AVGPOOL) and layer.slot_shift is not None:
-        d.share = True                               # fill_rows: channels share row groups
+    set_sharing(d, layer)
     return d
+
+
+def set_sharing(d: Descriptor, layer: Layer) -> None:
+    """fill_rows's choice into the layer's descriptor: a CONV's classes or a pool's channels share row groups
+    (descriptor share / slot_shift, hw/layout.py) when `layer.slot_shift` is set."""
+    if layer.slot_shift is not None and layer.op in (Op.CONV, Op.MAXPOOL, Op.AVGPOOL):
+        d.share, d.slot_shift = True, layer.slot_shift
 
 
 def bands_of(layer: Layer, d: Descriptor, hw: HwConfig) -> List[Descriptor]:

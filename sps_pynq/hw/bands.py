@@ -29,7 +29,7 @@ from typing import List
 
 from .config import HwConfig
 from .descriptor import Descriptor, Op
-from .layout import ACT_LANES
+from .layout import ACT_LANES, is_shared
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def act_load(d: Descriptor, hw: HwConfig) -> ActLoad:
     plane = d.in_h * d.in_w
     ddr_stride = d.in_chan_stride
     lead = d.in_offset % beat
-    shared = d.op in (Op.CONV, Op.MAXPOOL, Op.AVGPOOL) and d.share
+    shared = is_shared(d)
     if ddr_stride == plane and not shared:        # the whole map: one contiguous read
         beats = _ceil_div(lead + d.in_c * plane, beat)
         return ActLoad(lead, plane, 1, beats, beats * beat)

@@ -228,7 +228,7 @@ def layer_cycles(d: Descriptor, hw: HwConfig, mem: Memory = TESTBENCH, core: Cor
             parts["weights"], parts["compute"] = weights, compute
             load += weights
         else:                                      # pools: one channel at a time, one output row each
-            lanes = min(hw.rows, layout.ACT_LANES) if d.share else 1   # shared: channels a group, a row each
+            lanes = layout.shared_pool_channels(hw.rows) if d.share else 1   # shared: a channel a row
             issue = np.full(tiles, d.kh * d.kw, dtype=np.int64) if d.share else issue_by_class[0]
             groups = _ceil_div(d.out_c, lanes)
             mac = int(issue.sum()) * groups
@@ -251,7 +251,7 @@ def ideal_cycles(d: Descriptor, hw: HwConfig) -> int:
                                         hw.rows, hw.cols, layout.desc_slot_shift(d))
     if d.op == Op.ADD:
         return 0
-    groups = _ceil_div(d.out_c, min(hw.rows, layout.ACT_LANES)) if d.share else d.out_c
+    groups = _ceil_div(d.out_c, layout.shared_pool_channels(hw.rows)) if d.share else d.out_c
     return groups * _ceil_div(d.out_h * d.out_w, hw.cols) * d.kh * d.kw
 
 

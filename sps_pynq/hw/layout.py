@@ -31,6 +31,7 @@ Torch- and onnx-free: this module runs on the board (it is also what tests use t
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import List
 
@@ -187,6 +188,22 @@ def desc_slot_shift(d) -> "int | None":
     return d.slot_shift if d.share else None
 
 
+def is_shared(d) -> bool:
+    """True when descriptor `d` runs shared: a CONV whose classes share row groups or a pool whose channels do
+    (its input then lands in the activation buffer's ACT_LANES slices); ADD ignores the bit."""
+    return bool(d.share) and d.op in (Op.CONV, Op.MAXPOOL, Op.AVGPOOL)
+
+
+def shared_pool_channels(rows: int) -> int:
+    """Channels a row group of a shared pool takes: one a row, one a slice."""
+    return min(rows, ACT_LANES)
+
+
+def class_slot_shift(out_c: int, patterns: int) -> int:
+    """The smallest slot_shift whose slot holds a residue class: ceil(log2(ceil(O / P)))."""
+    return max(0, (-(-out_c // patterns) - 1).bit_length())
+
+
 def share_problem(d, hw) -> "str | None":
     """Why CONV descriptor `d` cannot share classes on `hw` (None: it can). The core, the golden model and the
     compiler apply the same rules: PPS with P dividing ACT_LANES, I a multiple of ACT_LANES, stride 1 with
@@ -216,3 +233,15 @@ def share_problem(d, hw) -> "str | None":
     if n > hw.rows or -(-d.out_c // d.patterns) > n:
         return f"slot of {n} rows cannot hold a class of {-(-d.out_c // d.patterns)} filters on {hw.rows} rows"
     return None
+
+
+def share_slot_shift(d, hw) -> "int | None":
+    """The slot_shift with which PPS CONV `d`'s classes can share row groups on `hw`: the smallest slot that holds
+    a class, when a group then holds S >= 2 classes and `d` shared keeps the rules (share_problem); else None."""
+    if not d.pps:
+        return None
+    slot_shift = class_slot_shift(d.out_c, d.patterns)
+    if (1 << slot_shift) > hw.rows or share_slots(d.patterns, hw.rows, slot_shift) < 2:
+        return None
+    shared = dataclasses.replace(d, share=True, slot_shift=slot_shift)
+    return None if share_problem(shared, hw) else slot_shift

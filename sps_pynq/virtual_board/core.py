@@ -94,7 +94,7 @@ def _check(d: Descriptor, hw: HwConfig, size: int, j: int) -> None:
         raise _Fail(ErrorCode.BAD_SHAPE, j)
     if d.op == Op.CONV and d.pps and not (1 <= d.patterns <= hw.max_patterns and 1 <= d.nnz <= 9):
         raise _Fail(ErrorCode.BAD_SHAPE, j)
-    if d.op in (Op.CONV, Op.MAXPOOL, Op.AVGPOOL) and d.share and layout.share_problem(d, hw):
+    if layout.is_shared(d) and layout.share_problem(d, hw):
         raise _Fail(ErrorCode.BAD_SHAPE, j)
     if d.op == Op.ADD:
         in_bytes = d.in_c * d.in_h * d.in_w
