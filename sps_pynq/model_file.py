@@ -711,8 +711,7 @@ def num_row_groups(out_c: int, patterns: int, rows: int, slot_shift: "int | None
 
 def _act_buffer_end(d: Descriptor, beat: int) -> int:
     """Bytes of the activation buffer the input of CONV/pool `d` takes: bands.act_load's `end` in closed form
-    (golden.c's act_buffer_end; a CONV with shared classes: the bytes of one of its ACT_LANES slices, golden.c's
-    act_slice_end)."""
+    (golden.c's act_buffer_end; a shared CONV or pool: the bytes of the fullest of its ACT_LANES slices)."""
     plane = d.in_h * d.in_w
     stride = plane
     shared = layout.is_shared(d)

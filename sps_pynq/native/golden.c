@@ -208,25 +208,18 @@ static uint64_t group_weight_bytes(uint32_t I, uint32_t K, uint32_t R) {
 
 /* Bytes of the activation buffer the input of a CONV or pool occupies (sps_pynq/hw/bands.py act_load): a whole
  * map is one read from the beat below in_off; a band one read per channel, planes `stride` bytes apart with
- * stride >= plane + beat - 1 and stride = in_cs (mod beat). */
-static uint64_t act_buffer_end(const layer_t *L, uint32_t beat) {
+ * stride >= plane + beat - 1 and stride = in_cs (mod beat). `shared` (shared classes or pool): one read per
+ * plane as a band's, channel ch in slice ch mod ACT_LANES at lead + (ch / ACT_LANES) * stride; the bytes of the
+ * fullest slice. */
+static uint64_t act_buffer_end(const layer_t *L, uint32_t beat, int shared) {
     const uint64_t plane = (uint64_t)L->in_h * L->in_w, lead = L->in_off % beat;
     uint64_t stride = plane;
-    if (L->in_cs != plane) {
+    if (L->in_cs != plane || shared) {
         stride = plane + beat - 1;
         stride += (L->in_cs % beat + beat - stride % beat) % beat;
     }
-    const uint64_t end = lead + (uint64_t)(L->in_c - 1) * stride + plane;
-    return (end + beat - 1) / beat * beat;
-}
-
-/* Shared classes: channel ch lands in slice ch mod ACT_LANES of the activation buffer at lead + (ch / ACT_LANES) *
- * stride, one read per plane (stride = the band rule's). The bytes of the fullest slice. */
-static uint64_t act_slice_end(const layer_t *L, uint32_t beat) {
-    const uint64_t plane = (uint64_t)L->in_h * L->in_w, lead = L->in_off % beat;
-    uint64_t stride = plane + beat - 1;
-    stride += (L->in_cs % beat + beat - stride % beat) % beat;
-    const uint64_t end = lead + (uint64_t)((L->in_c + SPS_ACT_LANES - 1) / SPS_ACT_LANES - 1) * stride + plane;
+    const uint64_t planes = shared ? (L->in_c + SPS_ACT_LANES - 1) / SPS_ACT_LANES : L->in_c;
+    const uint64_t end = lead + (planes - 1) * stride + plane;
     return (end + beat - 1) / beat * beat;
 }
 
@@ -309,14 +302,14 @@ static int check_layer(ctx_t *c, const layer_t *L) {
         char why[200];
         if (share_problem(L, cfg, beat, why, sizeof why))
             return fail(c, SPS_ERR_BAD_SHAPE, "%s with shared classes (slot_shift %u) %s", name, L->slot_shift, why);
-        const uint64_t slice = cfg->act_buf_bytes / SPS_ACT_LANES, end = act_slice_end(L, beat);
+        const uint64_t slice = cfg->act_buf_bytes / SPS_ACT_LANES, end = act_buffer_end(L, beat, 1);
         if (cfg->act_buf_bytes && end > slice)
             return fail(c, SPS_ERR_ACT_BUF_OVERFLOW, "%s with shared classes: input %ux%ux%u (planes %llu bytes "
                         "apart) takes %llu bytes of each activation-buffer slice of %llu bytes (%d slices)", name,
                         L->in_c, L->in_h, L->in_w, (unsigned long long)L->in_cs, (unsigned long long)end,
                         (unsigned long long)slice, SPS_ACT_LANES);
     } else {
-        uint64_t act_end = act_buffer_end(L, beat);
+        uint64_t act_end = act_buffer_end(L, beat, 0);
         if (cfg->act_buf_bytes && act_end > cfg->act_buf_bytes)
             return fail(c, SPS_ERR_ACT_BUF_OVERFLOW, "%s input %ux%ux%u (planes %llu bytes apart) takes %llu bytes "
                         "of the activation buffer of %u bytes", name, L->in_c, L->in_h, L->in_w,
