@@ -13,7 +13,7 @@ package sps_if_pkg;
   localparam int unsigned DefaultActBufBytes = 131072;
   localparam int unsigned DefaultWeightBufBytes = 147456;
   localparam int unsigned MaxPatterns = 16;
-  localparam int unsigned FormatVersion = 3;
+  localparam int unsigned FormatVersion = 4;
   localparam logic [31:0] HwIdMagic = 32'h31535053;
 
   // Descriptor: DescWords 32-bit words, byte offsets are relative to the arena base.
@@ -71,6 +71,15 @@ package sps_if_pkg;
   localparam int unsigned DescSlotShiftWord = 0;  // PPS CONV with share: log2 of the rows of a slot (filters of one class in a group)
   localparam int unsigned DescSlotShiftLsb = 12;
   localparam int unsigned DescSlotShiftWidth = 3;
+  localparam int unsigned DescKeepWord = 0;  // shared CONV or ADD: also write the output into the activation buffer, in the shared layout in the half of the slices the input is not in, for the next layer (layout.py)
+  localparam int unsigned DescKeepLsb = 16;
+  localparam int unsigned DescKeepWidth = 1;
+  localparam int unsigned DescResidentWord = 0;  // shared CONV, shared pool or ADD: the input (ADD: input 1) is in the activation buffer, kept there by the layer before (`keep`): no input load
+  localparam int unsigned DescResidentLsb = 17;
+  localparam int unsigned DescResidentWidth = 1;
+  localparam int unsigned DescInHalfWord = 0;  // with resident: the input sits in the upper half of each activation-buffer slice
+  localparam int unsigned DescInHalfLsb = 18;
+  localparam int unsigned DescInHalfWidth = 1;
   localparam int unsigned DescInOffsetWord = 1;  // input feature map, int8 CHW, byte offset in the arena
   localparam int unsigned DescInOffsetLsb = 0;
   localparam int unsigned DescInOffsetWidth = 32;

@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass, fields
 # Bumped whenever the descriptor layout, the arena layout or the arithmetic changes.
 # 2: in_map_h / out_map_h (layers in bands of rows), unaligned feature-map offsets for CONV and pools.
 # 3: shared residue classes (descriptor share / slot_shift; the activation buffer's ACT_LANES slices).
-FORMAT_VERSION = 3
+# 4: layer outputs kept in the activation buffer for the next layer (descriptor keep / resident / in_half).
+FORMAT_VERSION = 4
 
 # Magic value of the HW_ID register: ASCII "SPS1".
 HW_ID_MAGIC = 0x31535053

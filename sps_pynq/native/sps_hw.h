@@ -3,7 +3,7 @@
 #ifndef SPS_HW_H
 #define SPS_HW_H
 
-#define SPS_FORMAT_VERSION 3
+#define SPS_FORMAT_VERSION 4
 #define SPS_HW_ID_MAGIC 0x31535053u
 #define SPS_DEFAULT_ROWS 16
 #define SPS_DEFAULT_COLS 16
@@ -41,6 +41,15 @@
 #define SPS_D_SLOT_SHIFT_WORD 0  /* PPS CONV with share: log2 of the rows of a slot (filters of one class in a group) */
 #define SPS_D_SLOT_SHIFT_LSB 12
 #define SPS_D_SLOT_SHIFT_WIDTH 3
+#define SPS_D_KEEP_WORD 0  /* shared CONV or ADD: also write the output into the activation buffer, in the shared layout in the half of the slices the input is not in, for the next layer (layout.py) */
+#define SPS_D_KEEP_LSB 16
+#define SPS_D_KEEP_WIDTH 1
+#define SPS_D_RESIDENT_WORD 0  /* shared CONV, shared pool or ADD: the input (ADD: input 1) is in the activation buffer, kept there by the layer before (`keep`): no input load */
+#define SPS_D_RESIDENT_LSB 17
+#define SPS_D_RESIDENT_WIDTH 1
+#define SPS_D_IN_HALF_WORD 0  /* with resident: the input sits in the upper half of each activation-buffer slice */
+#define SPS_D_IN_HALF_LSB 18
+#define SPS_D_IN_HALF_WIDTH 1
 #define SPS_D_IN_OFFSET_WORD 1  /* input feature map, int8 CHW, byte offset in the arena */
 #define SPS_D_IN_OFFSET_LSB 0
 #define SPS_D_IN_OFFSET_WIDTH 32
