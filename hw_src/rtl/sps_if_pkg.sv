@@ -71,7 +71,7 @@ package sps_if_pkg;
   localparam int unsigned DescSlotShiftWord = 0;  // PPS CONV with share: log2 of the rows of a slot (filters of one class in a group)
   localparam int unsigned DescSlotShiftLsb = 12;
   localparam int unsigned DescSlotShiftWidth = 3;
-  localparam int unsigned DescKeepWord = 0;  // shared CONV or ADD: also write the output into the activation buffer, in the shared layout in the half of the slices the input is not in, for the next layer (layout.py)
+  localparam int unsigned DescKeepWord = 0;  // shared CONV or ADD: also write the output into the activation buffer, in the shared layout in the half of the slices the input is not in, for the next layer (residency.py)
   localparam int unsigned DescKeepLsb = 16;
   localparam int unsigned DescKeepWidth = 1;
   localparam int unsigned DescResidentWord = 0;  // shared CONV, shared pool or ADD: the input (ADD: input 1) is in the activation buffer, kept there by the layer before (`keep`): no input load

@@ -57,7 +57,7 @@ FIELDS = [
     ("share",       0, 10, 1, "PPS CONV: residue classes share row groups in slots of 2^slot_shift rows (layout.py)"),
     ("slot_shift",  0, 12, 3, "PPS CONV with share: log2 of the rows of a slot (filters of one class in a group)"),
     ("keep",        0, 16, 1, "shared CONV or ADD: also write the output into the activation buffer, in the shared "
-                              "layout in the half of the slices the input is not in, for the next layer (layout.py)"),
+                              "layout in the half of the slices the input is not in, for the next layer (residency.py)"),
     ("resident",    0, 17, 1, "shared CONV, shared pool or ADD: the input (ADD: input 1) is in the activation buffer, "
                               "kept there by the layer before (`keep`): no input load"),
     ("in_half",     0, 18, 1, "with resident: the input sits in the upper half of each activation-buffer slice"),

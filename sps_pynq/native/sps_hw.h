@@ -41,7 +41,7 @@
 #define SPS_D_SLOT_SHIFT_WORD 0  /* PPS CONV with share: log2 of the rows of a slot (filters of one class in a group) */
 #define SPS_D_SLOT_SHIFT_LSB 12
 #define SPS_D_SLOT_SHIFT_WIDTH 3
-#define SPS_D_KEEP_WORD 0  /* shared CONV or ADD: also write the output into the activation buffer, in the shared layout in the half of the slices the input is not in, for the next layer (layout.py) */
+#define SPS_D_KEEP_WORD 0  /* shared CONV or ADD: also write the output into the activation buffer, in the shared layout in the half of the slices the input is not in, for the next layer (residency.py) */
 #define SPS_D_KEEP_LSB 16
 #define SPS_D_KEEP_WIDTH 1
 #define SPS_D_RESIDENT_WORD 0  /* shared CONV, shared pool or ADD: the input (ADD: input 1) is in the activation buffer, kept there by the layer before (`keep`): no input load */
