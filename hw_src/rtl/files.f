@@ -2,7 +2,7 @@ sps_if_pkg.sv
 sps_core_pkg.sv
 sps_fifo.sv
 sps_ram_1r1w.sv
-sps_ram_1rw1r.sv
+sps_ram_2rw.sv
 sps_regs.sv
 sps_axi_rd.sv
 sps_axi_wr.sv

@@ -52,6 +52,11 @@ module sps_add
   output logic [7:0]                     seg_len_o,
   output logic [Cols*8-1:0]              seg_data_o,
 
+  // keep (hw/residency.py): the result rows into the activation buffer too, plane o in slice o mod ActLanes
+  output logic                           keep_we_o,
+  output logic [RowAw-1:0]               keep_row_o,
+  output logic [Cols*8-1:0]              keep_data_o,
+
   output logic                           stall_o         // a row waits for room among the results
 );
   localparam int unsigned AW        = AxiAddrWidth;
@@ -66,6 +71,8 @@ module sps_add
   localparam int unsigned Stages    = 4;                    // read data, latched rows, sums, results
   localparam int unsigned ResDepth  = 8;                    // result FIFO, >= Stages for one row a cycle
   localparam int unsigned ResWidth  = AW + 8 + Cols * 8;    // address, count, results
+  localparam int unsigned LaneShift = $clog2(ActLanes);
+  localparam int unsigned WordAw    = RowAw - LaneShift;    // a slice's rows
 
   typedef enum logic [2:0] {AdIdle, AdChunk, AdLoadA, AdIssueB, AdRows, AdDrainB, AdFinish} add_state_e;
 
@@ -91,6 +98,37 @@ module sps_add
   logic [$clog2(ResDepth):0] res_count;
   logic res_wready, res_rvalid, res_pop;
   logic [ResWidth-1:0] res_rdata;
+
+  // Resident input 1 and kept results (one chunk: the whole map) are in the shared layout: row t of plane o in
+  // slice o mod ActLanes, (o div ActLanes) * keep_rows + t rows into its half. The row issued next: plane o
+  // (its low bits the slice), block start and row within the plane, counted as rows issue.
+  logic [31:0] pl_t_q, pl_o_q;
+  logic [WordAw-2:0] pl_blk_q;
+  logic [WordAw-2:0] pl_word;
+  logic [RowAw-1:0] rd_row, krow;
+  logic [RowAw-1:0] krow_q [Stages];
+  assign pl_word = pl_blk_q + (WordAw-1)'(pl_t_q);
+  assign rd_row = desc_i.resident ? {pl_o_q[LaneShift-1:0], desc_i.in_half, pl_word} : row_q;
+  assign krow = {pl_o_q[LaneShift-1:0], !desc_i.in_half, pl_word};
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      pl_t_q <= '0;
+      pl_o_q <= '0;
+      pl_blk_q <= '0;
+    end else if (state_q == AdIssueB) begin
+      pl_t_q <= '0;
+      pl_o_q <= '0;
+      pl_blk_q <= '0;
+    end else if (issue) begin
+      pl_t_q <= pl_t_q + 32'd1;
+      if (pl_t_q + 32'd1 == der_i.out_pixels >> $clog2(Cols)) begin
+        pl_t_q <= '0;
+        pl_o_q <= pl_o_q + 32'd1;
+        if (pl_o_q[LaneShift-1:0] == LaneShift'(ActLanes - 1)) pl_blk_q <= pl_blk_q + (WordAw-1)'(der_i.keep_rows);
+      end
+    end
+  end
 
   assign chunk_left = der_i.out_total - off_q;
   assign cnt = (chunk_q - 32'({row_q, ColShift'(0)}) >= 32'(Cols)) ? 8'(Cols)
@@ -132,6 +170,9 @@ module sps_add
           // load asked for here can write the buffer (a request and a beat later at the earliest).
           if (off_q >= der_i.out_total) begin
             state_d = AdFinish;
+          end else if (desc_i.resident) begin
+            chunk_d = chunk_left;                   // input 1 is in the buffer already: the whole map
+            state_d = AdIssueB;
           end else begin
             chunk_d = (chunk_left > 32'(HalfBytes)) ? 32'(HalfBytes) : chunk_left;
             ld_valid_o = 1'b1;
@@ -231,8 +272,8 @@ module sps_add
 
   // Buffer reads: in the cycle a row issues, input 1's row on port 0.
   assign act_rd_o = issue;
-  assign act_row_a_o = row_q;
-  assign act_row_b_o = row_q;
+  assign act_row_a_o = rd_row;
+  assign act_row_b_o = rd_row;
 
   // ------------------------------------------------------------------------------------------------
   // The row pipeline: latch both rows, C lanes a * M + b * M2, then round, shift, ReLU, saturate
@@ -241,9 +282,11 @@ module sps_add
   always_ff @(posedge clk_i) begin
     addr_q[0] <= arena_i + AW'(desc_i.out_off) + AW'(off_q) + AW'({row_q, ColShift'(0)});
     cnt_q[0] <= cnt;
+    krow_q[0] <= krow;
     for (int st = 1; st < Stages; st++) begin
       addr_q[st] <= addr_q[st-1];
       cnt_q[st] <= cnt_q[st-1];
+      krow_q[st] <= krow_q[st-1];
     end
     if (v_q[0]) begin
       a_q <= act_rdata_i[Cols*8-1:0];
@@ -326,6 +369,10 @@ module sps_add
   assign seg_len_o = pk_cnt_q;
   assign seg_data_o = pk_data_q;
   assign stall_o = (state_q == AdRows) && !can_issue;
+  // keep: a result row enters the FIFO and, in the same cycle, the buffer
+  assign keep_we_o = v_q[Stages-1] && desc_i.keep;
+  assign keep_row_o = krow_q[Stages-1];
+  assign keep_data_o = y;
 
   // Fields of the descriptor the ADD does not read (the sign bits of M, M2 and the top bits of S are zero).
   logic unused;

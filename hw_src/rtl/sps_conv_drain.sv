@@ -10,8 +10,10 @@ module sps_conv_drain
   parameter int unsigned Rows      = DefaultRows,
   parameter int unsigned Cols      = DefaultCols,
   parameter int unsigned AddrWidth = 40,
+  parameter int unsigned ActBufBytes = DefaultActBufBytes,
   // derived
-  parameter int unsigned RowSel    = $clog2(Rows > 1 ? Rows : 2)
+  parameter int unsigned RowSel    = $clog2(Rows > 1 ? Rows : 2),
+  parameter int unsigned RowAw     = $clog2(ActBufBytes) - $clog2(Cols)   // activation buffer row (C bytes)
 ) (
   input  wire logic                      clk_i,
   input  wire logic                      rst_ni,
@@ -39,11 +41,19 @@ module sps_conv_drain
   output logic [7:0]                     seg_len_o,
   output logic [Cols*8-1:0]              seg_data_o,
 
+  // keep (hw/residency.py): the same rows into the activation buffer, filter o's plane in slice o mod ActLanes
+  output logic                           keep_we_o,
+  output logic [RowAw-1:0]               keep_row_o,
+  output logic [Cols*8-1:0]              keep_data_o,
+
   output logic                           active_o,       // a shadow bank is being read
   output logic                           busy_o,         // active, or rows in the requantizers
   output logic                           stall_o         // a row waits for room in the segment FIFO
 );
   localparam int unsigned SegDepth = 4;
+  localparam int unsigned ColShift = $clog2(Cols);
+  localparam int unsigned LaneShift = $clog2(ActLanes);
+  localparam int unsigned WordAw = RowAw - LaneShift;     // a slice's rows
   localparam int unsigned SegWidth = AddrWidth + 8 + Cols * 8;
 
   logic pool, issue, last;
@@ -70,6 +80,12 @@ module sps_conv_drain
   logic [31:0] slot_o_q, slot_o_d;          // and the slot's first filter
   logic [AddrWidth-1:0] slot_addr_q, slot_addr_d;
   logic slot_end, skip;
+  logic [WordAw-2:0] tile_row_q, tile_row_d;  // keep: the tile's first pixel in buffer rows
+  logic [RowAw-1:0] krow, k1_q, k2_q;          // keep: the buffer row of the row issued, then per stage
+  // Kept plane o: slice o mod ActLanes, the half the input is not in, (o div ActLanes) * keep_rows rows on.
+  logic [WordAw-2:0] kblock;
+  assign kblock = (WordAw-1)'(32'(o_q >> LaneShift) * der_i.keep_rows);
+  assign krow = {o_q[LaneShift-1:0], !desc_i.in_half, kblock + tile_row_q};
 
   assign pool = (desc_i.op == 4'(OpMaxpool)) || (desc_i.op == 4'(OpAvgpool));
   assign issue = active_q && (32'(seg_count) + 32'(v1_q) + 32'(v2_q) < 32'(SegDepth));
@@ -96,6 +112,7 @@ module sps_conv_drain
     j_d = j_q;
     slot_o_d = slot_o_q;
     slot_addr_d = slot_addr_q;
+    tile_row_d = tile_row_q;
     if (abort_i) begin
       active_d = 1'b0;
       v1_d = 1'b0;
@@ -110,6 +127,7 @@ module sps_conv_drain
         j_d = '0;
         slot_o_d = o_first_i;
         slot_addr_d = group_addr_i + AddrWidth'(shadow_base_i);
+        tile_row_d = (WordAw-1)'(shadow_base_i >> ColShift);
       end else if (issue) begin
         active_d = !last;
         row_d = row_q + 1'b1;
@@ -149,6 +167,9 @@ module sps_conv_drain
       j_q <= '0;
       slot_o_q <= '0;
       slot_addr_q <= '0;
+      tile_row_q <= '0;
+      k1_q <= '0;
+      k2_q <= '0;
     end else begin
       active_q <= active_d;
       row_q <= row_d;
@@ -164,6 +185,9 @@ module sps_conv_drain
       j_q <= j_d;
       slot_o_q <= slot_o_d;
       slot_addr_q <= slot_addr_d;
+      tile_row_q <= tile_row_d;
+      k1_q <= krow;
+      k2_q <= k1_q;
     end
   end
 
@@ -215,6 +239,11 @@ module sps_conv_drain
     .rdata_o({seg_addr_o, seg_len_o, seg_data_o}),
     .count_o(seg_count)
   );
+
+  // keep: the row leaves the requantizers into the segment FIFO and, in the same cycle, the buffer
+  assign keep_we_o = v2_q && desc_i.keep;
+  assign keep_row_o = k2_q;
+  assign keep_data_o = rq_y;
 
   // Fields of the descriptor a drain does not read (the sign bit of M and the top bits of S are zero); the FIFO
   // never refuses a row (credits).

@@ -120,6 +120,11 @@ module sps_core
   logic [AW-1:0] add_seg_addr;
   logic [7:0] add_seg_len;
   logic [Cols*8-1:0] add_seg_data;
+  // kept output rows (hw/residency.py): from the drain or the ADD into the activation buffer
+  logic drain_keep_we, add_keep_we, keep_we;
+  logic [RowAw-1:0] drain_keep_row, add_keep_row, keep_row;
+  logic [Cols*8-1:0] drain_keep_data, add_keep_data, keep_data;
+  logic run_start, layer_end;
   // output path
   logic stats_last, aln_seg_valid, aln_seg_ready, aln_idle;
   logic [AW-1:0] aln_seg_addr;
@@ -161,6 +166,8 @@ module sps_core
     .stats_valid_o(stats_valid),
     .stats_addr_o(stats_addr),
     .stats_last_i(stats_last),
+    .run_start_o(run_start),
+    .layer_end_o(layer_end),
     .layer_start_o(layer_start),
     .layer_hold_o(layer_hold),
     .wr_wait_o(wr_wait),
@@ -171,7 +178,8 @@ module sps_core
   // Descriptor decode, derive and check
   // ------------------------------------------------------------------------------------------------
   sps_desc_decode #(
-    .Rows(Rows), .AxiDataWidth(AxiDataWidth), .ActBufBytes(ActBufBytes), .WeightBufBytes(WeightBufBytes)
+    .Rows(Rows), .Cols(Cols), .AxiDataWidth(AxiDataWidth), .ActBufBytes(ActBufBytes),
+    .WeightBufBytes(WeightBufBytes)
   ) u_decode (
     .clk_i, .rst_ni,
     .words_i(desc_words),
@@ -179,6 +187,8 @@ module sps_core
     .derive_i(derive),
     .derive2_i(derive2),
     .check_i(check),
+    .run_start_i(run_start),
+    .layer_end_i(layer_end),
     .desc_o(desc),
     .der_o(der),
     .pool_o(pool),
@@ -226,6 +236,9 @@ module sps_core
     .act_rrow_i(act_rrow),
     .act_rdata_o(act_rdata),
     .act_rword_o(act_rword),
+    .keep_we_i(keep_we),
+    .keep_row_i(keep_row),
+    .keep_data_i(keep_data),
     .stream_valid_o(ld_stream_valid),
     .stream_ready_i(add_stream_ready),
     .stream_data_o(ld_stream_data),
@@ -299,7 +312,7 @@ module sps_core
     .shadow_row_o(shadow_row)
   );
 
-  sps_conv_drain #(.Rows(Rows), .Cols(Cols), .AddrWidth(AW)) u_drain (
+  sps_conv_drain #(.Rows(Rows), .Cols(Cols), .AddrWidth(AW), .ActBufBytes(ActBufBytes)) u_drain (
     .clk_i, .rst_ni,
     .abort_i(stop),
     .desc_i(desc),
@@ -318,6 +331,9 @@ module sps_core
     .seg_addr_o(drain_seg_addr),
     .seg_len_o(drain_seg_len),
     .seg_data_o(drain_seg_data),
+    .keep_we_o(drain_keep_we),
+    .keep_row_o(drain_keep_row),
+    .keep_data_o(drain_keep_data),
     .active_o(drain_active),
     .busy_o(drain_busy),
     .stall_o(drain_stall)
@@ -353,8 +369,16 @@ module sps_core
     .seg_addr_o(add_seg_addr),
     .seg_len_o(add_seg_len),
     .seg_data_o(add_seg_data),
+    .keep_we_o(add_keep_we),
+    .keep_row_o(add_keep_row),
+    .keep_data_o(add_keep_data),
     .stall_o(add_stall)
   );
+
+  // One layer runs at a time: the drain's kept rows or the ADD's.
+  assign keep_we = drain_keep_we || add_keep_we;
+  assign keep_row = add_keep_we ? add_keep_row : drain_keep_row;
+  assign keep_data = add_keep_we ? add_keep_data : drain_keep_data;
 
   // ------------------------------------------------------------------------------------------------
   // Output path: the statistics record, the ADD packer or the CONV drain -> segments -> strobed beats

@@ -21,6 +21,9 @@ package sps_core_pkg;
     logic         pps;        // CONV: taps from the pattern table instead of dense
     logic         share;      // PPS CONV: residue classes share row groups (slots of 2^slot_shift rows)
     logic [2:0]   slot_shift;
+    logic         keep;       // shared CONV, ADD: the output also goes into the activation buffer (hw/residency.py)
+    logic         resident;   // the input (ADD: input 1) is already in the buffer: no load
+    logic         in_half;    // with resident: the input is in the upper half of each slice
     logic [31:0]  in_off;     // input map (int8 CHW), byte offset in the arena
     logic [31:0]  in_c;
     logic [15:0]  in_h;
@@ -60,7 +63,8 @@ package sps_core_pkg;
     logic [31:0]        in_cs;       // (in_map_h or in_h) * in_w: DDR bytes between input channel planes
     logic [31:0]        out_cs;      // (out_map_h or out_h) * out_w: DDR bytes between output channel planes
     logic [31:0]        act_stride;  // activation-buffer bytes between input planes (hw/bands.py act_load)
-    logic [7:0]         act_lead;    // buffer offset of the input's first byte: in_off mod the AXI beat
+    logic [31:0]        act_lead;    // buffer offset of the input's first byte: in_off mod the AXI beat, plus
+                                     // half a slice for an input in the upper half (in_half)
     logic               act_skew;    // CONV / pools with an even stride_w: the skewed bank mapping (odd rows
                                      // of the activation buffer hold their byte pairs swapped)
     logic signed [31:0] row_step;    // stride_h * in_w - out_w * stride_w (second step)
@@ -70,6 +74,7 @@ package sps_core_pkg;
     logic               share;       // a PPS CONV whose classes share row groups (desc.share)
     logic [7:0]         slots;       // S = min(P, Rows >> slot_shift): classes a shared group holds
     logic [7:0]         rows_used;   // S << slot_shift: rows of a shared group that hold filters
+    logic [31:0]        keep_rows;   // keep: buffer rows between kept planes in a slice ((out_pixels + beat) / C)
   } derived_t;
 
   // ---------------------------------------------------------------------------------------------------------------

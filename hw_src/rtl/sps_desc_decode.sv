@@ -8,6 +8,7 @@ module sps_desc_decode
   import sps_core_pkg::*;
 #(
   parameter int unsigned Rows           = DefaultRows,
+  parameter int unsigned Cols           = DefaultCols,
   parameter int unsigned AxiDataWidth   = DefaultAxiDataWidth,
   parameter int unsigned ActBufBytes    = DefaultActBufBytes,
   parameter int unsigned WeightBufBytes = DefaultWeightBufBytes
@@ -23,6 +24,9 @@ module sps_desc_decode
   input  wire logic                      derive_i,     // first products of the fields -> der_o
   input  wire logic                      derive2_i,    // second products -> row_step, out_total, act_end
   input  wire logic                      check_i,      // err_o is the layer's error decision
+  // the run's start and each layer's successful end: what the layer before kept (the resident check)
+  input  wire logic                      run_start_i,
+  input  wire logic                      layer_end_i,
 
   output sps_core_pkg::desc_t            desc_o,
   output sps_core_pkg::derived_t         der_o,       // every field valid with check_i
@@ -34,6 +38,8 @@ module sps_desc_decode
   localparam int unsigned BeatShift = $clog2(BeatBytes);
   localparam int unsigned WgtDepth  = WeightBufBytes / Rows;     // weight entries (R bytes each)
   localparam int unsigned LaneShift = $clog2(ActLanes);
+  localparam int unsigned ColShift  = $clog2(Cols);
+  localparam int unsigned HalfSlice = ActBufBytes / ActLanes / 2;   // hw/residency.py half_bytes
 
   sps_core_pkg::desc_t desc_q, desc_d;
   sps_core_pkg::derived_t der_q, der_d;
@@ -41,15 +47,21 @@ module sps_desc_decode
   // ------------------------------------------------------------------------------------------------
   // Decode and derive
   // ------------------------------------------------------------------------------------------------
+  logic [47:0] kept_end_q, kept_end_d;     // keep: bytes of each slice the kept output takes (hw/residency.py)
+
   always_comb begin
     desc_d = desc_q;
     der_d = der_q;
+    kept_end_d = kept_end_q;
     if (decode_i) begin
       desc_d.op       = words_i[32*DescOpWord + DescOpLsb +: DescOpWidth];
       desc_d.relu     = words_i[32*DescReluWord + DescReluLsb];
       desc_d.pps      = words_i[32*DescPpsWord + DescPpsLsb];
       desc_d.share    = words_i[32*DescShareWord + DescShareLsb];
       desc_d.slot_shift = words_i[32*DescSlotShiftWord + DescSlotShiftLsb +: DescSlotShiftWidth];
+      desc_d.keep     = words_i[32*DescKeepWord + DescKeepLsb];
+      desc_d.resident = words_i[32*DescResidentWord + DescResidentLsb];
+      desc_d.in_half  = words_i[32*DescInHalfWord + DescInHalfLsb];
       desc_d.in_off   = words_i[32*DescInOffsetWord + DescInOffsetLsb +: DescInOffsetWidth];
       desc_d.in_c     = words_i[32*DescInCWord + DescInCLsb +: DescInCWidth];
       desc_d.in_h     = words_i[32*DescInHWord + DescInHLsb +: DescInHWidth];
@@ -84,7 +96,7 @@ module sps_desc_decode
       der_d.in_cs      = 32'(desc_q.in_map_h == '0 ? desc_q.in_h : desc_q.in_map_h) * 32'(desc_q.in_w);
       der_d.out_cs     = 32'(desc_q.out_map_h == '0 ? desc_q.out_h : desc_q.out_map_h) * 32'(desc_q.out_w);
       der_d.act_stride = act_stride;
-      der_d.act_lead   = 8'(desc_q.in_off[BeatShift-1:0]);
+      der_d.act_lead   = 32'(desc_q.in_off[BeatShift-1:0]) + (desc_q.in_half ? 32'(HalfSlice) : 32'd0);
       // Stride-2 (any even stride) windows read every other byte: the skew puts those bytes in distinct banks.
       der_d.act_skew   = desc_q.op != 4'(OpAdd) && !desc_q.stride_w[0];
       der_d.out_pixels = 32'(desc_q.out_h) * 32'(desc_q.out_w);
@@ -100,6 +112,9 @@ module sps_desc_decode
     if (derive2_i) begin
       der_d.row_step   = $signed(32'(desc_q.stride_h) * 32'(desc_q.in_w)) - $signed(32'(der_q.ow_sw));
       der_d.out_total  = desc_q.out_c * der_q.out_pixels;
+      der_d.keep_rows  = (der_q.out_pixels + 32'(BeatBytes)) >> ColShift;
+      kept_end_d       = 48'(32'((desc_q.out_c + 32'(ActLanes - 1)) >> LaneShift) - 32'd1)
+                         * 48'(der_q.out_pixels + 32'(BeatBytes)) + 48'(der_q.out_pixels);
       der_d.act_end    = 48'(der_q.act_lead) + 48'(desc_q.in_c - 32'd1) * 48'(der_q.act_stride)
                          + 48'(der_q.in_plane);
       // Shared classes and pools: the planes of a block of ActLanes channels sit side by side in the buffer's
@@ -144,9 +159,36 @@ module sps_desc_decode
     if (!rst_ni) begin
       desc_q <= '0;
       der_q <= '0;
+      kept_end_q <= '0;
     end else begin
       desc_q <= desc_d;
       der_q <= der_d;
+      kept_end_q <= kept_end_d;
+    end
+  end
+
+  // What the layer before kept in the buffer: valid from the end of a layer with keep to the end of the next one.
+  logic kept_q, kept_half_q;
+  logic [31:0] kept_off_q, kept_c_q;
+  logic [15:0] kept_h_q, kept_w_q;
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      kept_q <= 1'b0;
+      kept_half_q <= 1'b0;
+      kept_off_q <= '0;
+      kept_c_q <= '0;
+      kept_h_q <= '0;
+      kept_w_q <= '0;
+    end else if (run_start_i) begin
+      kept_q <= 1'b0;
+    end else if (layer_end_i) begin
+      kept_q <= desc_q.keep;
+      kept_half_q <= !desc_q.in_half;         // into the other half than its input's
+      kept_off_q <= desc_q.out_off;
+      kept_c_q <= desc_q.out_c;
+      kept_h_q <= desc_q.out_h;
+      kept_w_q <= desc_q.out_w;
     end
   end
 
@@ -158,7 +200,30 @@ module sps_desc_decode
   // ------------------------------------------------------------------------------------------------
   // Check: the first reason the layer cannot run, in the order of the ErrorCode list
   // ------------------------------------------------------------------------------------------------
-  logic shape_bad, pattern_bad, misaligned;
+  logic shape_bad, pattern_bad, misaligned, residency_bad;
+
+  // Kept outputs (hw/residency.py problem(): the same rules; any of them broken is BAD_SHAPE).
+  always_comb begin
+    residency_bad = desc_q.in_half && !desc_q.resident;
+    if (desc_q.keep) begin
+      residency_bad = residency_bad || !((desc_q.op == 4'(OpConv) && desc_q.share) || desc_q.op == 4'(OpAdd))
+                      || desc_q.out_map_h != '0 || Cols > BeatBytes
+                      || der_q.out_pixels[ColShift-1:0] != '0 || desc_q.out_off[BeatShift-1:0] != '0
+                      || kept_end_q > 48'(HalfSlice);
+      // an input loaded into half 0 stays there (an ADD's input 1 flat from byte 0)
+      if (!desc_q.resident) begin
+        residency_bad = residency_bad || (desc_q.op == 4'(OpAdd) ? in_bytes_o > 48'(HalfSlice)
+                                                                 : der_q.act_end > 48'(HalfSlice) << LaneShift);
+      end
+    end
+    if (desc_q.resident) begin
+      residency_bad = residency_bad
+                      || !(desc_q.op == 4'(OpAdd) || (der_q.share && desc_q.stride_w[0]))
+                      || desc_q.in_map_h != '0
+                      || !(kept_q && kept_off_q == desc_q.in_off && kept_c_q == desc_q.in_c
+                           && kept_h_q == desc_q.in_h && kept_w_q == desc_q.in_w && kept_half_q == desc_q.in_half);
+    end
+  end
 
   always_comb begin
     pattern_bad = 1'b0;
@@ -224,7 +289,7 @@ module sps_desc_decode
     err_o = 8'(ErrNone);
     if (desc_q.op > 4'(OpAdd)) begin
       err_o = 8'(ErrBadOp);
-    end else if (shape_bad) begin
+    end else if (shape_bad || residency_bad) begin
       err_o = 8'(ErrBadShape);
     end else if (misaligned) begin
       err_o = 8'(ErrMisaligned);
@@ -240,6 +305,8 @@ module sps_desc_decode
   // ------------------------------------------------------------------------------------------------
   if ($bits(desc_q.op) != DescOpWidth || $bits(desc_q.relu) != DescReluWidth || $bits(desc_q.pps) != DescPpsWidth
       || $bits(desc_q.share) != DescShareWidth || $bits(desc_q.slot_shift) != DescSlotShiftWidth
+      || $bits(desc_q.keep) != DescKeepWidth || $bits(desc_q.resident) != DescResidentWidth
+      || $bits(desc_q.in_half) != DescInHalfWidth
       || $bits(desc_q.in_off) != DescInOffsetWidth || $bits(desc_q.in_c) != DescInCWidth
       || $bits(desc_q.in_h) != DescInHWidth || $bits(desc_q.in_w) != DescInWWidth
       || $bits(desc_q.out_off) != DescOutOffsetWidth || $bits(desc_q.out_c) != DescOutCWidth

@@ -54,6 +54,11 @@ module sps_load
   // the same reads' whole words on port 0: the bytes at that position in every slice (slice l of bank b at
   // [8*(ActLanes*b + l) +: 8]); shared classes read ActLanes channels at a time from slice 0's addresses
   output logic [Cols*ActLanes*8-1:0]     act_rword_o,
+  // a kept output row (hw/residency.py): C bytes into buffer row keep_row_i through port 1 (the reads of the
+  // layers that keep, shared classes and ADD, use port 0 only)
+  input  wire logic                      keep_we_i,
+  input  wire logic [RowAw-1:0]          keep_row_i,
+  input  wire logic [Cols*8-1:0]         keep_data_i,
   // DstAct with stream: the bytes the buffer would take, one write's worth a cycle (min(C, beat) bytes, part
   // idx mod ActParts of a row), to the ADD instead; last with the load's final part
   output logic                           stream_valid_o,
@@ -330,14 +335,16 @@ module sps_load
     logic [LaneShift-1:0] lane_a_q, lane_b_q;
     logic [ActLanes*8-1:0] word_a, word_b;
     assign row_a = act_we ? act_wrow : act_rrow_i[RowAw*b +: RowAw];
-    assign row_b = act_rrow_i[RowAw*(Cols + b) +: RowAw];
-    sps_ram_1rw1r #(.Width(ActLanes * 8), .Depth(ActBufBytes / Cols / ActLanes)) u_bank (
+    assign row_b = keep_we_i ? keep_row_i : act_rrow_i[RowAw*(Cols + b) +: RowAw];
+    sps_ram_2rw #(.Width(ActLanes * 8), .Depth(ActBufBytes / Cols / ActLanes)) u_bank (
       .clk_i,
       .we_a_i(ActLanes'(act_bank_we[b]) << act_wrow[RowAw-1 -: LaneShift]),
       .addr_a_i(row_a[WordAw-1:0]),
       .wdata_a_i({ActLanes{act_wdata[8*b +: 8]}}),
       .rdata_a_o(word_a),
+      .we_b_i(ActLanes'(keep_we_i) << keep_row_i[RowAw-1 -: LaneShift]),
       .addr_b_i(row_b[WordAw-1:0]),
+      .wdata_b_i({ActLanes{keep_data_i[8*b +: 8]}}),
       .rdata_b_o(word_b)
     );
     // the byte of the row read: its slice, a cycle later like the data
@@ -373,6 +380,8 @@ module sps_load
       wgt_we |-> 32'(wgt_waddr) < 32'(WgtDepth));
   ActWriteInRange: assert property (@(posedge clk_i) disable iff (!rst_ni)
       act_we |-> idx_q < 32'(ActBufBytes / WrBytes));
+  // A kept row never lands while a load writes the buffer (the layer that keeps has loaded its input).
+  KeepNotDuringLoad: assert property (@(posedge clk_i) disable iff (!rst_ni) keep_we_i |-> !act_we);
 `endif
 
 endmodule

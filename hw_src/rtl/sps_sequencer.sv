@@ -38,6 +38,8 @@ module sps_sequencer
   output logic                           derive_o,
   output logic                           derive2_o,
   output logic                           check_o,
+  output logic                           run_start_o,    // a run starts (forget what a layer kept)
+  output logic                           layer_end_o,    // a layer ends without error (what it kept is valid)
   input  wire sps_core_pkg::desc_t       desc_i,
   input  wire sps_core_pkg::derived_t    der_i,
   input  wire logic [47:0]               in_bytes_i,
@@ -161,6 +163,9 @@ module sps_sequencer
           end else if (desc_i.op == 4'(OpAdd)) begin
             add_start_o = 1'b1;         // the ADD streams its inputs itself
             state_d = StAdd;
+          end else if (desc_i.resident) begin
+            cv_start_o = 1'b1;          // the layer before kept the input in the buffer
+            state_d = StConv;
           end else begin
             // CONV and pools start by loading their input into the activation buffer: a whole map in one
             // read, the rows of a band (planes further apart in DDR than it reads) in one read per channel, and
@@ -289,6 +294,8 @@ module sps_sequencer
   assign derive_o = (state_q == StDerive);
   assign derive2_o = (state_q == StDerive2);
   assign check_o = (state_q == StCheck);
+  assign run_start_o = (state_q == StIdle) && start_i;
+  assign layer_end_o = (state_q == StLayerEnd) && outputs_idle_i && wr_idle_i && !wr_err_i && !abort_i;
   assign stats_valid_o = (state_q == StStats);
   assign stats_addr_o = arena_q + AW'(stats_off_q) + AW'(layer_q * StatsRecordBytes);
   assign layer_start_o = (state_q == StFetch);
