@@ -236,11 +236,16 @@ def _common(d: Descriptor, hw: HwConfig, cycles: int, mac_cycles: int) -> Events
     ev = Events(cycles=int(cycles), mac_cycles=int(mac_cycles), requants=out_bytes,
                 ddr_read_bytes=sum(v for key, v in t.items() if key != "act_written"),
                 ddr_write_bytes=t["act_written"], output_bits=2 * 8 * out_bytes)      # FIFO in and out
+    beat = hw.axi_data_bits // 8
     if d.op == Op.ADD:
-        # input 1 through the buffer; input 2 streams past it (sps_add), never stored
-        ev.act_write_bits = ev.act_read_bits = 8 * (t["act_read"] // 2)
+        # input 1 through the buffer (loaded, or already there when resident); input 2 streams past it (sps_add)
+        buffered = 8 * _ceil_div(d.in_c * d.in_h * d.in_w, beat) * beat
+        ev.act_read_bits = buffered
+        ev.act_write_bits = 0 if d.resident else buffered
     else:
-        ev.act_write_bits = 8 * act_load(d, hw).beats * (hw.axi_data_bits // 8)
+        ev.act_write_bits = 0 if d.resident else 8 * act_load(d, hw).beats * beat
+    if d.keep:                                       # the output into the buffer too, for the next layer
+        ev.act_write_bits += 8 * out_bytes
     return ev
 
 

@@ -34,6 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "are full, where the cycle model says that is faster (same outputs; merged: K' >= K "
                         "weights a kernel stored; docs/compiler.md). On by default; --no-fill-rows packs the "
                         "encoding exactly as pruned (e.g. to compare)")
+    p.add_argument("--keep-outputs", action=argparse.BooleanOptionalAction, default=True,
+                   help="keep a layer's output in the activation buffer when the next layer reads just that map, "
+                        "which then skips its input load (same outputs; docs/compiler.md). On by default")
     p.add_argument("--calib", metavar="DATA.npy",
                    help="calibration inputs, float32 [N, C, H, W]; default: seeded synthetic inputs (a warning)")
     p.add_argument("--num-calib", type=int, default=32, help="synthetic calibration inputs (default 32)")
@@ -61,7 +64,8 @@ def run(args) -> int:
     from ..model_file import check_writable
     model = args.zoo if args.zoo is not None else args.model
     options = CompileOptions(hw=args.hw, pps=None if args.dense else args.pps,
-                             first_layer_dense=args.first_layer_dense, fill_rows=args.fill_rows, calib=args.calib,
+                             first_layer_dense=args.first_layer_dense, fill_rows=args.fill_rows,
+                             keep_outputs=args.keep_outputs, calib=args.calib,
                              num_calib=args.num_calib, seed=args.seed)
     if args.explain:
         from ..compiler.explain import explain

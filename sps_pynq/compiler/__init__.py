@@ -66,7 +66,8 @@ def compile_model(model, options: Optional[CompileOptions] = None, **kwargs) -> 
     model: onnx.ModelProto, ONNX file path, torch.nn.Module (with input_shape=(C, H, W)) or a zoo name.
     options: a CompileOptions, and/or its fields by name: hw, pps ((P, K), "PxK", or None for an all-dense
     program), first_layer_dense (keep the first conv dense), fill_rows (default True: merge small residue classes
-    or let them share row groups when faster, compiler/fill_rows.py; False: the encoding exactly as pruned), calib
+    or let them share row groups when faster, compiler/fill_rows.py; False: the encoding exactly as pruned),
+    keep_outputs (default True: chain layers through the activation buffer, compiler/keep.py), calib
     (float inputs [N, C, H, W], array or .npy path; None = `num_calib` seeded standard-normal inputs, with a
     warning), num_calib, seed, input_shape.
     """
@@ -87,13 +88,14 @@ def compile_model(model, options: Optional[CompileOptions] = None, **kwargs) -> 
         "pps": opts.pps_text,
         "first_layer_dense": bool(opts.first_layer_dense),
         "fill_rows": bool(opts.fill_rows),
+        "keep_outputs": bool(opts.keep_outputs),
         "calibration": {"count": int(len(x)), "synthetic": bool(synthetic), "seed": opts.seed if synthetic else None,
                         "method": "max-abs"},
         "onnx_inputs": {t: list(g.onnx_shapes.get(t, ())) for t in g.inputs},
         "onnx_outputs": {t: list(g.onnx_shapes.get(t, ())) for t in g.outputs},
     }
     program = emit.build_program(layers, quant, scales, opts.hw, list(g.inputs), list(g.outputs), shapes,
-                                 g.host_steps, metadata)
+                                 g.host_steps, metadata, keep_outputs=opts.keep_outputs)
     program.metadata["compile_seconds"] = round(time.perf_counter() - t0, 3)
     return program
 

@@ -22,6 +22,7 @@ from ..hw import layout
 from ..hw.config import HwConfig
 from ..hw.descriptor import DESC_BYTES, Descriptor, Op
 from ..program import STATS_RECORD_BYTES, LayerInfo, Program, TensorInfo
+from .keep import chain_kept_outputs
 from .fit import bands_of, set_sharing, whole_map_descriptor
 from .lower import Layer
 from .plan import align, plan_buffers
@@ -29,9 +30,10 @@ from .quantize import QuantLayer
 
 def build_program(layers: List[Layer], quant: Dict[str, QuantLayer], scales: Dict[str, float], hw: HwConfig,
                   net_inputs: List[str], net_outputs: List[str], shapes: Dict[str, tuple],
-                  host_steps: List[dict], metadata: dict) -> Program:
+                  host_steps: List[dict], metadata: dict, keep_outputs: bool = True) -> Program:
     """The Program of `layers` (which have passed fit.check_fits), their quantized parameters and the tensors'
-    scales and shapes: the arena image (descriptors, packed weights and parameters) and the buffer plan."""
+    scales and shapes: the arena image (descriptors, packed weights and parameters) and the buffer plan.
+    keep_outputs: chain layers through the activation buffer where the rules allow (keep.py)."""
     if not layers:
         raise CompileError("the model has no layer the hardware runs (an empty graph after import)")
     # Bands depend on the map offsets only modulo ALIGN, so the count is known before the arena is placed.
@@ -59,16 +61,26 @@ def build_program(layers: List[Layer], quant: Dict[str, QuantLayer], scales: Dic
     act_end = max(b.offset + b.nbytes for b in buffers)
     stats_offset = align(act_end)
     arena_size = align(stats_offset + n * STATS_RECORD_BYTES)
-    # 3. descriptors: each layer's, or its bands'
-    packed, infos, band_counts = [], [], {}
+    # 3. descriptors: each layer's, or its bands'; then chained through the activation buffer (keep.py)
+    per_layer = []
     for layer in layers:
         parts = bands_of(layer, _descriptor(layer, quant[layer.name], where, placed.get(layer.name)), hw)
-        band_counts[layer.name] = len(parts)
         for d in parts:
             why = layout.share_problem(d, hw) if d.share else None
             if why:          # fill_rows checked the whole-map shape; the arena's offsets keep the rules
                 raise CompileError(f"internal error: layer {layer.name} cannot share residue classes: {why}; "
                                    f"please report it (compile with fill_rows=False, pack --no-fill-rows, meanwhile)")
+        per_layer.append((layer, parts))
+    if keep_outputs:
+        descs = [d for _, parts in per_layer for d in parts]
+        chain_kept_outputs(descs, hw)
+        at = 0
+        for k, (layer, parts) in enumerate(per_layer):
+            per_layer[k] = (layer, descs[at:at + len(parts)])
+            at += len(parts)
+    packed, infos, band_counts = [], [], {}
+    for layer, parts in per_layer:
+        band_counts[layer.name] = len(parts)
         for j, d in enumerate(parts):
             try:
                 packed.append(d.pack())          # checks every field against its width

@@ -27,6 +27,9 @@ class CompileOptions:
     # where that is modelled faster; the same outputs; merged: K' >= K weights a kernel stored
     # (compiler/fill_rows.py; on by default; CLI --no-fill-rows turns it off: the encoding exactly as pruned)
     fill_rows: bool = True
+    # keep a layer's output in the activation buffer when the next layer reads just that map, which then skips
+    # its input load (compiler/keep.py, hw/residency.py; on by default; CLI --no-keep-outputs turns it off)
+    keep_outputs: bool = True
     # calibration inputs [N, C, H, W]: an array or a .npy path (CLI --calib); None: num_calib synthetic inputs
     calib: object = field(default=None, compare=False, repr=False)
     # seeded standard-normal calibration inputs used when calib is None (CLI --num-calib)

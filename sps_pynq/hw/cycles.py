@@ -20,6 +20,8 @@ sps_conv_drain, sps_add):
   channels at a time from the slices, one cycle per step;
 * ADD: chunks of half the activation buffer: input 1 loaded, then input 2 streamed past it, one buffer row a cycle
   as its bytes arrive (pipelined; a row whose segment is wider than a beat takes a cycle per beat).
+* a `resident` layer (hw/residency.py) loads no input (ADD: no input 1); `keep` costs no cycle (the kept rows
+  go into the buffer's second port as they leave the requantizers).
 
 The MAC-issue cycles (`mac`) are exact: they equal the core's MAC counter on every layer measured. The other
 parts use constants fitted to the RTL running against the `rtl` backend's testbench memory (cocotbext-axi's
@@ -182,7 +184,8 @@ def layer_cycles(d: Descriptor, hw: HwConfig, mem: Memory = TESTBENCH, core: Cor
         for start in range(0, total, half):
             n = min(half, total - start)
             beats = _ceil_div(n, beat)
-            loads += _read(beats, mem, core, act_subs)                # input 1 into the buffer
+            if not d.resident:                                         # input 1 into the buffer
+                loads += _read(beats, mem, core, act_subs)
             # input 2 streams past it (sps_add): a row issues as soon as it is in, its results written
             # meanwhile, so the rows take the longer of the stream and the writes
             stream = mem.read_latency + core.request + beats * act_subs
@@ -191,8 +194,9 @@ def layer_cycles(d: Descriptor, hw: HwConfig, mem: Memory = TESTBENCH, core: Cor
         load = loads
     else:
         al = act_load(d, hw)
-        # one read latency: a band's later planes are requested while the plane before arrives (sps_load)
-        parts["act_load"] = mem.read_latency + core.request + al.beats * act_subs
+        # one read latency: a band's later planes are requested while the plane before arrives (sps_load);
+        # none when the layer before kept the input in the buffer (resident)
+        parts["act_load"] = 0.0 if d.resident else mem.read_latency + core.request + al.beats * act_subs
         load = parts["act_load"]
         mult = tap_multiplicity(d, hw)
         tiles = mult.shape[0]

@@ -3,7 +3,8 @@
 The core reads each layer's descriptor, its weight row groups and parameter records once, its input once into
 the activation buffer in whole AXI beats (bands.act_load: a band of a larger map reads each channel's rows from
 the beat below its first byte), an ADD both inputs, and writes its output once. A layer cut into bands is
-several descriptors: each reads its halo rows and the layer's weights again, which the sum over them shows.
+several descriptors: each reads its halo rows and the layer's weights again, which the sum over them shows. A
+`resident` layer reads no input (an ADD only input 2): the layer before kept it in the buffer (hw/residency.py).
 The sim backend's statistics, the virtual board's byte counters, `inspect` and the compiler's report all use
 `layer_traffic`.
 Torch- and onnx-free: this module runs on the board.
@@ -26,10 +27,10 @@ def layer_traffic(d: Descriptor, hw: HwConfig) -> Dict[str, int]:
     beat = hw.axi_data_bits // 8
     out = {"descriptors": DESC_BYTES, "weights": 0, "params": 0, "act_read": 0,
            "act_written": d.out_c * d.out_h * d.out_w}
-    if d.op == Op.ADD:
-        out["act_read"] = 2 * -(-d.in_c * d.in_h * d.in_w // beat) * beat
+    if d.op == Op.ADD:              # both inputs, or input 2 alone when input 1 is resident
+        out["act_read"] = (1 if d.resident else 2) * -(-d.in_c * d.in_h * d.in_w // beat) * beat
         return out
-    out["act_read"] = act_load(d, hw).beats * beat
+    out["act_read"] = 0 if d.resident else act_load(d, hw).beats * beat
     if d.op == Op.CONV:
         P = d.patterns if d.pps else 1
         ss = layout.desc_slot_shift(d)
