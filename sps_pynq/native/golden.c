@@ -32,6 +32,7 @@
 
 typedef struct {
     uint32_t op, relu, pps, share, slot_shift;
+    uint32_t keep, resident, in_half;   /* kept maps (hw/residency.py): validation only, maps are read from DDR */
     uint64_t in_off, out_off, w_off, p_off, in2_off;
     uint32_t in_c, in_h, in_w, out_c, out_h, out_w;
     uint32_t in_map_h, out_map_h;
@@ -74,6 +75,9 @@ static void decode(const uint8_t *p, layer_t *L) {
     L->pps = SPS_DESC_GET(w, PPS);
     L->share = SPS_DESC_GET(w, SHARE);
     L->slot_shift = SPS_DESC_GET(w, SLOT_SHIFT);
+    L->keep = SPS_DESC_GET(w, KEEP);
+    L->resident = SPS_DESC_GET(w, RESIDENT);
+    L->in_half = SPS_DESC_GET(w, IN_HALF);
     L->in_off = SPS_DESC_GET(w, IN_OFFSET);
     L->in_c = SPS_DESC_GET(w, IN_C);
     L->in_h = SPS_DESC_GET(w, IN_H);
@@ -137,6 +141,7 @@ typedef struct {
     uint64_t size;
     sps_golden_status *st;
     int layer;
+    const layer_t *prev;       /* the layer run just before (the chain rule of kept maps), NULL for the first */
 } ctx_t;
 
 static int fail(ctx_t *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -260,6 +265,75 @@ static const char *share_problem(const layer_t *L, const sps_golden_config *cfg,
     return why;
 }
 
+/* Why L cannot keep its output in the activation buffer (hw/residency.py `keep_problem`), or NULL. act_buf_bytes
+ * 0 (buffer checks off) skips the two half-slice sizes, as it skips the other buffer limits. */
+static const char *keep_problem(const layer_t *L, const sps_golden_config *cfg, uint32_t beat, char *why, size_t n) {
+    const uint64_t half = cfg->act_buf_bytes / SPS_ACT_LANES / 2;
+    const uint64_t plane = (uint64_t)L->out_h * L->out_w;
+    /* kept like a shared load of the whole output map: channel c in slice c mod 8, planes plane + beat apart */
+    const uint64_t kept_end = ((L->out_c + SPS_ACT_LANES - 1) / SPS_ACT_LANES - 1) * (plane + beat) + plane;
+    /* an input that is loaded (not resident) lands in half 0 and must leave the other half to the kept map */
+    const uint64_t used = L->in_half || L->resident ? 0
+                        : L->op == SPS_OP_ADD ? (uint64_t)L->in_c * L->in_h * L->in_w
+                        : act_buffer_end(L, beat, 1);
+    if (!((L->op == SPS_OP_CONV && L->share) || L->op == SPS_OP_ADD))
+        snprintf(why, n, "keep: only a CONV with shared classes or an ADD can keep its output");
+    else if (L->out_map_h)
+        snprintf(why, n, "keep: keeps only a whole output map (out_map_h %u: a band)", L->out_map_h);
+    else if ((uint32_t)cfg->cols > beat)
+        snprintf(why, n, "keep: needs C <= the AXI beat (%d > %u bytes)", cfg->cols, beat);
+    else if (plane % (uint32_t)cfg->cols || L->out_off % beat)
+        snprintf(why, n, "keep: needs output planes a multiple of C=%d bytes (%ux%u) at an offset a multiple of %u "
+                 "(%llu)", cfg->cols, L->out_h, L->out_w, beat, (unsigned long long)L->out_off);
+    else if (cfg->act_buf_bytes && kept_end > half)
+        snprintf(why, n, "keep: kept map takes %llu bytes of each slice, more than half a slice (%llu)",
+                 (unsigned long long)kept_end, (unsigned long long)half);
+    else if (cfg->act_buf_bytes && used > half)
+        snprintf(why, n, "keep: its own input takes %llu bytes of half 0, more than half a slice (%llu)",
+                 (unsigned long long)used, (unsigned long long)half);
+    else
+        return NULL;
+    return why;
+}
+
+/* Why resident L cannot read what `prev` (the layer run just before, NULL: none) kept (hw/residency.py
+ * `resident_problem`, then `chain_problem`), or NULL. */
+static const char *resident_problem(const layer_t *prev, const layer_t *L, char *why, size_t n) {
+    const int shared = L->share && (L->op == SPS_OP_CONV || L->op == SPS_OP_MAXPOOL || L->op == SPS_OP_AVGPOOL);
+    if (!shared && L->op != SPS_OP_ADD)
+        snprintf(why, n, "resident: only a CONV with shared classes, a shared pool or an ADD can read a kept input");
+    else if (L->op != SPS_OP_ADD && L->sw % 2 == 0)
+        snprintf(why, n, "resident: needs an odd horizontal stride (stride_w %u maps the buffer skewed)", L->sw);
+    else if (L->in_map_h)
+        snprintf(why, n, "resident: reads only a whole kept map (in_map_h %u: a band)", L->in_map_h);
+    else if (!prev || !prev->keep)
+        snprintf(why, n, "resident: the layer before does not keep its output");
+    else if (prev->out_off != L->in_off || prev->out_c != L->in_c || prev->out_h != L->in_h ||
+             prev->out_w != L->in_w)
+        snprintf(why, n, "resident: the layer before kept %ux%ux%u at offset %llu, this one reads %ux%ux%u at %llu",
+                 prev->out_c, prev->out_h, prev->out_w, (unsigned long long)prev->out_off, L->in_c, L->in_h,
+                 L->in_w, (unsigned long long)L->in_off);
+    else if (L->in_half == (prev->in_half && prev->resident))   /* prev kept into the half its input is not in */
+        snprintf(why, n, "resident: in_half %u is not the half the layer before kept into", L->in_half);
+    else
+        return NULL;
+    return why;
+}
+
+/* Why L, run after `prev`, breaks the rules of kept maps (hw/residency.py `problem`: the same rules in the same
+ * order, the same messages), or NULL. Maps are still read from DDR here: when the rules hold, a kept map in the
+ * buffer equals the map in DDR, so only the rules need modelling. */
+static const char *residency_problem(const layer_t *prev, const layer_t *L, const sps_golden_config *cfg,
+                                     uint32_t beat, char *why, size_t n) {
+    if (L->in_half && !L->resident) {
+        snprintf(why, n, "in_half without resident");
+        return why;
+    }
+    if (L->keep && keep_problem(L, cfg, beat, why, n)) return why;
+    if (L->resident && resident_problem(prev, L, why, n)) return why;
+    return NULL;
+}
+
 static int check_layer(ctx_t *c, const layer_t *L) {
     const sps_golden_config *cfg = c->cfg;
     const char *name = op_name(L->op);
@@ -267,6 +341,12 @@ static int check_layer(ctx_t *c, const layer_t *L) {
     if (!L->in_c || !L->in_h || !L->in_w || !L->out_c || !L->out_h || !L->out_w)
         return fail(c, SPS_ERR_BAD_SHAPE, "%s with a zero dimension: in %ux%ux%u, out %ux%ux%u", name,
                     L->in_c, L->in_h, L->in_w, L->out_c, L->out_h, L->out_w);
+    const uint32_t beat = cfg->beat_bytes > 0 ? (uint32_t)cfg->beat_bytes : 16;
+    {
+        char why[200];
+        if (residency_problem(c->prev, L, cfg, beat, why, sizeof why))
+            return fail(c, SPS_ERR_BAD_SHAPE, "%s %s (kept maps, hw/residency.py)", name, why);
+    }
     uint64_t in_bytes = (uint64_t)L->in_c * L->in_h * L->in_w;
     uint64_t out_bytes = (uint64_t)L->out_c * L->out_h * L->out_w;
     if (L->op == SPS_OP_ADD) {
@@ -296,7 +376,6 @@ static int check_layer(ctx_t *c, const layer_t *L) {
     if ((L->in_map_h && L->in_map_h < L->in_h) || (L->out_map_h && L->out_map_h < L->out_h))
         return fail(c, SPS_ERR_BAD_SHAPE, "%s band of %u input / %u output rows in maps of %u / %u rows (a band "
                     "cannot be higher than its map)", name, L->in_h, L->out_h, L->in_map_h, L->out_map_h);
-    const uint32_t beat = cfg->beat_bytes > 0 ? (uint32_t)cfg->beat_bytes : 16;
     const int shared = L->share && (L->op == SPS_OP_CONV || L->op == SPS_OP_MAXPOOL || L->op == SPS_OP_AVGPOOL);
     if (shared) {
         char why[200];
@@ -1090,7 +1169,7 @@ int sps_golden_run(uint8_t *arena, uint64_t arena_size, uint64_t prog_offset, ui
 int sps_golden_run_cached(uint8_t *arena, uint64_t arena_size, uint64_t prog_offset, uint32_t num_layers,
                           const sps_golden_config *cfg, uint64_t *layer_ns, sps_golden_status *status,
                           sps_golden_cache *cache) {
-    ctx_t c = {cfg, arena_size, status, -1};
+    ctx_t c = {cfg, arena_size, status, -1, NULL};
     status->error = 0;
     status->layer = -1;
     status->message[0] = 0;
@@ -1100,6 +1179,14 @@ int sps_golden_run_cached(uint8_t *arena, uint64_t arena_size, uint64_t prog_off
                               (uint64_t)num_layers * SPS_STATS_RECORD_BYTES > arena_size - cfg->stats_offset))
         return fail(&c, SPS_ERR_AXI_ERROR, "statistics of %u layers at offset %llu lie outside the arena of %llu "
                     "bytes", num_layers, (unsigned long long)cfg->stats_offset, (unsigned long long)arena_size);
+    layer_t prev;                     /* the layer that ran last: a resident layer reads what it kept */
+    if (cfg->resume) {
+        if (prog_offset < SPS_DESC_BYTES || prog_offset > arena_size)
+            return fail(&c, SPS_ERR_AXI_ERROR, "resumed run: the descriptor before offset %llu lies outside the "
+                        "arena of %llu bytes", (unsigned long long)prog_offset, (unsigned long long)arena_size);
+        decode(arena + prog_offset - SPS_DESC_BYTES, &prev);
+        c.prev = &prev;
+    }
     for (uint32_t j = 0; j < num_layers; j++) {
         c.layer = (int)j;
         uint64_t off = prog_offset + (uint64_t)j * SPS_DESC_BYTES;
@@ -1119,6 +1206,8 @@ int sps_golden_run_cached(uint8_t *arena, uint64_t arena_size, uint64_t prog_off
             run_pool(&c, arena, &L);
         }
         uint64_t dt = now_ns() - t0;
+        prev = L;
+        c.prev = &prev;
         if (layer_ns) layer_ns[j] = dt;
         if (cfg->stats_enable) {
             uint8_t *rec = arena + cfg->stats_offset + (uint64_t)j * SPS_STATS_RECORD_BYTES;

@@ -15,6 +15,9 @@ typedef struct {
     int32_t num_threads;       /* 0 = every CPU this process may run on */
     int32_t stats_enable;      /* write one 16-byte record per layer at stats_offset */
     uint64_t stats_offset;
+    int32_t resume;            /* 1: the descriptor just before prog_offset ran last (a caller running a program one
+                                  layer at a time: the virtual board), the layer a resident first layer must chain
+                                  on (hw/residency.py); 0: the first layer has none before it */
 } sps_golden_config;
 
 typedef struct {
