@@ -37,7 +37,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 from .errors import ModelFileError
 from .hw.config import CONFIGS, FORMAT_VERSION, HwConfig
 from .hw.descriptor import ALIGN, DESC_BYTES, MAX_PATTERNS, PARAM_RECORD_BYTES, Descriptor, Op
-from .hw import layout
+from .hw import layout, residency
 from .hw.layout import GROUP_ALIGN
 from .program import STATS_RECORD_BYTES, LayerInfo, Program, TensorInfo
 
@@ -725,9 +725,10 @@ def _act_buffer_end(d: Descriptor, beat: int) -> int:
 
 def check_program(program: Program, where: str = "program") -> None:
     """ModelFileError naming the layer and field unless every descriptor of `program` is one the core runs
-    (golden.c's check_layer: shapes, P/K, buffers of program.hw) with every region inside the arena, weights
-    and parameters inside the image, no write over descriptors, weights, parameters or statistics, and the
-    manifest's tensors what the layers read and write."""
+    (golden.c's check_layer: shapes, P/K, buffers of program.hw, kept maps chained on the layer before as
+    hw/residency.py says) with every region inside the arena, weights and parameters inside the image, no write
+    over descriptors, weights, parameters or statistics, and the manifest's tensors what the layers read and
+    write."""
     try:
         _check_program(program)
     except _Bad as e:
@@ -737,6 +738,7 @@ def check_program(program: Program, where: str = "program") -> None:
 def _check_program(p: Program) -> None:
     image_len, arena = len(p.image), p.arena_size
     descs: List[Descriptor] = []
+    prev: Optional[Descriptor] = None        # the layer run just before: a resident layer reads what it kept
     for j, info in enumerate(p.layers):
         at = p.prog_offset + j * DESC_BYTES
         w = f"layer {j} ({info.name})"
@@ -744,13 +746,15 @@ def _check_program(p: Program) -> None:
         if op not in _OPS:
             raise _Bad(w, f"op is {op}, not an operation of the core (CONV, MAXPOOL, AVGPOOL, ADD)")
         d = Descriptor.unpack(p.image[at:at + DESC_BYTES])
-        _check_descriptor(d, p.hw, w, arena, image_len)
+        _check_descriptor(d, prev, p.hw, w, arena, image_len)
         descs.append(d)
+        prev = d
     _check_no_overwrite(p, descs)
     _check_tensors_match_layers(p, descs)
 
 
-def _check_descriptor(d: Descriptor, hw: HwConfig, w: str, arena: int, image_len: int) -> None:
+def _check_descriptor(d: Descriptor, prev: Optional[Descriptor], hw: HwConfig, w: str, arena: int,
+                      image_len: int) -> None:
     def region(field: str, what: str, offset: int, nbytes: int, aligned: bool, limit: int = arena,
                inside: str = "the arena") -> None:
         if aligned and offset % ALIGN:
@@ -761,6 +765,9 @@ def _check_descriptor(d: Descriptor, hw: HwConfig, w: str, arena: int, image_len
     for f in ("in_c", "in_h", "in_w", "out_c", "out_h", "out_w"):
         if getattr(d, f) == 0:
             raise _Bad(w, f"{f} is 0")
+    why = residency.problem(prev, d, hw)          # kept maps: checked where golden.c checks them, before the rest
+    if why:
+        raise _Bad(w, f"{why} (kept maps, hw/residency.py)")
     if d.op == Op.ADD:
         if (d.in_c, d.in_h, d.in_w) != (d.out_c, d.out_h, d.out_w):
             raise _Bad(w, f"out_c/out_h/out_w: ADD output {d.out_c}x{d.out_h}x{d.out_w} differs from its input "

@@ -20,7 +20,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from ..hw import bands, layout
+from ..hw import bands, layout, residency
 from ..hw.config import HW_ID_MAGIC, HwConfig
 from ..hw.cycles import ZCU104_DDR, layer_cycles
 from ..hw.descriptor import DESC_BYTES, STATS_RECORD_BYTES, STATS_WORDS, Descriptor, Op
@@ -85,12 +85,15 @@ class _Fail(Exception):
         self.code, self.layer = code, layer
 
 
-def _check(d: Descriptor, hw: HwConfig, size: int, j: int) -> None:
-    """What the hardware refuses before running a layer (the golden model checks the same)."""
+def _check(d: Descriptor, prev: Optional[Descriptor], hw: HwConfig, size: int, j: int) -> None:
+    """What the hardware refuses before running a layer (the golden model checks the same); `prev`: the layer
+    run just before (None: the first), which a resident layer's input must have been kept by."""
     def inside(offset, nbytes):
         if offset + nbytes > size:
             raise _Fail(ErrorCode.AXI_ERROR, j)
     if 0 in (d.in_c, d.in_h, d.in_w, d.out_c, d.out_h, d.out_w, d.kh, d.kw, d.stride_h, d.stride_w):
+        raise _Fail(ErrorCode.BAD_SHAPE, j)
+    if residency.problem(prev, d, hw):
         raise _Fail(ErrorCode.BAD_SHAPE, j)
     if d.op == Op.CONV and d.pps and not (1 <= d.patterns <= hw.max_patterns and 1 <= d.nnz <= 9):
         raise _Fail(ErrorCode.BAD_SHAPE, j)
@@ -231,6 +234,7 @@ class VirtualSpsCore:
         stats_at = r["STATS_OFFSET"]
         if stats_on and stats_at + n * STATS_RECORD_BYTES > arena.size:
             raise _Fail(ErrorCode.AXI_ERROR, 0)
+        prev = None                   # the layer that ran last: a resident layer chains on it
         for j in range(n):
             with self._lock:
                 if gen != self._generation:
@@ -245,8 +249,9 @@ class VirtualSpsCore:
                 raise _Fail(ErrorCode.BAD_OP, j)
             if isinstance(fault, tuple) and fault[0] == "error" and fault[2] == j:
                 raise _Fail(ErrorCode(fault[1]), j)
-            _check(d, self.hw, arena.size, j)
+            _check(d, prev, self.hw, arena.size, j)
             self._run_layer(arena, off, d, j)
+            prev = d
             c = model_counters(d, self.hw)
             for k in totals:
                 totals[k] += c[k]
@@ -263,7 +268,8 @@ class VirtualSpsCore:
                 "rows": self.hw.rows, "cols": self.hw.cols, "max_patterns": self.hw.max_patterns,
                 "act_buf_bytes": self.hw.act_buf_bytes, "weight_buf_bytes": self.hw.weight_buf_bytes,
                 "beat_bytes": self.hw.axi_data_bits // 8,
-                "num_threads": 1, "stats_enable": 0, "stats_offset": 0})
+                "num_threads": 1, "stats_enable": 0, "stats_offset": 0,
+                "resume": int(j > 0)})            # one layer at a time: the one before ran last (kept maps)
             status = ffi.new("sps_golden_status *")
             err = lib.sps_golden_run(ffi.from_buffer("uint8_t[]", arena), arena.size, off, 1, cfg, ffi.NULL, status)
             if err:
