@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(rtl_build.setup_verilator() is None, reason="ver
 
 SMALL_TESTS = ["test_registers", "test_layers", "test_conv_shapes", "test_network_with_stats", "test_dense_prefetch",
                "test_backpressure", "test_reset_mid_run", "test_errors", "test_bands", "test_stride_2",
-               "test_shared_classes"]
+               "test_shared_classes", "test_kept_outputs"]
 
 
 def _run(config: str, testcase: str, **env):
@@ -39,7 +39,7 @@ def test_small_wide(testcase):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("testcase", ["test_registers", "test_layers", "test_dense_prefetch", "test_stride_2",
-                                      "test_shared_classes"])
+                                      "test_shared_classes", "test_kept_outputs"])
 def test_zcu104(testcase):
     _run("zcu104", testcase, SPS_SEED="3", SPS_N_PER_KIND="1")
 

@@ -76,6 +76,8 @@ class TB:
                     self.ram.read_if.ar_channel, self.ram.read_if.r_channel]
         for j, ch in enumerate(channels):
             ch.set_pause_generator(make_gen(j) if make_gen else None)
+            if not make_gen:
+                ch.pause = False    # the generator stops where it is: a channel paused then would stay paused
 
     async def reset(self, cycles: int = 4) -> None:
         self.dut.rst_ni.value = 0

@@ -2,6 +2,7 @@
 back-pressure, resets in the middle of a run, error codes. The hardware configuration comes from SPS_HW."""
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import cocotb
@@ -341,6 +342,68 @@ async def test_shared_classes(dut):
     d.share = True                                          # a strided pool cannot share
     assert layout.share_problem(d, HW) is not None
     await expect_error(tb, arena, [d], ErrorCode.BAD_SHAPE)
+
+
+def kept_chain(rng):
+    """Layers chained through the activation buffer (hw/residency.py), on one arena: shared CONV (keep) -> shared
+    CONV (resident in half 1, keep) -> ADD of that and the first CONV's output (resident in half 0, keep) ->
+    shared global pool (resident in half 1); then an ADD loaded flat (keep) -> shared CONV (resident in half 1).
+    Planes of a multiple of C and of the beat. Returns (arena, chain)."""
+    C = 16
+    H, W = (4, 8) if HW.cols <= 8 else (8, 8)
+    conv = dict(op="pps", stride=1, pad=1, patterns=8, out_c=C, in_c=C, in_h=H, in_w=W, nnz=4,
+                slot_shift=layout.class_slot_shift(C, 8))
+    fmap = dict(in_c=C, in_h=H, in_w=W)
+    parts = [lf.random_layer(rng, HW, **conv), lf.random_layer(rng, HW, **conv),
+             lf.random_layer(rng, HW, op="add", **fmap), lf.random_layer(rng, HW, op="gap", **fmap),
+             lf.random_layer(rng, HW, op="add", **fmap), lf.random_layer(rng, HW, **conv)]
+    arena, (a, b, add, gap, add0, c) = lf.side_by_side([(x, [d]) for x, d in parts])
+    r = dataclasses.replace
+    a = r(a, keep=True)
+    b = r(b, in_offset=a.out_offset, resident=True, in_half=True, keep=True)
+    add = r(add, in_offset=b.out_offset, in2_offset=a.out_offset, resident=True, in_half=False, keep=True)
+    gap = r(gap, in_offset=add.out_offset, share=True, resident=True, in_half=True)
+    add0 = r(add0, keep=True)
+    c = r(c, in_offset=add0.out_offset, resident=True, in_half=True)
+    return arena, [a, b, add, gap, add0, c]
+
+
+@cocotb.test()
+async def test_kept_outputs(dut):
+    """Kept outputs (keep / resident / in_half): a chain bit-exact with the reference, its resident layers faster
+    than the same layers loading their inputs, also under back-pressure; broken chains end with BAD_SHAPE, and a
+    new run forgets what the run before kept. On a configuration whose C exceeds the beat, keep is BAD_SHAPE."""
+    from sps_pynq.hw import residency
+    tb = await make_tb(dut)
+    rng = np.random.default_rng(SEED + 1000)
+    arena, chain = kept_chain(rng)
+    r = dataclasses.replace
+    if HW.cols > HW.axi_data_bits // 8:
+        assert residency.problem(None, chain[0], HW) is not None
+        await expect_error(tb, arena, chain[:1], ErrorCode.BAD_SHAPE)
+        return
+    assert all(residency.problem(p, d, HW) is None for p, d in zip([None] + chain[:-1], chain))
+    out = await check_layer(tb, arena, chain, "kept chain", stats=True)
+    plain = [r(d, keep=False, resident=False, in_half=False) for d in chain]
+    ref = await check_layer(tb, arena, plain, "the chain unchained", stats=True)
+    for d, st, st0 in zip(chain, out["layer_stats"], ref["layer_stats"]):
+        dut._log.info(f"{d.op.name} keep={d.keep} resident={d.resident}: {st['cycles']} cycles, unchained "
+                      f"{st0['cycles']}")
+        if d.resident:
+            assert st["cycles"] < st0["cycles"], (d, st, st0)
+    tb.set_backpressure(lambda ch: random_pause(SEED * 30 + ch, 0.5))
+    await check_layer(tb, arena, chain, "kept chain under back-pressure")
+    tb.set_backpressure(None)
+    a, b = chain[0], chain[1]
+    dense = lf.random_layer(rng, HW, op="dense", in_c=4, in_h=4, in_w=8)[1]
+    for label, descs in (("resident first", [b]), ("wrong half", [a, r(b, in_half=False)]),
+                         ("not kept before", [r(a, keep=False), b]), ("other map", [a, r(b, in_c=8)]),
+                         ("keep on a plain CONV", [r(dense, keep=True)])):
+        assert any(residency.problem(p, d, HW) for p, d in zip([None] + descs[:-1], descs)), label
+        await expect_error(tb, arena, descs, ErrorCode.BAD_SHAPE)
+    await check_layer(tb, arena, [a], "a kept output, the run ends")
+    await expect_error(tb, arena, [b], ErrorCode.BAD_SHAPE)        # a new run: nothing kept
+    await check_layer(tb, arena, chain, "kept chain after the errors")
 
 
 async def expect_error(tb: TB, arena, descs, code: ErrorCode, base=None) -> None:
