@@ -255,7 +255,8 @@ def load_network(args) -> Program:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return compile_model(args.network, hw=args.hw or "zcu104", pps=None if args.dense else "8x4",
-                             first_layer_dense=True, fill_rows=args.fill_rows, calib=calib, input_shape=shape)
+                             first_layer_dense=True, fill_rows=args.fill_rows, keep_outputs=args.keep_outputs,
+                             calib=calib, input_shape=shape)
 
 
 def network_report(args) -> int:
@@ -385,6 +386,9 @@ def main(argv=None) -> int:
                    help="compile with fill_rows (merged or shared residue classes where faster; the default; "
                         "layer mode: PPS layers share classes where the rules allow); --no-fill-rows: the encoding "
                         "exactly as pruned")
+    p.add_argument("--keep-outputs", action=argparse.BooleanOptionalAction, default=True,
+                   help="network mode: compile with keep_outputs (layers chained through the activation buffer "
+                        "where the rules allow; the default); --no-keep-outputs: every layer loads its input")
     p.add_argument("--clock", type=float, default=150.0, help="network mode: core clock in MHz (default 150)")
     p.add_argument("--rtl", action="store_true", help="network mode: also run the program on the RTL")
     args = p.parse_args(argv)
