@@ -21,7 +21,7 @@ Writes, in --out (default sps_pynq/demo/):
     python scripts/train_demo.py --repack         # no training: rewrite the shipped models for this FORMAT_VERSION
 
 --repack is for a format bump that leaves the shipped programs' meaning alone (3: the descriptor's new share /
-slot_shift bits, zero in the demo's layers): each model is read accepting the version it was written with,
+slot_shift bits, 4: keep / resident / in_half; zero in the demo's layers): each model is read accepting the version it was written with,
 checked to contain nothing the new version reads differently, and written again with the current version; the
 image bytes, metadata and predictions stay as they were (`sps-pynq demo --check` still passes).
 
@@ -73,7 +73,7 @@ def shipped_digits(split: data.Split, per_class: int = PER_CLASS):
 
 
 # Format versions whose programs mean the same in the current one, when no descriptor sets a field added since.
-REPACKABLE = {2: ("share", "slot_shift")}
+REPACKABLE = {2: ("share", "slot_shift", "keep", "resident", "in_half"), 3: ("keep", "resident", "in_half")}
 
 
 def repack(folder: str) -> None:
