@@ -12,7 +12,7 @@ from sps_pynq import model_file
 from sps_pynq.errors import ModelFileError
 from sps_pynq.hw import residency
 from sps_pynq.hw.config import get_config
-from sps_pynq.hw.descriptor import DESC_BYTES, pack_program
+from sps_pynq.hw.descriptor import DESC_BYTES, Op, pack_program
 from sps_pynq.hw.regmap import ErrorCode
 from sps_pynq.native import golden
 from sps_pynq.runtime.session import Session
@@ -73,10 +73,13 @@ def _broken(name):
         ("own input over half a slice", [c1, c2, r(add, resident=False, keep=True)],
          dataclasses.replace(hw, act_buf_bytes=roomy), 2,
          f"keep: its own input takes {C * H * W} bytes of half 0, more than half a slice ({roomy // 16})"),
-        ("resident on a plain CONV", [c1, r(c2, share=False, keep=False), add], hw, 1,
-         "resident: only a CONV with shared classes, a shared pool or an ADD can read a kept input"),
-        ("resident with an even stride", [c1, r(c2, stride_w=2), add], hw, 1,
-         "resident: needs an odd horizontal stride (stride_w 2 maps the buffer skewed)"),
+        ("keep_skew alone", [r(c1, keep=False, keep_skew=True), c2, add], hw, 0, "keep_skew without keep"),
+        ("resident on a plain pool", [c1, r(c2, op=Op.MAXPOOL, share=False, keep=False), add], hw, 1,
+         "resident: only a CONV, a shared pool or an ADD can read a kept input"),
+        ("kept unskewed, read skewed", [c1, r(c2, stride_w=2), add], hw, 1,
+         "resident: the layer before kept the map unskewed, this one reads it skewed (stride_w 2)"),
+        ("kept skewed, read unskewed", [r(c1, keep_skew=True), c2, add], hw, 1,
+         "resident: the layer before kept the map skewed, this one reads it unskewed (stride_w 1)"),
         ("resident band", [c1, r(c2, in_map_h=H), add], hw, 1,
          f"resident: reads only a whole kept map (in_map_h {H}: a band)"),
         ("resident first layer", [r(c1, resident=True, in_half=True), c2, add], hw, 0,

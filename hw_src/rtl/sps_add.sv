@@ -372,7 +372,10 @@ module sps_add
   // keep: a result row enters the FIFO and, in the same cycle, the buffer
   assign keep_we_o = v_q[Stages-1] && desc_i.keep;
   assign keep_row_o = krow_q[Stages-1];
-  assign keep_data_o = y;
+  // keep_skew: the reader's skewed mapping, odd rows with their byte pairs swapped (as sps_load writes a load)
+  for (genvar b = 0; b < Cols; b++) begin : gen_keep_byte
+    assign keep_data_o[8*b +: 8] = y[8*((desc_i.keep_skew && keep_row_o[0]) ? b ^ 1 : b) +: 8];
+  end
 
   // Fields of the descriptor the ADD does not read (the sign bits of M, M2 and the top bits of S are zero).
   logic unused;

@@ -45,6 +45,8 @@ module sps_conv_pipe
   input  wire logic                      share_i,        // shared classes: slot d of the rows reads lane i - d
   input  wire logic [2:0]                slot_shift_i,   // rows of a slot: 2^slot_shift
   input  wire logic                      pool_lanes_i,   // shared pools: row r reads slice lane_base + r
+  input  wire logic                      lanes_i,        // the input in the shared layout (shared layers, and
+                                                         // resident ones): channel i in slice i mod ActLanes
   input  wire logic [LaneShift-1:0]      lane_base_i,
 
   input  wire logic                      init_i,         // start the tiles of a row group
@@ -230,7 +232,7 @@ module sps_conv_pipe
         lane0_q <= idx_last ? '0 : lane0_q + 1'b1;
         if (idx_last) begin
           chan_base_q <= chan_off_i;
-        end else if (!share_i || lane0_q == LaneShift'(ActLanes - 1)) begin
+        end else if (!(share_i || lanes_i) || lane0_q == LaneShift'(ActLanes - 1)) begin
           chan_base_q <= chan_base_q + in_plane_i;
         end
       end
@@ -284,8 +286,11 @@ module sps_conv_pipe
     mask2_q <= mask1_q;
     port2_q <= port1_q;
     for (int c = 0; c < Cols; c++) begin
-      // only the low ActAw bits address the buffer; out-of-range addresses belong to masked columns
-      row2_q[c] <= RowAw'((step_off1_q + 32'(pb1_q[c])) >> ColShift);
+      // only the low ActAw bits address the buffer; out-of-range addresses belong to masked columns. In the
+      // shared layout the address is within slice 0 and channel i's slice is the row's top bits (a plain layer
+      // reading a kept map picks its byte there; shared layers read the whole word).
+      row2_q[c] <= RowAw'((step_off1_q + 32'(pb1_q[c])) >> ColShift)
+                   | (lanes_i ? RowAw'(lane1_q) << (RowAw - LaneShift) : '0);
       bank2_q[c] <= bank1_q[c];
     end
     entry2_q <= entry1_q;

@@ -295,6 +295,7 @@ module sps_core
     .in_c_i(pool ? 16'd1 : desc.in_c[15:0]), .chan_off_i(cv_chan_off),
     .max_mode_i(desc.op == 4'(OpMaxpool)), .kw_i(desc.kw), .act_skew_i(der.act_skew),
     .share_i(der.share), .slot_shift_i(desc.slot_shift), .pool_lanes_i(der.share && pool), .lane_base_i(cv_lane_base),
+    .lanes_i(der.lanes_in),
     .residue_i(cv_residue), .masks_i(desc.masks),
     .init_i(pipe_init),
     .stop_i(stop),

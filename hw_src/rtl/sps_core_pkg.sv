@@ -24,6 +24,7 @@ package sps_core_pkg;
     logic         keep;       // shared CONV, ADD: the output also goes into the activation buffer (hw/residency.py)
     logic         resident;   // the input (ADD: input 1) is already in the buffer: no load
     logic         in_half;    // with resident: the input is in the upper half of each slice
+    logic         keep_skew;  // with keep: the kept map in the skewed mapping (for a reader with an even stride)
     logic [31:0]  in_off;     // input map (int8 CHW), byte offset in the arena
     logic [31:0]  in_c;
     logic [15:0]  in_h;
@@ -75,6 +76,8 @@ package sps_core_pkg;
     logic [7:0]         slots;       // S = min(P, Rows >> slot_shift): classes a shared group holds
     logic [7:0]         rows_used;   // S << slot_shift: rows of a shared group that hold filters
     logic [31:0]        keep_rows;   // keep: buffer rows between kept planes in a slice ((out_pixels + beat) / C)
+    logic               lanes_in;    // the input is in the shared layout: channel c in slice c mod ActLanes
+                                     // (shared classes and pools, and every resident layer)
   } derived_t;
 
   // ---------------------------------------------------------------------------------------------------------------

@@ -62,6 +62,7 @@ module sps_desc_decode
       desc_d.keep     = words_i[32*DescKeepWord + DescKeepLsb];
       desc_d.resident = words_i[32*DescResidentWord + DescResidentLsb];
       desc_d.in_half  = words_i[32*DescInHalfWord + DescInHalfLsb];
+      desc_d.keep_skew = words_i[32*DescKeepSkewWord + DescKeepSkewLsb];
       desc_d.in_off   = words_i[32*DescInOffsetWord + DescInOffsetLsb +: DescInOffsetWidth];
       desc_d.in_c     = words_i[32*DescInCWord + DescInCLsb +: DescInCWidth];
       desc_d.in_h     = words_i[32*DescInHWord + DescInHLsb +: DescInHWidth];
@@ -106,6 +107,7 @@ module sps_desc_decode
       der_d.p_eff      = (desc_q.pps && desc_q.op == 4'(OpConv)) ? desc_q.patterns : 8'd1;
       der_d.pt_w       = 32'(desc_q.pad_top) * 32'(desc_q.in_w);
       der_d.share      = shared;
+      der_d.lanes_in   = shared || desc_q.resident;
       der_d.slots      = slots;
       der_d.rows_used  = shared_pool ? slots : 8'(slots << desc_q.slot_shift);
     end
@@ -120,7 +122,7 @@ module sps_desc_decode
       // Shared classes and pools: the planes of a block of ActLanes channels sit side by side in the buffer's
       // ActLanes slices, so one slice holds ceil(in_c / ActLanes) planes; ActLanes times that is checked
       // against the buffer.
-      if (der_q.share) begin
+      if (der_q.lanes_in) begin
         der_d.act_end  = (48'(der_q.act_lead) + 48'(32'((desc_q.in_c + 32'(ActLanes - 1)) >> LaneShift) - 32'd1)
                           * 48'(der_q.act_stride) + 48'(der_q.in_plane)) << LaneShift;
       end
@@ -149,8 +151,9 @@ module sps_desc_decode
     dh = BeatShift'(desc_q.in_map_h - desc_q.in_h);
     dh_w_low = BeatShift'(dh * desc_q.in_w[BeatShift-1:0]) + BeatShift'(1);
     act_stride = in_plane;
-    // a band, or shared classes (one read per plane, whose DDR stride is a multiple of the beat: dh_w_low = 1)
-    if ((desc_q.in_map_h != '0 && desc_q.in_map_h != desc_q.in_h) || shared) begin
+    // a band, or the shared layout (one read per plane, whose DDR stride is a multiple of the beat: dh_w_low = 1;
+    // a resident input was kept so)
+    if ((desc_q.in_map_h != '0 && desc_q.in_map_h != desc_q.in_h) || shared || desc_q.resident) begin
       act_stride = in_plane + 32'(BeatBytes - 1) + 32'(dh_w_low);
     end
   end
@@ -168,7 +171,7 @@ module sps_desc_decode
   end
 
   // What the layer before kept in the buffer: valid from the end of a layer with keep to the end of the next one.
-  logic kept_q, kept_half_q;
+  logic kept_q, kept_half_q, kept_skew_q;
   logic [31:0] kept_off_q, kept_c_q;
   logic [15:0] kept_h_q, kept_w_q;
 
@@ -176,6 +179,7 @@ module sps_desc_decode
     if (!rst_ni) begin
       kept_q <= 1'b0;
       kept_half_q <= 1'b0;
+      kept_skew_q <= 1'b0;
       kept_off_q <= '0;
       kept_c_q <= '0;
       kept_h_q <= '0;
@@ -185,6 +189,7 @@ module sps_desc_decode
     end else if (layer_end_i) begin
       kept_q <= desc_q.keep;
       kept_half_q <= !desc_q.in_half;         // into the other half than its input's
+      kept_skew_q <= desc_q.keep_skew;
       kept_off_q <= desc_q.out_off;
       kept_c_q <= desc_q.out_c;
       kept_h_q <= desc_q.out_h;
@@ -204,7 +209,7 @@ module sps_desc_decode
 
   // Kept outputs (hw/residency.py problem(): the same rules; any of them broken is BAD_SHAPE).
   always_comb begin
-    residency_bad = desc_q.in_half && !desc_q.resident;
+    residency_bad = (desc_q.in_half && !desc_q.resident) || (desc_q.keep_skew && !desc_q.keep);
     if (desc_q.keep) begin
       residency_bad = residency_bad || !((desc_q.op == 4'(OpConv) && desc_q.share) || desc_q.op == 4'(OpAdd))
                       || desc_q.out_map_h != '0 || Cols > BeatBytes
@@ -218,10 +223,11 @@ module sps_desc_decode
     end
     if (desc_q.resident) begin
       residency_bad = residency_bad
-                      || !(desc_q.op == 4'(OpAdd) || (der_q.share && desc_q.stride_w[0]))
+                      || !(desc_q.op == 4'(OpAdd) || desc_q.op == 4'(OpConv) || der_q.share)
                       || desc_q.in_map_h != '0
                       || !(kept_q && kept_off_q == desc_q.in_off && kept_c_q == desc_q.in_c
-                           && kept_h_q == desc_q.in_h && kept_w_q == desc_q.in_w && kept_half_q == desc_q.in_half);
+                           && kept_h_q == desc_q.in_h && kept_w_q == desc_q.in_w && kept_half_q == desc_q.in_half
+                           && kept_skew_q == der_q.act_skew);
     end
   end
 
@@ -306,7 +312,7 @@ module sps_desc_decode
   if ($bits(desc_q.op) != DescOpWidth || $bits(desc_q.relu) != DescReluWidth || $bits(desc_q.pps) != DescPpsWidth
       || $bits(desc_q.share) != DescShareWidth || $bits(desc_q.slot_shift) != DescSlotShiftWidth
       || $bits(desc_q.keep) != DescKeepWidth || $bits(desc_q.resident) != DescResidentWidth
-      || $bits(desc_q.in_half) != DescInHalfWidth
+      || $bits(desc_q.in_half) != DescInHalfWidth || $bits(desc_q.keep_skew) != DescKeepSkewWidth
       || $bits(desc_q.in_off) != DescInOffsetWidth || $bits(desc_q.in_c) != DescInCWidth
       || $bits(desc_q.in_h) != DescInHWidth || $bits(desc_q.in_w) != DescInWWidth
       || $bits(desc_q.out_off) != DescOutOffsetWidth || $bits(desc_q.out_c) != DescOutCWidth

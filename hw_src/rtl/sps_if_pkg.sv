@@ -74,12 +74,15 @@ package sps_if_pkg;
   localparam int unsigned DescKeepWord = 0;  // shared CONV or ADD: also write the output into the activation buffer, in the shared layout in the half of the slices the input is not in, for the next layer (residency.py)
   localparam int unsigned DescKeepLsb = 16;
   localparam int unsigned DescKeepWidth = 1;
-  localparam int unsigned DescResidentWord = 0;  // shared CONV, shared pool or ADD: the input (ADD: input 1) is in the activation buffer, kept there by the layer before (`keep`): no input load
+  localparam int unsigned DescResidentWord = 0;  // CONV, shared pool or ADD: the input (ADD: input 1) is in the activation buffer, kept there by the layer before (`keep`): no input load
   localparam int unsigned DescResidentLsb = 17;
   localparam int unsigned DescResidentWidth = 1;
   localparam int unsigned DescInHalfWord = 0;  // with resident: the input sits in the upper half of each activation-buffer slice
   localparam int unsigned DescInHalfLsb = 18;
   localparam int unsigned DescInHalfWidth = 1;
+  localparam int unsigned DescKeepSkewWord = 0;  // with keep: the kept map in the skewed bank mapping (odd rows' byte pairs swapped), for a reader with an even horizontal stride
+  localparam int unsigned DescKeepSkewLsb = 19;
+  localparam int unsigned DescKeepSkewWidth = 1;
   localparam int unsigned DescInOffsetWord = 1;  // input feature map, int8 CHW, byte offset in the arena
   localparam int unsigned DescInOffsetLsb = 0;
   localparam int unsigned DescInOffsetWidth = 32;

@@ -347,8 +347,9 @@ async def test_shared_classes(dut):
 def kept_chain(rng):
     """Layers chained through the activation buffer (hw/residency.py), on one arena: shared CONV (keep) -> shared
     CONV (resident in half 1, keep) -> ADD of that and the first CONV's output (resident in half 0, keep) ->
-    shared global pool (resident in half 1); then an ADD loaded flat (keep) -> shared CONV (resident in half 1).
-    Planes of a multiple of C and of the beat. Returns (arena, chain)."""
+    shared global pool (resident in half 1); an ADD loaded flat (keep) -> shared CONV (resident in half 1, keep)
+    -> dense 3x3 CONV (resident in half 0); an ADD (keep, skewed) -> PPS 3x3 stride-2 CONV without shared classes
+    (resident in half 1, skewed reads). Planes of a multiple of C and of the beat. Returns (arena, chain)."""
     C = 16
     H, W = (4, 8) if HW.cols <= 8 else (8, 8)
     conv = dict(op="pps", stride=1, pad=1, patterns=8, out_c=C, in_c=C, in_h=H, in_w=W, nnz=4,
@@ -356,16 +357,23 @@ def kept_chain(rng):
     fmap = dict(in_c=C, in_h=H, in_w=W)
     parts = [lf.random_layer(rng, HW, **conv), lf.random_layer(rng, HW, **conv),
              lf.random_layer(rng, HW, op="add", **fmap), lf.random_layer(rng, HW, op="gap", **fmap),
-             lf.random_layer(rng, HW, op="add", **fmap), lf.random_layer(rng, HW, **conv)]
-    arena, (a, b, add, gap, add0, c) = lf.side_by_side([(x, [d]) for x, d in parts])
+             lf.random_layer(rng, HW, op="add", **fmap), lf.random_layer(rng, HW, **conv),
+             lf.random_layer(rng, HW, op="dense", kh=3, kw=3, stride=1, pad=1, out_c=5, **fmap),
+             lf.random_layer(rng, HW, op="add", **fmap),
+             lf.random_layer(rng, HW, op="pps", kh=3, kw=3, stride=2, pad=1, patterns=4, nnz=4, out_c=2 * HW.rows + 1,
+                             **fmap)]
+    arena, (a, b, add, gap, add0, c, dense, add1, s2) = lf.side_by_side([(x, [d]) for x, d in parts])
     r = dataclasses.replace
     a = r(a, keep=True)
     b = r(b, in_offset=a.out_offset, resident=True, in_half=True, keep=True)
     add = r(add, in_offset=b.out_offset, in2_offset=a.out_offset, resident=True, in_half=False, keep=True)
     gap = r(gap, in_offset=add.out_offset, share=True, resident=True, in_half=True)
     add0 = r(add0, keep=True)
-    c = r(c, in_offset=add0.out_offset, resident=True, in_half=True)
-    return arena, [a, b, add, gap, add0, c]
+    c = r(c, in_offset=add0.out_offset, resident=True, in_half=True, keep=True)
+    dense = r(dense, in_offset=c.out_offset, resident=True, in_half=False)
+    add1 = r(add1, keep=True, keep_skew=True)
+    s2 = r(s2, in_offset=add1.out_offset, resident=True, in_half=True)
+    return arena, [a, b, add, gap, add0, c, dense, add1, s2]
 
 
 @cocotb.test()
@@ -384,7 +392,7 @@ async def test_kept_outputs(dut):
         return
     assert all(residency.problem(p, d, HW) is None for p, d in zip([None] + chain[:-1], chain))
     out = await check_layer(tb, arena, chain, "kept chain", stats=True)
-    plain = [r(d, keep=False, resident=False, in_half=False) for d in chain]
+    plain = [r(d, keep=False, resident=False, in_half=False, keep_skew=False) for d in chain]
     ref = await check_layer(tb, arena, plain, "the chain unchained", stats=True)
     for d, st, st0 in zip(chain, out["layer_stats"], ref["layer_stats"]):
         dut._log.info(f"{d.op.name} keep={d.keep} resident={d.resident}: {st['cycles']} cycles, unchained "
@@ -396,7 +404,9 @@ async def test_kept_outputs(dut):
     tb.set_backpressure(None)
     a, b = chain[0], chain[1]
     dense = lf.random_layer(rng, HW, op="dense", in_c=4, in_h=4, in_w=8)[1]
+    add1, s2 = chain[-2:]
     for label, descs in (("resident first", [b]), ("wrong half", [a, r(b, in_half=False)]),
+                         ("kept unskewed, read skewed", [r(add1, keep_skew=False), s2]),
                          ("not kept before", [r(a, keep=False), b]), ("other map", [a, r(b, in_c=8)]),
                          ("keep on a plain CONV", [r(dense, keep=True)])):
         assert any(residency.problem(p, d, HW) for p, d in zip([None] + descs[:-1], descs)), label

@@ -15,7 +15,8 @@ The load, per `act_load` below (the RTL, the C golden model and this module comp
   (mod beat), so every request starts on a beat boundary of the buffer and no request overwrites the data of
   the channel before it.
 The buffer holds the layer when `end = roundup(lead + (in_c - 1) * chan_stride + in_h * in_w, beat)` fits.
-A CONV with shared classes (layout.py), or a shared pool, loads one request per plane as a band does; the
+A CONV with shared classes (layout.py), or a shared pool, loads one request per plane as a band does (and a
+resident layer finds its input kept in the same layout, hw/residency.py); the
 buffer is then ACT_LANES slices of act_buf_bytes / ACT_LANES bytes, channel c in slice c mod ACT_LANES at
 `lead + (c div ACT_LANES) * chan_stride`: it fits when
 `end = roundup(lead + (ceil(in_c / ACT_LANES) - 1) * chan_stride + in_h * in_w, beat)` fits one slice.
@@ -52,7 +53,7 @@ def act_load(d: Descriptor, hw: HwConfig) -> ActLoad:
     plane = d.in_h * d.in_w
     ddr_stride = d.in_chan_stride
     lead = d.in_offset % beat
-    shared = is_shared(d)
+    shared = is_shared(d) or d.resident          # a kept map is in the shared layout (hw/residency.py)
     if ddr_stride == plane and not shared:        # the whole map: one contiguous read
         beats = _ceil_div(lead + d.in_c * plane, beat)
         return ActLoad(lead, plane, 1, beats, beats * beat)

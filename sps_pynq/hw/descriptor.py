@@ -56,11 +56,14 @@ FIELDS = [
     ("pps",         0, 9, 1, "CONV: PPS mode (pattern table) instead of dense"),
     ("share",       0, 10, 1, "PPS CONV: residue classes share row groups in slots of 2^slot_shift rows (layout.py)"),
     ("slot_shift",  0, 12, 3, "PPS CONV with share: log2 of the rows of a slot (filters of one class in a group)"),
-    ("keep",        0, 16, 1, "shared CONV or ADD: also write the output into the activation buffer, in the shared "
-                              "layout in the half of the slices the input is not in, for the next layer (residency.py)"),
-    ("resident",    0, 17, 1, "shared CONV, shared pool or ADD: the input (ADD: input 1) is in the activation buffer, "
+    ("keep",        0, 16, 1, "shared CONV or ADD: also write the output into the activation buffer, in the "
+                              "shared layout in the half of the slices the input is not in, for the next layer "
+                              "(residency.py)"),
+    ("resident",    0, 17, 1, "CONV, shared pool or ADD: the input (ADD: input 1) is in the activation buffer, "
                               "kept there by the layer before (`keep`): no input load"),
     ("in_half",     0, 18, 1, "with resident: the input sits in the upper half of each activation-buffer slice"),
+    ("keep_skew",   0, 19, 1, "with keep: the kept map in the skewed bank mapping (odd rows' byte pairs swapped), "
+                              "for a reader with an even horizontal stride"),
     ("in_offset",   1, 0, 32, "input feature map, int8 CHW, byte offset in the arena"),
     ("in_c",        2, 0, 32, "input channels"),
     ("in_h",        3, 0, 16, "input height"),
@@ -121,6 +124,7 @@ class Descriptor:
     keep: bool = False        # the output also stays in the activation buffer for the next layer (layout.py)
     resident: bool = False    # the input is already in the activation buffer (the layer before kept it)
     in_half: bool = False     # with resident: the input is in the upper half of each slice
+    keep_skew: bool = False   # with keep: written in the skewed mapping (for a reader with an even stride_w)
     patterns: int = 1
     nnz: int = 1
     weight_offset: int = 0
@@ -160,6 +164,7 @@ class Descriptor:
         d = cls(op=Op(values.pop("op")), **{k: v for k, v in values.items()})
         d.relu, d.pps, d.share = bool(d.relu), bool(d.pps), bool(d.share)
         d.keep, d.resident, d.in_half = bool(d.keep), bool(d.resident), bool(d.in_half)
+        d.keep_skew = bool(d.keep_skew)
         d.pattern_masks = masks[: d.patterns] if d.pps else []
         return d
 

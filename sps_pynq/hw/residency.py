@@ -5,7 +5,9 @@ the run. When layer N+1 reads exactly what layer N wrote, N can also write its o
 as it goes (`keep`), and N+1 skips its load (`resident`): the buffer's slices are cut in two halves, the running
 layer's input in one, the kept output written into the other, and the next layer's input is that other half
 (`in_half`), so a chain of layers ping-pongs between the halves. The output still goes to DDR as well (a later
-layer, e.g. a residual ADD, may read it from there).
+layer, e.g. a residual ADD, may read it from there). A reader with an even horizontal stride reads the buffer in
+the skewed bank mapping (odd rows hold their byte pairs swapped, docs/hardware.md "Stride 2"): the layer that
+keeps for it writes the map so (`keep_skew`).
 
 The kept map is in the shared layout (layout.py, bands.act_load): channel c in slice c mod ACT_LANES at
 `half + (c div ACT_LANES) * (plane + beat) + pixel`, half = 0 or act_buf_bytes / ACT_LANES / 2: what a shared
@@ -16,11 +18,12 @@ apply the same; a violation is BAD_SHAPE):
   of buffer rows (out_h * out_w a multiple of C) at a beat-aligned out_offset, C no wider than the beat (a kept
   row is one buffer row); the kept map and the layer's own input each within half a slice (an input loaded
   into half 0; an ADD's input 1 loaded flat takes in_c * in_h * in_w bytes from buffer byte 0).
-* `resident`: a CONV with shared classes, a shared pool with an odd horizontal stride (the skewed mapping of
-  even strides is not the kept one), or an ADD (its input 1); the whole input map (in_map_h 0); the layer just
-  before kept this very map: its out_offset and shape are this layer's in_offset and input shape, and
-  `in_half` is the half it kept into (the other half than its own input's).
-* `in_half` only with `resident` (loads always land in half 0).
+* `resident`: a CONV (with shared classes or not: a plain one finds channel c in slice c mod ACT_LANES as a shared
+  one does), a shared pool, or an ADD (its input 1); the whole input map (in_map_h 0); the layer just before kept
+  this very map: its out_offset and shape are this layer's in_offset and input shape, `in_half` is the half it
+  kept into (the other half than its own input's), and it kept it skewed exactly when this layer reads skewed
+  (a CONV or pool with an even stride_w).
+* `in_half` only with `resident` (loads always land in half 0); `keep_skew` only with `keep`.
 
 Torch- and onnx-free: this module runs on the board.
 """
@@ -80,13 +83,17 @@ def keep_problem(d: Descriptor, hw: HwConfig) -> Optional[str]:
     return None
 
 
+def reads_skewed(d: Descriptor) -> bool:
+    """True when `d` reads the activation buffer in the skewed bank mapping (sps_desc_decode's act_skew: a CONV
+    or pool with an even horizontal stride)."""
+    return d.op != Op.ADD and d.stride_w % 2 == 0
+
+
 def resident_problem(d: Descriptor, hw: HwConfig) -> Optional[str]:
     """Why `d` cannot read its input from the activation buffer (None: it can, given a layer before that kept
     it: `chain_problem`)."""
-    if not (is_shared(d) or d.op == Op.ADD):
-        return "only a CONV with shared classes, a shared pool or an ADD can read a kept input"
-    if d.op != Op.ADD and d.stride_w % 2 == 0:
-        return f"needs an odd horizontal stride (stride_w {d.stride_w} maps the buffer skewed)"
+    if not (d.op in (Op.CONV, Op.ADD) or is_shared(d)):
+        return "only a CONV, a shared pool or an ADD can read a kept input"
     if d.in_map_h:
         return f"reads only a whole kept map (in_map_h {d.in_map_h}: a band)"
     return None
@@ -101,6 +108,9 @@ def chain_problem(prev: Optional[Descriptor], d: Descriptor) -> Optional[str]:
                 f"reads {d.in_c}x{d.in_h}x{d.in_w} at {d.in_offset}")
     if d.in_half == (prev.in_half and prev.resident):
         return f"in_half {int(d.in_half)} is not the half the layer before kept into"
+    if prev.keep_skew != reads_skewed(d):
+        return (f"the layer before kept the map {'skewed' if prev.keep_skew else 'unskewed'}, this one reads it "
+                f"{'skewed' if reads_skewed(d) else 'unskewed'} (stride_w {d.stride_w})")
     return None
 
 
@@ -108,6 +118,8 @@ def problem(prev: Optional[Descriptor], d: Descriptor, hw: HwConfig) -> Optional
     """Why descriptor `d`, run after `prev` (None: first), breaks the residency rules (None: it does not)."""
     if d.in_half and not d.resident:
         return "in_half without resident"
+    if d.keep_skew and not d.keep:
+        return "keep_skew without keep"
     if d.keep:
         why = keep_problem(d, hw)
         if why:

@@ -32,7 +32,8 @@
 
 typedef struct {
     uint32_t op, relu, pps, share, slot_shift;
-    uint32_t keep, resident, in_half;   /* kept maps (hw/residency.py): validation only, maps are read from DDR */
+    uint32_t keep, resident, in_half, keep_skew;   /* kept maps (hw/residency.py): validation only, maps are read
+                                                      from DDR */
     uint64_t in_off, out_off, w_off, p_off, in2_off;
     uint32_t in_c, in_h, in_w, out_c, out_h, out_w;
     uint32_t in_map_h, out_map_h;
@@ -78,6 +79,7 @@ static void decode(const uint8_t *p, layer_t *L) {
     L->keep = SPS_DESC_GET(w, KEEP);
     L->resident = SPS_DESC_GET(w, RESIDENT);
     L->in_half = SPS_DESC_GET(w, IN_HALF);
+    L->keep_skew = SPS_DESC_GET(w, KEEP_SKEW);
     L->in_off = SPS_DESC_GET(w, IN_OFFSET);
     L->in_c = SPS_DESC_GET(w, IN_C);
     L->in_h = SPS_DESC_GET(w, IN_H);
@@ -300,10 +302,9 @@ static const char *keep_problem(const layer_t *L, const sps_golden_config *cfg, 
  * `resident_problem`, then `chain_problem`), or NULL. */
 static const char *resident_problem(const layer_t *prev, const layer_t *L, char *why, size_t n) {
     const int shared = L->share && (L->op == SPS_OP_CONV || L->op == SPS_OP_MAXPOOL || L->op == SPS_OP_AVGPOOL);
-    if (!shared && L->op != SPS_OP_ADD)
-        snprintf(why, n, "resident: only a CONV with shared classes, a shared pool or an ADD can read a kept input");
-    else if (L->op != SPS_OP_ADD && L->sw % 2 == 0)
-        snprintf(why, n, "resident: needs an odd horizontal stride (stride_w %u maps the buffer skewed)", L->sw);
+    const int skewed = L->op != SPS_OP_ADD && L->sw % 2 == 0;   /* residency.reads_skewed */
+    if (!shared && L->op != SPS_OP_ADD && L->op != SPS_OP_CONV)
+        snprintf(why, n, "resident: only a CONV, a shared pool or an ADD can read a kept input");
     else if (L->in_map_h)
         snprintf(why, n, "resident: reads only a whole kept map (in_map_h %u: a band)", L->in_map_h);
     else if (!prev || !prev->keep)
@@ -315,6 +316,9 @@ static const char *resident_problem(const layer_t *prev, const layer_t *L, char 
                  L->in_w, (unsigned long long)L->in_off);
     else if (L->in_half == (prev->in_half && prev->resident))   /* prev kept into the half its input is not in */
         snprintf(why, n, "resident: in_half %u is not the half the layer before kept into", L->in_half);
+    else if ((int)prev->keep_skew != skewed)
+        snprintf(why, n, "resident: the layer before kept the map %s, this one reads it %s (stride_w %u)",
+                 prev->keep_skew ? "skewed" : "unskewed", skewed ? "skewed" : "unskewed", L->sw);
     else
         return NULL;
     return why;
@@ -327,6 +331,10 @@ static const char *residency_problem(const layer_t *prev, const layer_t *L, cons
                                      uint32_t beat, char *why, size_t n) {
     if (L->in_half && !L->resident) {
         snprintf(why, n, "in_half without resident");
+        return why;
+    }
+    if (L->keep_skew && !L->keep) {
+        snprintf(why, n, "keep_skew without keep");
         return why;
     }
     if (L->keep && keep_problem(L, cfg, beat, why, n)) return why;

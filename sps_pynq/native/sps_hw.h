@@ -44,12 +44,15 @@
 #define SPS_D_KEEP_WORD 0  /* shared CONV or ADD: also write the output into the activation buffer, in the shared layout in the half of the slices the input is not in, for the next layer (residency.py) */
 #define SPS_D_KEEP_LSB 16
 #define SPS_D_KEEP_WIDTH 1
-#define SPS_D_RESIDENT_WORD 0  /* shared CONV, shared pool or ADD: the input (ADD: input 1) is in the activation buffer, kept there by the layer before (`keep`): no input load */
+#define SPS_D_RESIDENT_WORD 0  /* CONV, shared pool or ADD: the input (ADD: input 1) is in the activation buffer, kept there by the layer before (`keep`): no input load */
 #define SPS_D_RESIDENT_LSB 17
 #define SPS_D_RESIDENT_WIDTH 1
 #define SPS_D_IN_HALF_WORD 0  /* with resident: the input sits in the upper half of each activation-buffer slice */
 #define SPS_D_IN_HALF_LSB 18
 #define SPS_D_IN_HALF_WIDTH 1
+#define SPS_D_KEEP_SKEW_WORD 0  /* with keep: the kept map in the skewed bank mapping (odd rows' byte pairs swapped), for a reader with an even horizontal stride */
+#define SPS_D_KEEP_SKEW_LSB 19
+#define SPS_D_KEEP_SKEW_WIDTH 1
 #define SPS_D_IN_OFFSET_WORD 1  /* input feature map, int8 CHW, byte offset in the arena */
 #define SPS_D_IN_OFFSET_LSB 0
 #define SPS_D_IN_OFFSET_WIDTH 32
