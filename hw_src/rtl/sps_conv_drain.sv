@@ -84,7 +84,8 @@ module sps_conv_drain
   logic [RowAw-1:0] krow, k1_q, k2_q;          // keep: the buffer row of the row issued, then per stage
   // Kept plane o: slice o mod ActLanes, the half the input is not in, (o div ActLanes) * keep_rows rows on.
   logic [WordAw-2:0] kblock;
-  assign kblock = (WordAw-1)'(32'(o_q >> LaneShift) * der_i.keep_rows);
+  // (a product within half a slice: the operands' low WordAw - 1 bits decide it)
+  assign kblock = (WordAw-1)'(o_q >> LaneShift) * (WordAw-1)'(der_i.keep_rows);
   assign krow = {o_q[LaneShift-1:0], !desc_i.in_half, kblock + tile_row_q};
 
   assign pool = (desc_i.op == 4'(OpMaxpool)) || (desc_i.op == 4'(OpAvgpool));
