@@ -25,7 +25,9 @@ def describe(program) -> dict:
     for info, d, macs in zip(program.layers, descs, needed):
         row = {"name": info.name, "op": d.op.name, "in_shape": [d.in_c, d.in_h, d.in_w],
                "out_shape": [d.out_c, d.out_h, d.out_w], "relu": d.relu, "out_scale": info.out_scale,
-               "sources": info.sources}
+               "sources": info.sources,
+               # kept outputs (hw/residency.py): the input read from the activation buffer, the output kept there
+               "input_kept": d.resident, "output_kept": d.keep}
         if d.op == Op.ADD:
             row["in2_offset"] = d.in2_offset
         if d.op in (Op.MAXPOOL, Op.AVGPOOL, Op.CONV):
@@ -94,15 +96,17 @@ def run(args) -> int:
     cal_text = (f"{cal.get('count', '?')} {'synthetic' if cal.get('synthetic') else 'user'} inputs, "
                 f"{cal.get('method', '?')}" if cal else "?")
     print(f"source {meta.get('source', '?')}, PPS {meta.get('pps', '?')}, first layer dense "
-          f"{meta.get('first_layer_dense', '?')}, fill rows {meta.get('fill_rows', False)}, calibration: {cal_text}")
+          f"{meta.get('first_layer_dense', '?')}, fill rows {meta.get('fill_rows', False)}, keep outputs "
+          f"{meta.get('keep_outputs', False)}, calibration: {cal_text}")
     rows = []
     for r in info["layers"]:
         pk = f"{r['P']}/{r['K']}" if r["op"] == "CONV" else "-"
         rows.append([r["name"], r["op"] + ("+relu" if r["relu"] else ""), _shape(r["in_shape"]),
-                     _shape(r["out_shape"]), r.get("mode", "-"), pk, r.get("dense_macs", "-"),
+                     _shape(r["out_shape"]), "kept" if r["input_kept"] else "DDR", r.get("mode", "-"), pk,
+                     r.get("dense_macs", "-"),
                      r.get("sparse_macs", "-"), r.get("weight_bytes", "-"), r.get("param_bytes", "-")])
-    print(_table(rows, ["layer", "op", "in", "out", "mode", "P/K", "dense MACs", "sparse MACs", "weight B",
-                        "param B"]))
+    print(_table(rows, ["layer", "op", "in", "out", "input", "mode", "P/K", "dense MACs", "sparse MACs",
+                        "weight B", "param B"]))
     t = info["totals"]
     print(f"total: {t['layers']} layers, {t['sparse_macs']} of {t['dense_macs']} MACs "
           f"({t['mac_reduction']}x fewer), weights {t['weight_bytes']} B, params {t['param_bytes']} B, "
