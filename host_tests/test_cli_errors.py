@@ -264,3 +264,19 @@ def test_virtual_board_negative_run_time(capsys):
     pytest.importorskip("grpc")
     assert main(["virtual-board", "--port", "0", "--run-ms", "-1"]) == 2
     one_error_line(capsys, "--run-ms -1.0: give a time of 0 or more milliseconds")
+
+
+def test_edited_descriptor_with_a_broken_kept_chain(packed, tmp_path, capsys):
+    """A layer set to read a kept input the layer before never kept: one line naming the layer and the rule."""
+    import dataclasses
+    from sps_pynq import model_file
+    from sps_pynq.hw.descriptor import DESC_BYTES
+    program = model_file.load(str(packed))
+    d = dataclasses.replace(program.descriptors()[1], resident=True)
+    at = program.prog_offset + DESC_BYTES
+    program.image = program.image[:at] + d.pack() + program.image[at + DESC_BYTES:]
+    bad = tmp_path / "chain.spsmodel"
+    model_file.save(program, str(bad))
+    assert main(["run", str(bad), "--backend", "sim"]) == 2
+    line = one_error_line(capsys, "chain.spsmodel: ")
+    assert "layer 1" in line and "resident: the layer before does not keep its output" in line, line
