@@ -1,6 +1,6 @@
 // Copyright sps-pynq contributors. Licensed under Apache-2.0.
-// ADD engine: input 1 in chunks through the activation buffer, input 2 streamed past it, C requant lanes, a packer
-// into output segments.
+// ADD engine: input 1 in chunks through the activation buffer (or already there, kept by the layer before), input 2
+// streamed past it, C requant lanes, a packer into output segments (and kept rows into the buffer).
 
 `default_nettype none
 
@@ -38,8 +38,8 @@ module sps_add
   input  wire logic [UnitBytes*8-1:0]    stream_data_i,
   input  wire logic                      stream_last_i,
 
-  // activation buffer reads: input 1's row on port 0 (one row address for every bank; port 1 unused), data the
-  // next cycle
+  // activation buffer reads: input 1's row on port 0 (one row address for every bank; port 1 reads nothing the
+  // ADD uses, and takes the kept rows when it keeps), data the next cycle
   output logic                           act_rd_o,       // the ADD drives the read addresses this cycle
   output logic [RowAw-1:0]               act_row_a_o,
   output logic [RowAw-1:0]               act_row_b_o,

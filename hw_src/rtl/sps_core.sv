@@ -208,7 +208,7 @@ module sps_core
   end
 
   // The activation buffer is read by the tile engine (both ports), or by the ADD (one row address for every
-  // bank of a port: input 1's row on port 0, input 2's on port 1).
+  // bank: input 1's row on port 0; port 1's address is don't-care, or a kept row's when the ADD keeps).
   for (genvar b = 0; b < Cols; b++) begin : gen_act_rrow
     assign act_rrow[RowAw*b +: RowAw] = add_act_rd ? add_act_row_a : pipe_act_row[RowAw*b +: RowAw];
     assign act_rrow[RowAw*(Cols+b) +: RowAw] = add_act_rd ? add_act_row_b : pipe_act_row[RowAw*(Cols+b) +: RowAw];
