@@ -37,7 +37,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 from .errors import ModelFileError
 from .hw.config import CONFIGS, FORMAT_VERSION, HwConfig
 from .hw.descriptor import ALIGN, DESC_BYTES, MAX_PATTERNS, PARAM_RECORD_BYTES, Descriptor, Op
-from .hw import layout, residency
+from .hw import bands, layout, residency
 from .hw.layout import GROUP_ALIGN
 from .program import STATS_RECORD_BYTES, LayerInfo, Program, TensorInfo
 
@@ -709,20 +709,6 @@ def num_row_groups(out_c: int, patterns: int, rows: int, slot_shift: "int | None
     return groups
 
 
-def _act_buffer_end(d: Descriptor, beat: int) -> int:
-    """Bytes of the activation buffer the input of CONV/pool `d` takes: bands.act_load's `end` in closed form
-    (golden.c's act_buffer_end; a shared CONV or pool: the bytes of the fullest of its ACT_LANES slices)."""
-    plane = d.in_h * d.in_w
-    stride = plane
-    shared = layout.is_shared(d)
-    if d.in_chan_stride != plane or shared:
-        stride = plane + beat - 1
-        stride += (d.in_chan_stride - stride) % beat
-    planes = -(-d.in_c // layout.ACT_LANES) if shared else d.in_c
-    end = d.in_offset % beat + (planes - 1) * stride + plane
-    return -(-end // beat) * beat
-
-
 def check_program(program: Program, where: str = "program") -> None:
     """ModelFileError naming the layer and field unless every descriptor of `program` is one the core runs
     (golden.c's check_layer: shapes, P/K, buffers of program.hw, kept maps chained on the layer before as
@@ -746,13 +732,14 @@ def _check_program(p: Program) -> None:
         if op not in _OPS:
             raise _Bad(w, f"op is {op}, not an operation of the core (CONV, MAXPOOL, AVGPOOL, ADD)")
         d = Descriptor.unpack(p.image[at:at + DESC_BYTES])
-        _check_descriptor(d, p.hw, w, arena, image_len)
-        # Kept maps last (golden.c checks them first: only the message of a descriptor broken twice differs):
-        # residency's own-input rule walks bands.act_load, a loop over in_c, bounded only once the activation
-        # buffer check above has passed.
+        for f in ("in_c", "in_h", "in_w", "out_c", "out_h", "out_w"):
+            if getattr(d, f) == 0:
+                raise _Bad(w, f"{f} is 0")
+        # then kept maps, as golden.c and the core check them (closed forms only: no loop over in_c)
         why = residency.problem(prev, d, p.hw)
         if why:
             raise _Bad(w, f"{why} (kept maps, hw/residency.py)")
+        _check_descriptor(d, p.hw, w, arena, image_len)
         descs.append(d)
         prev = d
     _check_no_overwrite(p, descs)
@@ -767,9 +754,6 @@ def _check_descriptor(d: Descriptor, hw: HwConfig, w: str, arena: int, image_len
         if offset + nbytes > limit:
             raise _Bad(w, f"{field}: {what} [{offset}, {offset + nbytes}) lies outside {inside} of {limit} bytes")
 
-    for f in ("in_c", "in_h", "in_w", "out_c", "out_h", "out_w"):
-        if getattr(d, f) == 0:
-            raise _Bad(w, f"{f} is 0")
     if d.op == Op.ADD:
         if (d.in_c, d.in_h, d.in_w) != (d.out_c, d.out_h, d.out_w):
             raise _Bad(w, f"out_c/out_h/out_w: ADD output {d.out_c}x{d.out_h}x{d.out_w} differs from its input "
@@ -803,15 +787,14 @@ def _check_descriptor(d: Descriptor, hw: HwConfig, w: str, arena: int, image_len
         why = layout.share_problem(d, hw)
         if why:
             raise _Bad(w, f"share: a {d.op.name} with shared classes (slot_shift {d.slot_shift}) {why}")
-        end = _act_buffer_end(d, hw.axi_data_bits // 8)
+    end = bands.act_end(d, hw)
+    if bands.in_lanes(d):                          # channel c in slice c mod 8: shared, or kept so (resident)
         if end > hw.act_buf_bytes // layout.ACT_LANES:
             raise _Bad(w, f"in_c: the input {d.in_c}x{d.in_h}x{d.in_w} takes {end} bytes of each activation-buffer "
-                          f"slice of {hw.act_buf_bytes // layout.ACT_LANES} (shared classes)")
-    else:
-        end = _act_buffer_end(d, hw.axi_data_bits // 8)
-        if end > hw.act_buf_bytes:
-            raise _Bad(w, f"in_c: the input {d.in_c}x{d.in_h}x{d.in_w} takes {end} bytes of the activation buffer "
-                          f"of {hw.act_buf_bytes}")
+                          f"slice of {hw.act_buf_bytes // layout.ACT_LANES} (channels in the buffer's slices)")
+    elif end > hw.act_buf_bytes:
+        raise _Bad(w, f"in_c: the input {d.in_c}x{d.in_h}x{d.in_w} takes {end} bytes of the activation buffer "
+                      f"of {hw.act_buf_bytes}")
     region("in_c" if d.in_offset < arena else "in_offset", f"the input ({d.in_c} planes {d.in_chan_stride} "
            f"bytes apart)", d.in_offset, (d.in_c - 1) * d.in_chan_stride + d.in_h * d.in_w, False)
     region("out_c" if d.out_offset < arena else "out_offset", f"the output ({d.out_c} planes "

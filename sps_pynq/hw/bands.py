@@ -47,24 +47,43 @@ def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
+def in_lanes(d: Descriptor) -> bool:
+    """True when the input of `d` sits in the shared layout (channel c in slice c mod ACT_LANES): a CONV with
+    shared classes or a shared pool, whose load puts it there, and a resident layer, kept so (hw/residency.py)."""
+    return is_shared(d) or d.resident
+
+
+def _buffer_stride(d: Descriptor, beat: int) -> int:
+    """Buffer bytes between the input's planes: a whole map's are contiguous; one read per plane (a band, or the
+    shared layout) needs stride >= plane + beat - 1 with stride = the DDR plane stride (mod beat)."""
+    plane = d.in_h * d.in_w
+    if d.in_chan_stride == plane and not in_lanes(d):
+        return plane
+    stride = plane + beat - 1
+    return stride + (d.in_chan_stride - stride) % beat
+
+
+def act_end(d: Descriptor, hw: HwConfig) -> int:
+    """ActLoad.end in closed form: the buffer bytes the input of `d` takes (shared layout: of the fullest slice)."""
+    beat = hw.axi_data_bits // 8
+    planes = _ceil_div(d.in_c, ACT_LANES) if in_lanes(d) else d.in_c
+    end = d.in_offset % beat + (planes - 1) * _buffer_stride(d, beat) + d.in_h * d.in_w
+    return _ceil_div(end, beat) * beat
+
+
 def act_load(d: Descriptor, hw: HwConfig) -> ActLoad:
     """How the input of CONV / MAXPOOL / AVGPOOL layer `d` lands in the activation buffer."""
     beat = hw.axi_data_bits // 8
     plane = d.in_h * d.in_w
     ddr_stride = d.in_chan_stride
     lead = d.in_offset % beat
-    shared = is_shared(d) or d.resident          # a kept map is in the shared layout (hw/residency.py)
-    if ddr_stride == plane and not shared:        # the whole map: one contiguous read
+    stride = _buffer_stride(d, beat)
+    lanes = in_lanes(d)
+    if stride == plane and not lanes:             # the whole map: one contiguous read
         beats = _ceil_div(lead + d.in_c * plane, beat)
-        return ActLoad(lead, plane, 1, beats, beats * beat)
-    stride = plane + beat - 1
-    stride += (ddr_stride - stride) % beat        # same residue mod beat as the DDR plane stride
+        return ActLoad(lead, plane, 1, beats, act_end(d, hw))
     beats = sum(_ceil_div((d.in_offset + c * ddr_stride) % beat + plane, beat) for c in range(d.in_c))
-    if shared:
-        end = _ceil_div(lead + (_ceil_div(d.in_c, ACT_LANES) - 1) * stride + plane, beat) * beat
-        return ActLoad(lead, stride, d.in_c, beats, end, ACT_LANES)
-    end = _ceil_div(lead + (d.in_c - 1) * stride + plane, beat) * beat
-    return ActLoad(lead, stride, d.in_c, beats, end)
+    return ActLoad(lead, stride, d.in_c, beats, act_end(d, hw), ACT_LANES if lanes else 1)
 
 
 def fits(d: Descriptor, hw: HwConfig) -> bool:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .bands import act_load
+from .bands import act_end
 from .config import HwConfig
 from .descriptor import Descriptor, Op
 from .layout import ACT_LANES, is_shared
@@ -77,7 +77,7 @@ def keep_problem(d: Descriptor, hw: HwConfig) -> Optional[str]:
         if d.op == Op.ADD:
             used = d.in_c * d.in_h * d.in_w
         else:
-            used = act_load(d, hw).end
+            used = act_end(d, hw)
         if used > half:
             return f"its own input takes {used} bytes of half 0, more than half a slice ({half})"
     return None

@@ -389,9 +389,11 @@ static int check_layer(ctx_t *c, const layer_t *L) {
         char why[200];
         if (share_problem(L, cfg, beat, why, sizeof why))
             return fail(c, SPS_ERR_BAD_SHAPE, "%s with shared classes (slot_shift %u) %s", name, L->slot_shift, why);
+    }
+    if (shared || L->resident) {      /* channel c in slice c mod 8 (bands.in_lanes): loaded so, or kept so */
         const uint64_t slice = cfg->act_buf_bytes / SPS_ACT_LANES, end = act_buffer_end(L, beat, 1);
         if (cfg->act_buf_bytes && end > slice)
-            return fail(c, SPS_ERR_ACT_BUF_OVERFLOW, "%s with shared classes: input %ux%ux%u (planes %llu bytes "
+            return fail(c, SPS_ERR_ACT_BUF_OVERFLOW, "%s in the buffer's slices: input %ux%ux%u (planes %llu bytes "
                         "apart) takes %llu bytes of each activation-buffer slice of %llu bytes (%d slices)", name,
                         L->in_c, L->in_h, L->in_w, (unsigned long long)L->in_cs, (unsigned long long)end,
                         (unsigned long long)slice, SPS_ACT_LANES);
