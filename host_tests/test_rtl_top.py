@@ -45,7 +45,8 @@ def test_zcu104(testcase):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("testcase", ["test_registers", "test_layers", "test_stride_2", "test_shared_classes"])
+@pytest.mark.parametrize("testcase", ["test_registers", "test_layers", "test_stride_2", "test_shared_classes",
+                                      "test_kept_outputs"])
 def test_zcu104_16x32(testcase):
     """The 512-MAC configuration: 32-byte rows over 16-byte beats at the zcu104's buffer sizes."""
     _run("zcu104_16x32", testcase, SPS_SEED="4", SPS_N_PER_KIND="1")

@@ -40,6 +40,8 @@ module sps_desc_decode
   localparam int unsigned LaneShift = $clog2(ActLanes);
   localparam int unsigned ColShift  = $clog2(Cols);
   localparam int unsigned HalfSlice = ActBufBytes / ActLanes / 2;   // hw/residency.py half_bytes
+  // a kept map's planes: rounded up to whole beats and buffer rows (bands.kept_stride)
+  localparam int unsigned KeptAlign = (Cols > BeatBytes) ? Cols : BeatBytes;
 
   sps_core_pkg::desc_t desc_q, desc_d;
   sps_core_pkg::derived_t der_q, der_d;
@@ -114,9 +116,9 @@ module sps_desc_decode
     if (derive2_i) begin
       der_d.row_step   = $signed(32'(desc_q.stride_h) * 32'(desc_q.in_w)) - $signed(32'(der_q.ow_sw));
       der_d.out_total  = desc_q.out_c * der_q.out_pixels;
-      der_d.keep_rows  = (der_q.out_pixels + 32'(BeatBytes)) >> ColShift;
+      der_d.keep_rows  = kept_stride(der_q.out_pixels) >> ColShift;
       kept_end_d       = 48'(32'((desc_q.out_c + 32'(ActLanes - 1)) >> LaneShift) - 32'd1)
-                         * 48'(der_q.out_pixels + 32'(BeatBytes)) + 48'(der_q.out_pixels);
+                         * 48'(kept_stride(der_q.out_pixels)) + 48'(der_q.out_pixels);
       der_d.act_end    = 48'(der_q.act_lead) + 48'(desc_q.in_c - 32'd1) * 48'(der_q.act_stride)
                          + 48'(der_q.in_plane);
       // Shared classes and pools: the planes of a block of ActLanes channels sit side by side in the buffer's
@@ -144,6 +146,10 @@ module sps_desc_decode
   // The activation-buffer stride of the input planes (hw/bands.py act_load): a whole map is contiguous; the
   // planes of a band are at least in_plane + beat - 1 bytes apart and keep the DDR stride's residue mod the beat,
   // ((map_h - in_h) * in_w - beat + 1) mod beat, which needs only the low bits of the two factors.
+  function automatic logic [31:0] kept_stride(logic [31:0] plane);
+    return (plane + 32'(KeptAlign - 1)) & ~32'(KeptAlign - 1);
+  endfunction
+
   logic [31:0] in_plane, act_stride;
   logic [BeatShift-1:0] dh, dh_w_low;
   always_comb begin
@@ -151,11 +157,12 @@ module sps_desc_decode
     dh = BeatShift'(desc_q.in_map_h - desc_q.in_h);
     dh_w_low = BeatShift'(dh * desc_q.in_w[BeatShift-1:0]) + BeatShift'(1);
     act_stride = in_plane;
-    // a band, or the shared layout (one read per plane, whose DDR stride is a multiple of the beat: dh_w_low = 1;
-    // a resident input was kept so)
-    if ((desc_q.in_map_h != '0 && desc_q.in_map_h != desc_q.in_h) || shared || desc_q.resident) begin
+    // a band, or the shared layout (one read per plane, whose DDR stride is a multiple of the beat: dh_w_low = 1);
+    // a resident input lies as it was kept
+    if ((desc_q.in_map_h != '0 && desc_q.in_map_h != desc_q.in_h) || shared) begin
       act_stride = in_plane + 32'(BeatBytes - 1) + 32'(dh_w_low);
     end
+    if (desc_q.resident) act_stride = kept_stride(in_plane);
   end
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
@@ -212,7 +219,7 @@ module sps_desc_decode
     residency_bad = (desc_q.in_half && !desc_q.resident) || (desc_q.keep_skew && !desc_q.keep);
     if (desc_q.keep) begin
       residency_bad = residency_bad || !((desc_q.op == 4'(OpConv) && desc_q.share) || desc_q.op == 4'(OpAdd))
-                      || desc_q.out_map_h != '0 || Cols > BeatBytes
+                      || desc_q.out_map_h != '0
                       || der_q.out_pixels[ColShift-1:0] != '0 || desc_q.out_off[BeatShift-1:0] != '0
                       || kept_end_q > 48'(HalfSlice);
       // an input loaded into half 0 stays there (an ADD's input 1 flat from byte 0)

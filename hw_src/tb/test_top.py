@@ -380,16 +380,12 @@ def kept_chain(rng):
 async def test_kept_outputs(dut):
     """Kept outputs (keep / resident / in_half): a chain bit-exact with the reference, its resident layers faster
     than the same layers loading their inputs, also under back-pressure; broken chains end with BAD_SHAPE, and a
-    new run forgets what the run before kept. On a configuration whose C exceeds the beat, keep is BAD_SHAPE."""
+    new run forgets what the run before kept (also where C is wider than the beat: kept rows of C bytes)."""
     from sps_pynq.hw import residency
     tb = await make_tb(dut)
     rng = np.random.default_rng(SEED + 1000)
     arena, chain = kept_chain(rng)
     r = dataclasses.replace
-    if HW.cols > HW.axi_data_bits // 8:
-        assert residency.problem(None, chain[0], HW) is not None
-        await expect_error(tb, arena, chain[:1], ErrorCode.BAD_SHAPE)
-        return
     assert all(residency.problem(p, d, HW) is None for p, d in zip([None] + chain[:-1], chain))
     out = await check_layer(tb, arena, chain, "kept chain", stats=True)
     plain = [r(d, keep=False, resident=False, in_half=False, keep_skew=False) for d in chain]

@@ -53,10 +53,21 @@ def in_lanes(d: Descriptor) -> bool:
     return is_shared(d) or d.resident
 
 
-def _buffer_stride(d: Descriptor, beat: int) -> int:
+def kept_stride(plane: int, hw: HwConfig) -> int:
+    """Buffer bytes between the planes of a kept map within a slice (hw/residency.py): planes of a multiple of C
+    bytes rounded up to whole AXI beats and whole buffer rows, so every kept row is one buffer row."""
+    align = max(hw.cols, hw.axi_data_bits // 8)
+    return _ceil_div(plane, align) * align
+
+
+def _buffer_stride(d: Descriptor, hw: HwConfig) -> int:
     """Buffer bytes between the input's planes: a whole map's are contiguous; one read per plane (a band, or the
-    shared layout) needs stride >= plane + beat - 1 with stride = the DDR plane stride (mod beat)."""
+    shared layout) needs stride >= plane + beat - 1 with stride = the DDR plane stride (mod beat); a resident
+    input lies as it was kept."""
+    beat = hw.axi_data_bits // 8
     plane = d.in_h * d.in_w
+    if d.resident:
+        return kept_stride(plane, hw)
     if d.in_chan_stride == plane and not in_lanes(d):
         return plane
     stride = plane + beat - 1
@@ -67,7 +78,7 @@ def act_end(d: Descriptor, hw: HwConfig) -> int:
     """ActLoad.end in closed form: the buffer bytes the input of `d` takes (shared layout: of the fullest slice)."""
     beat = hw.axi_data_bits // 8
     planes = _ceil_div(d.in_c, ACT_LANES) if in_lanes(d) else d.in_c
-    end = d.in_offset % beat + (planes - 1) * _buffer_stride(d, beat) + d.in_h * d.in_w
+    end = d.in_offset % beat + (planes - 1) * _buffer_stride(d, hw) + d.in_h * d.in_w
     return _ceil_div(end, beat) * beat
 
 
@@ -77,7 +88,7 @@ def act_load(d: Descriptor, hw: HwConfig) -> ActLoad:
     plane = d.in_h * d.in_w
     ddr_stride = d.in_chan_stride
     lead = d.in_offset % beat
-    stride = _buffer_stride(d, beat)
+    stride = _buffer_stride(d, hw)
     lanes = in_lanes(d)
     if stride == plane and not lanes:             # the whole map: one contiguous read
         beats = _ceil_div(lead + d.in_c * plane, beat)

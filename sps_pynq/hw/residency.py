@@ -10,14 +10,14 @@ the skewed bank mapping (odd rows hold their byte pairs swapped, docs/hardware.m
 keeps for it writes the map so (`keep_skew`).
 
 The kept map is in the shared layout (layout.py, bands.act_load): channel c in slice c mod ACT_LANES at
-`half + (c div ACT_LANES) * (plane + beat) + pixel`, half = 0 or act_buf_bytes / ACT_LANES / 2: what a shared
-layer's own load of the same map would have written there. Rules (the core, the golden model and the compiler
-apply the same; a violation is BAD_SHAPE):
+`half + (c div ACT_LANES) * stride + pixel`, half = 0 or act_buf_bytes / ACT_LANES / 2, stride the plane rounded up
+to whole AXI beats and buffer rows (`bands.kept_stride`), so every kept row is one buffer row. Rules (the core,
+the golden model and the compiler apply the same; a violation is BAD_SHAPE):
 
 * `keep`: a CONV with shared classes or an ADD; the whole output map (out_map_h 0); output planes a whole number
-  of buffer rows (out_h * out_w a multiple of C) at a beat-aligned out_offset, C no wider than the beat (a kept
-  row is one buffer row); the kept map and the layer's own input each within half a slice (an input loaded
-  into half 0; an ADD's input 1 loaded flat takes in_c * in_h * in_w bytes from buffer byte 0).
+  of buffer rows (out_h * out_w a multiple of C) at a beat-aligned out_offset; the kept map and the layer's own
+  input each within half a slice (an input loaded into half 0; an ADD's input 1 loaded flat takes
+  in_c * in_h * in_w bytes from buffer byte 0).
 * `resident`: a CONV (with shared classes or not: a plain one finds channel c in slice c mod ACT_LANES as a shared
   one does), a shared pool, or an ADD (its input 1); the whole input map (in_map_h 0); the layer just before kept
   this very map: its out_offset and shape are this layer's in_offset and input shape, `in_half` is the half it
@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .bands import act_end
+from .bands import act_end, kept_stride
 from .config import HwConfig
 from .descriptor import Descriptor, Op
 from .layout import ACT_LANES, is_shared
@@ -44,12 +44,6 @@ def _ceil_div(a: int, b: int) -> int:
 def half_bytes(hw: HwConfig) -> int:
     """Bytes of half an activation-buffer slice: the room of a kept map (per slice) and of a chained input."""
     return hw.act_buf_bytes // ACT_LANES // 2
-
-
-def kept_stride(plane: int, hw: HwConfig) -> int:
-    """Buffer bytes between a kept map's planes within a slice: what bands.act_load gives a shared load of a
-    whole map whose planes are a multiple of the beat (plane + beat)."""
-    return plane + hw.axi_data_bits // 8
 
 
 def kept_end(d: Descriptor, hw: HwConfig) -> int:
@@ -65,8 +59,6 @@ def keep_problem(d: Descriptor, hw: HwConfig) -> Optional[str]:
         return "only a CONV with shared classes or an ADD can keep its output"
     if d.out_map_h:
         return f"keeps only a whole output map (out_map_h {d.out_map_h}: a band)"
-    if hw.cols > beat:
-        return f"needs C <= the AXI beat ({hw.cols} > {beat} bytes)"
     if (d.out_h * d.out_w) % hw.cols or d.out_offset % beat:
         return (f"needs output planes a multiple of C={hw.cols} bytes ({d.out_h}x{d.out_w}) at an offset a multiple "
                 f"of {beat} ({d.out_offset})")

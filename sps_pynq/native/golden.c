@@ -213,15 +213,24 @@ static uint64_t group_weight_bytes(uint32_t I, uint32_t K, uint32_t R) {
     return (n + SPS_GROUP_ALIGN - 1) / SPS_GROUP_ALIGN * SPS_GROUP_ALIGN;
 }
 
-/* Bytes of the activation buffer the input of a CONV or pool occupies (sps_pynq/hw/bands.py act_load): a whole
+/* Buffer bytes between the planes of a kept map in a slice (bands.kept_stride): planes of a multiple of C bytes
+ * rounded up to whole beats and buffer rows, so every kept row is one buffer row. */
+static uint64_t kept_stride(uint64_t plane, uint32_t cols, uint32_t beat) {
+    const uint64_t align = cols > beat ? cols : beat;
+    return (plane + align - 1) / align * align;
+}
+
+/* Bytes of the activation buffer the input of a CONV or pool occupies (sps_pynq/hw/bands.py act_end): a whole
  * map is one read from the beat below in_off; a band one read per channel, planes `stride` bytes apart with
- * stride >= plane + beat - 1 and stride = in_cs (mod beat). `shared` (shared classes or pool): one read per
- * plane as a band's, channel ch in slice ch mod ACT_LANES at lead + (ch / ACT_LANES) * stride; the bytes of the
- * fullest slice. */
-static uint64_t act_buffer_end(const layer_t *L, uint32_t beat, int shared) {
+ * stride >= plane + beat - 1 and stride = in_cs (mod beat). `shared` (shared classes or pool, or a resident
+ * input): one read per plane as a band's, channel ch in slice ch mod ACT_LANES at lead + (ch / ACT_LANES) *
+ * stride; the bytes of the fullest slice. A resident input lies as it was kept (kept_stride). */
+static uint64_t act_buffer_end(const layer_t *L, uint32_t cols, uint32_t beat, int shared) {
     const uint64_t plane = (uint64_t)L->in_h * L->in_w, lead = L->in_off % beat;
     uint64_t stride = plane;
-    if (L->in_cs != plane || shared) {
+    if (L->resident) {
+        stride = kept_stride(plane, cols, beat);
+    } else if (L->in_cs != plane || shared) {
         stride = plane + beat - 1;
         stride += (L->in_cs % beat + beat - stride % beat) % beat;
     }
@@ -272,18 +281,17 @@ static const char *share_problem(const layer_t *L, const sps_golden_config *cfg,
 static const char *keep_problem(const layer_t *L, const sps_golden_config *cfg, uint32_t beat, char *why, size_t n) {
     const uint64_t half = cfg->act_buf_bytes / SPS_ACT_LANES / 2;
     const uint64_t plane = (uint64_t)L->out_h * L->out_w;
-    /* kept like a shared load of the whole output map: channel c in slice c mod 8, planes plane + beat apart */
-    const uint64_t kept_end = ((L->out_c + SPS_ACT_LANES - 1) / SPS_ACT_LANES - 1) * (plane + beat) + plane;
+    /* kept in the shared layout: channel c in slice c mod 8, planes kept_stride apart */
+    const uint64_t kept_end = ((L->out_c + SPS_ACT_LANES - 1) / SPS_ACT_LANES - 1)
+                              * kept_stride(plane, (uint32_t)cfg->cols, beat) + plane;
     /* an input that is loaded (not resident) lands in half 0 and must leave the other half to the kept map */
     const uint64_t used = L->in_half || L->resident ? 0
                         : L->op == SPS_OP_ADD ? (uint64_t)L->in_c * L->in_h * L->in_w
-                        : act_buffer_end(L, beat, 1);
+                        : act_buffer_end(L, (uint32_t)cfg->cols, beat, 1);
     if (!((L->op == SPS_OP_CONV && L->share) || L->op == SPS_OP_ADD))
         snprintf(why, n, "keep: only a CONV with shared classes or an ADD can keep its output");
     else if (L->out_map_h)
         snprintf(why, n, "keep: keeps only a whole output map (out_map_h %u: a band)", L->out_map_h);
-    else if ((uint32_t)cfg->cols > beat)
-        snprintf(why, n, "keep: needs C <= the AXI beat (%d > %u bytes)", cfg->cols, beat);
     else if (plane % (uint32_t)cfg->cols || L->out_off % beat)
         snprintf(why, n, "keep: needs output planes a multiple of C=%d bytes (%ux%u) at an offset a multiple of %u "
                  "(%llu)", cfg->cols, L->out_h, L->out_w, beat, (unsigned long long)L->out_off);
@@ -391,14 +399,15 @@ static int check_layer(ctx_t *c, const layer_t *L) {
             return fail(c, SPS_ERR_BAD_SHAPE, "%s with shared classes (slot_shift %u) %s", name, L->slot_shift, why);
     }
     if (shared || L->resident) {      /* channel c in slice c mod 8 (bands.in_lanes): loaded so, or kept so */
-        const uint64_t slice = cfg->act_buf_bytes / SPS_ACT_LANES, end = act_buffer_end(L, beat, 1);
+        const uint64_t slice = cfg->act_buf_bytes / SPS_ACT_LANES;
+        const uint64_t end = act_buffer_end(L, (uint32_t)cfg->cols, beat, 1);
         if (cfg->act_buf_bytes && end > slice)
             return fail(c, SPS_ERR_ACT_BUF_OVERFLOW, "%s in the buffer's slices: input %ux%ux%u (planes %llu bytes "
                         "apart) takes %llu bytes of each activation-buffer slice of %llu bytes (%d slices)", name,
                         L->in_c, L->in_h, L->in_w, (unsigned long long)L->in_cs, (unsigned long long)end,
                         (unsigned long long)slice, SPS_ACT_LANES);
     } else {
-        uint64_t act_end = act_buffer_end(L, beat, 0);
+        uint64_t act_end = act_buffer_end(L, (uint32_t)cfg->cols, beat, 0);
         if (cfg->act_buf_bytes && act_end > cfg->act_buf_bytes)
             return fail(c, SPS_ERR_ACT_BUF_OVERFLOW, "%s input %ux%ux%u (planes %llu bytes apart) takes %llu bytes "
                         "of the activation buffer of %u bytes", name, L->in_c, L->in_h, L->in_w,
