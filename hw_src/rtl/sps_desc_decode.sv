@@ -49,6 +49,11 @@ module sps_desc_decode
   // ------------------------------------------------------------------------------------------------
   // Decode and derive
   // ------------------------------------------------------------------------------------------------
+  // A kept plane in the buffer: rounded up to whole beats and buffer rows (bands.kept_stride).
+  function automatic logic [31:0] kept_stride(logic [31:0] plane);
+    return (plane + 32'(KeptAlign - 1)) & ~32'(KeptAlign - 1);
+  endfunction
+
   logic [47:0] kept_end_q, kept_end_d;     // keep: bytes of each slice the kept output takes (hw/residency.py)
 
   always_comb begin
@@ -146,10 +151,6 @@ module sps_desc_decode
   // The activation-buffer stride of the input planes (hw/bands.py act_load): a whole map is contiguous; the
   // planes of a band are at least in_plane + beat - 1 bytes apart and keep the DDR stride's residue mod the beat,
   // ((map_h - in_h) * in_w - beat + 1) mod beat, which needs only the low bits of the two factors.
-  function automatic logic [31:0] kept_stride(logic [31:0] plane);
-    return (plane + 32'(KeptAlign - 1)) & ~32'(KeptAlign - 1);
-  endfunction
-
   logic [31:0] in_plane, act_stride;
   logic [BeatShift-1:0] dh, dh_w_low;
   always_comb begin
