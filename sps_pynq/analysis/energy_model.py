@@ -238,8 +238,9 @@ def _common(d: Descriptor, hw: HwConfig, cycles: int, mac_cycles: int) -> Events
                 ddr_write_bytes=t["act_written"], output_bits=2 * 8 * out_bytes)      # FIFO in and out
     beat = hw.axi_data_bits // 8
     if d.op == Op.ADD:
-        # input 1 through the buffer (loaded, or already there when resident); input 2 streams past it (sps_add)
-        buffered = 8 * _ceil_div(d.in_c * d.in_h * d.in_w, beat) * beat
+        # input 1 through the buffer (loaded, or already there when resident); input 2 streams past it (sps_add):
+        # DDR reads both inputs, or input 2 alone, in whole beats of the same size
+        buffered = 8 * (t["act_read"] // (1 if d.resident else 2))
         ev.act_read_bits = buffered
         ev.act_write_bits = 0 if d.resident else buffered
     else:
