@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import List
 
-from ..hw import residency
+from ..hw import bands, residency
 from ..hw.config import HwConfig
 from ..hw.descriptor import Descriptor, Op
 
@@ -28,7 +28,7 @@ def chain_kept_outputs(descs: List[Descriptor], hw: HwConfig) -> int:
         prev, d = descs[j - 1], descs[j]
         if d.op == Op.ADD and d.in_offset != prev.out_offset and d.in2_offset == prev.out_offset:
             d = _swapped_add(d)
-        kept = dataclasses.replace(prev, keep=True, keep_skew=residency.reads_skewed(d))
+        kept = dataclasses.replace(prev, keep=True, keep_skew=bands.act_skew(d))
         reader = dataclasses.replace(d, resident=True, in_half=not (prev.resident and prev.in_half))
         if (residency.keep_problem(kept, hw) or residency.resident_problem(reader, hw)
                 or residency.chain_problem(kept, reader)):

@@ -47,6 +47,13 @@ def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
+def act_skew(d: Descriptor) -> bool:
+    """True when layer `d` uses the skewed activation-bank mapping (sps_desc_decode's act_skew): CONV and pools
+    with an even horizontal stride. Stride 1 and odd strides keep the plain one (the skew would make unaligned
+    runs of consecutive addresses collide), and so does ADD."""
+    return d.op != Op.ADD and d.stride_w % 2 == 0
+
+
 def in_lanes(d: Descriptor) -> bool:
     """True when the input of `d` sits in the shared layout (channel c in slice c mod ACT_LANES): a CONV with
     shared classes or a shared pool, whose load puts it there, and a resident layer, kept so (hw/residency.py)."""

@@ -40,7 +40,7 @@ from typing import Dict, List
 import numpy as np
 
 from . import layout
-from .bands import act_load
+from .bands import act_load, act_skew
 from .config import HwConfig
 from .descriptor import DESC_BYTES, PARAM_RECORD_BYTES, Descriptor, Op
 
@@ -91,13 +91,6 @@ def _ceil_div(a: int, b: int) -> int:
 
 
 ACT_READ_PORTS = 2        # reads per activation bank and cycle (sps_load's banks: a read/write port and a read port)
-
-
-def act_skew(d: Descriptor) -> bool:
-    """True when layer `d` uses the skewed activation-bank mapping (sps_desc_decode's act_skew): CONV and pools
-    with an even horizontal stride. Stride 1 and odd strides keep the plain one (the skew would make unaligned
-    runs of consecutive addresses collide), and so does ADD."""
-    return d.op != Op.ADD and d.stride_w % 2 == 0
 
 
 def act_bank(addr: np.ndarray, cols: int, skew: bool) -> np.ndarray:

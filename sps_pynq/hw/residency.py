@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .bands import act_end, kept_stride
+from .bands import act_end, act_skew, kept_stride
 from .config import HwConfig
 from .descriptor import Descriptor, Op
 from .layout import ACT_LANES, is_shared
@@ -75,12 +75,6 @@ def keep_problem(d: Descriptor, hw: HwConfig) -> Optional[str]:
     return None
 
 
-def reads_skewed(d: Descriptor) -> bool:
-    """True when `d` reads the activation buffer in the skewed bank mapping (sps_desc_decode's act_skew: a CONV
-    or pool with an even horizontal stride)."""
-    return d.op != Op.ADD and d.stride_w % 2 == 0
-
-
 def resident_problem(d: Descriptor, hw: HwConfig) -> Optional[str]:
     """Why `d` cannot read its input from the activation buffer (None: it can, given a layer before that kept
     it: `chain_problem`)."""
@@ -100,9 +94,9 @@ def chain_problem(prev: Optional[Descriptor], d: Descriptor) -> Optional[str]:
                 f"reads {d.in_c}x{d.in_h}x{d.in_w} at {d.in_offset}")
     if d.in_half == (prev.in_half and prev.resident):
         return f"in_half {int(d.in_half)} is not the half the layer before kept into"
-    if prev.keep_skew != reads_skewed(d):
+    if prev.keep_skew != act_skew(d):
         return (f"the layer before kept the map {'skewed' if prev.keep_skew else 'unskewed'}, this one reads it "
-                f"{'skewed' if reads_skewed(d) else 'unskewed'} (stride_w {d.stride_w})")
+                f"{'skewed' if act_skew(d) else 'unskewed'} (stride_w {d.stride_w})")
     return None
 
 

@@ -310,7 +310,7 @@ static const char *keep_problem(const layer_t *L, const sps_golden_config *cfg, 
  * `resident_problem`, then `chain_problem`), or NULL. */
 static const char *resident_problem(const layer_t *prev, const layer_t *L, char *why, size_t n) {
     const int shared = L->share && (L->op == SPS_OP_CONV || L->op == SPS_OP_MAXPOOL || L->op == SPS_OP_AVGPOOL);
-    const int skewed = L->op != SPS_OP_ADD && L->sw % 2 == 0;   /* residency.reads_skewed */
+    const int skewed = L->op != SPS_OP_ADD && L->sw % 2 == 0;   /* bands.act_skew */
     if (!shared && L->op != SPS_OP_ADD && L->op != SPS_OP_CONV)
         snprintf(why, n, "resident: only a CONV, a shared pool or an ADD can read a kept input");
     else if (L->in_map_h)
