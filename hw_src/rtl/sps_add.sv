@@ -38,11 +38,10 @@ module sps_add
   input  wire logic [UnitBytes*8-1:0]    stream_data_i,
   input  wire logic                      stream_last_i,
 
-  // activation buffer reads: input 1's row on port 0 (one row address for every bank; port 1 reads nothing the
-  // ADD uses, and takes the kept rows when it keeps), data the next cycle
+  // activation buffer reads: input 1's row on port 0 (one row address for every bank; the ADD reads nothing on
+  // port 1, which takes the kept rows when it keeps), data the next cycle
   output logic                           act_rd_o,       // the ADD drives the read addresses this cycle
-  output logic [RowAw-1:0]               act_row_a_o,
-  output logic [RowAw-1:0]               act_row_b_o,
+  output logic [RowAw-1:0]               act_row_o,
   input  wire logic [2*Cols*8-1:0]       act_rdata_i,    // port 0 in the low half, port 1 in the high half
 
   // output segments (one buffer row of results each)
@@ -122,7 +121,7 @@ module sps_add
       pl_blk_q <= '0;
     end else if (issue) begin
       pl_t_q <= pl_t_q + 32'd1;
-      if (pl_t_q + 32'd1 == der_i.out_pixels >> $clog2(Cols)) begin
+      if (pl_t_q + 32'd1 == der_i.out_pixels >> ColShift) begin
         pl_t_q <= '0;
         pl_o_q <= pl_o_q + 32'd1;
         if (pl_o_q[LaneShift-1:0] == LaneShift'(ActLanes - 1)) pl_blk_q <= pl_blk_q + (WordAw-1)'(der_i.keep_rows);
@@ -272,8 +271,7 @@ module sps_add
 
   // Buffer reads: in the cycle a row issues, input 1's row on port 0.
   assign act_rd_o = issue;
-  assign act_row_a_o = rd_row;
-  assign act_row_b_o = rd_row;
+  assign act_row_o = rd_row;
 
   // ------------------------------------------------------------------------------------------------
   // The row pipeline: latch both rows, C lanes a * M + b * M2, then round, shift, ReLU, saturate
@@ -372,10 +370,7 @@ module sps_add
   // keep: a result row enters the FIFO and, in the same cycle, the buffer
   assign keep_we_o = v_q[Stages-1] && desc_i.keep;
   assign keep_row_o = krow_q[Stages-1];
-  // keep_skew: the reader's skewed mapping, odd rows with their byte pairs swapped (as sps_load writes a load)
-  for (genvar b = 0; b < Cols; b++) begin : gen_keep_byte
-    assign keep_data_o[8*b +: 8] = y[8*((desc_i.keep_skew && keep_row_o[0]) ? b ^ 1 : b) +: 8];
-  end
+  assign keep_data_o = y;
 
   // Fields of the descriptor the ADD does not read (the sign bits of M, M2 and the top bits of S are zero).
   logic unused;

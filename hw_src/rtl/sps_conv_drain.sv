@@ -244,10 +244,7 @@ module sps_conv_drain
   // keep: the row leaves the requantizers into the segment FIFO and, in the same cycle, the buffer
   assign keep_we_o = v2_q && desc_i.keep;
   assign keep_row_o = k2_q;
-  // keep_skew: the reader's skewed mapping, odd rows with their byte pairs swapped (as sps_load writes a load)
-  for (genvar b = 0; b < Cols; b++) begin : gen_keep_byte
-    assign keep_data_o[8*b +: 8] = rq_y[8*((desc_i.keep_skew && keep_row_o[0]) ? b ^ 1 : b) +: 8];
-  end
+  assign keep_data_o = rq_y;
 
   // Fields of the descriptor a drain does not read (the sign bit of M and the top bits of S are zero); the FIFO
   // never refuses a row (credits).

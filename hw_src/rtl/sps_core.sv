@@ -113,7 +113,7 @@ module sps_core
   // ADD
   logic add_done, add_ld_valid, add_act_rd, add_stall;
   sps_core_pkg::ld_cmd_t add_ld_cmd;
-  logic [RowAw-1:0] add_act_row_a, add_act_row_b;
+  logic [RowAw-1:0] add_act_row;
   logic ld_stream_valid, ld_stream_last, add_stream_ready;
   logic [((Cols < AxiDataWidth / 8) ? Cols : AxiDataWidth / 8)*8-1:0] ld_stream_data;
   logic add_seg_valid, add_seg_ready;
@@ -208,10 +208,10 @@ module sps_core
   end
 
   // The activation buffer is read by the tile engine (both ports), or by the ADD (one row address for every
-  // bank: input 1's row on port 0; port 1's address is don't-care, or a kept row's when the ADD keeps).
+  // bank on port 0: input 1's row; port 1 keeps the tile engine's addresses, unused, or takes a kept row).
   for (genvar b = 0; b < Cols; b++) begin : gen_act_rrow
-    assign act_rrow[RowAw*b +: RowAw] = add_act_rd ? add_act_row_a : pipe_act_row[RowAw*b +: RowAw];
-    assign act_rrow[RowAw*(Cols+b) +: RowAw] = add_act_rd ? add_act_row_b : pipe_act_row[RowAw*(Cols+b) +: RowAw];
+    assign act_rrow[RowAw*b +: RowAw] = add_act_rd ? add_act_row : pipe_act_row[RowAw*b +: RowAw];
+    assign act_rrow[RowAw*(Cols+b) +: RowAw] = pipe_act_row[RowAw*(Cols+b) +: RowAw];
   end
 
   sps_load #(
@@ -237,6 +237,7 @@ module sps_core
     .act_rdata_o(act_rdata),
     .act_rword_o(act_rword),
     .keep_we_i(keep_we),
+    .keep_skew_i(desc.keep_skew),
     .keep_row_i(keep_row),
     .keep_data_i(keep_data),
     .stream_valid_o(ld_stream_valid),
@@ -362,8 +363,7 @@ module sps_core
     .stream_data_i(ld_stream_data),
     .stream_last_i(ld_stream_last),
     .act_rd_o(add_act_rd),
-    .act_row_a_o(add_act_row_a),
-    .act_row_b_o(add_act_row_b),
+    .act_row_o(add_act_row),
     .act_rdata_i(act_rdata),
     .seg_valid_o(add_seg_valid),
     .seg_ready_i(add_seg_ready),

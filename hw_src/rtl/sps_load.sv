@@ -57,6 +57,7 @@ module sps_load
   // a kept output row (hw/residency.py): C bytes into buffer row keep_row_i through port 1 (the reads of the
   // layers that keep, shared classes and ADD, use port 0 only)
   input  wire logic                      keep_we_i,
+  input  wire logic                      keep_skew_i,    // in the skewed mapping (odd rows' byte pairs swapped)
   input  wire logic [RowAw-1:0]          keep_row_i,
   input  wire logic [Cols*8-1:0]         keep_data_i,
   // DstAct with stream: the bytes the buffer would take, one write's worth a cycle (min(C, beat) bytes, part
@@ -303,7 +304,7 @@ module sps_load
   // ------------------------------------------------------------------------------------------------
   // Activation buffer (C byte-wide banks, two ports each) and weight buffer (one R-byte entry per (i, k))
   // ------------------------------------------------------------------------------------------------
-  logic act_we, wgt_we, act_swap;
+  logic act_we, wgt_we, act_swap, keep_swap;
   logic [RowAw-1:0] act_wrow;
   logic [31:0] act_part;
   logic [WrBytes*8-1:0] act_wrow_data;
@@ -320,6 +321,7 @@ module sps_load
   assign act_part = idx_q & 32'(ActParts - 1);
   assign act_wrow_data = rd_beat_data_i[WrBytes * 8 * sub_q +: WrBytes * 8];
   assign act_swap = act_skew_i && act_wrow[0];
+  assign keep_swap = keep_skew_i && keep_row_i[0];   // a kept row for a skewed reader: as a load would write it
   for (genvar b = 0; b < Cols; b++) begin : gen_act_wdata
     // byte j of the row goes to bank j, or to bank j ^ 1 in an odd row under the skew (a pair never straddles
     // two writes: WrBytes >= 2); the write holds bytes part * WrBytes .. + WrBytes - 1 of the row
@@ -344,7 +346,7 @@ module sps_load
       .rdata_a_o(word_a),
       .we_b_i(ActLanes'(keep_we_i) << keep_row_i[RowAw-1 -: LaneShift]),
       .addr_b_i(row_b[WordAw-1:0]),
-      .wdata_b_i({ActLanes{keep_data_i[8*b +: 8]}}),
+      .wdata_b_i({ActLanes{keep_data_i[8*(keep_swap ? b ^ 1 : b) +: 8]}}),
       .rdata_b_o(word_b)
     );
     // the byte of the row read: its slice, a cycle later like the data
