@@ -106,6 +106,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
         restored.check_synchronized()
         torch.save({"first": first, "final": final, "restored": snapshot(fresh, restored)},
                    os.path.join(out, f"rank{rank}.pt"))
+        dist.barrier()          # every rank done with the group before rank 0, the store's host, tears it down
     finally:
         dist.destroy_process_group()
 
@@ -130,6 +131,7 @@ def _disagree_worker(rank: int, world: int, port: int, out: str) -> None:
         except DistributedPruneError as e:
             sync = str(e)
         torch.save({"project": msg, "sync": sync}, os.path.join(out, f"rank{rank}.pt"))
+        dist.barrier()          # every rank done with the group before rank 0, the store's host, tears it down
     finally:
         dist.destroy_process_group()
 
